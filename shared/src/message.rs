@@ -1,0 +1,261 @@
+//! Messages between the supervisor and one worker.
+//!
+//! A worker speaks first: it sends [`WorkerMessage::Hello`] as soon as it is ready. From then on
+//! the exchange is strictly request/answer: the supervisor sends one [`SupervisorMessage`], the
+//! worker answers with exactly one [`WorkerMessage`]. A worker that answers out of turn, or with
+//! the wrong kind of answer, is treated as broken and killed.
+
+use serde::{Deserialize, Serialize};
+
+/// A message from the supervisor to a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SupervisorMessage {
+    /// Run a piece of JavaScript.
+    Execute(ExecuteJob),
+    /// Parse a piece of JavaScript without running it.
+    Validate(ValidateJob),
+}
+
+/// A message from a worker to the supervisor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WorkerMessage {
+    /// The first frame a worker sends: it is initialised and waiting for jobs.
+    Hello(Hello),
+    /// The answer to [`SupervisorMessage::Execute`].
+    Executed(ExecuteOutcome),
+    /// The answer to [`SupervisorMessage::Validate`].
+    Validated(ValidateOutcome),
+}
+
+/// The handshake a process sends when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version the process speaks ([`crate::version::CURRENT`]).
+    pub protocol: u32,
+    /// The process id as the process itself sees it (informational).
+    pub pid: u32,
+}
+
+impl Hello {
+    /// The greeting of a process of this build.
+    pub fn current() -> Self {
+        Hello {
+            protocol: crate::version::CURRENT,
+            pid: std::process::id(),
+        }
+    }
+}
+
+/// Which globals an execution gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Preset {
+    /// The language core only.
+    Minimal,
+    /// The language built-ins.
+    Compute,
+    /// `compute` plus binary and encoding APIs.
+    Data,
+    /// `data` plus a supervised `fetch`.
+    Agent,
+}
+
+impl Preset {
+    /// Every preset, in order of increasing capability.
+    pub const ALL: [Preset; 4] = [Preset::Minimal, Preset::Compute, Preset::Data, Preset::Agent];
+
+    /// The name used in the HTTP API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Minimal => "minimal",
+            Preset::Compute => "compute",
+            Preset::Data => "data",
+            Preset::Agent => "agent",
+        }
+    }
+
+    /// Looks a preset up by its API name.
+    pub fn from_name(name: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// Per-execution limits, decided by the supervisor's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsLimits {
+    /// Heap limit of the QuickJS runtime in bytes.
+    pub memory_bytes: u64,
+    /// Limit on the JavaScript stack in bytes.
+    pub stack_bytes: u64,
+    /// Largest serialised result in bytes.
+    pub max_result_bytes: u64,
+    /// Deepest nesting of the serialised result.
+    pub max_result_depth: u32,
+    /// Most console entries kept.
+    pub max_log_entries: u32,
+    /// Most console bytes kept (sum of message lengths).
+    pub max_log_bytes: u64,
+}
+
+impl Default for JsLimits {
+    fn default() -> Self {
+        JsLimits {
+            memory_bytes: 128 << 20,
+            stack_bytes: 1 << 20,
+            max_result_bytes: 1 << 20,
+            max_result_depth: 256,
+            max_log_entries: 1000,
+            max_log_bytes: 1 << 20,
+        }
+    }
+}
+
+/// One execution of JavaScript.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecuteJob {
+    /// The source text.
+    pub code: String,
+    /// Which globals to expose.
+    pub preset: Preset,
+    /// The request's `env` object as JSON text, exposed as `env` and `input`.
+    pub env_json: Option<String>,
+    /// The engine's own deadline in milliseconds.
+    pub timeout_ms: u64,
+    /// Resource limits.
+    pub limits: JsLimits,
+}
+
+/// The answer to an [`ExecuteJob`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecuteOutcome {
+    /// The result as JSON text, or why there is none.
+    pub result: Result<String, JobError>,
+    /// Captured console output.
+    pub logs: Vec<LogEntry>,
+    /// Whether console output was dropped because of the caps.
+    pub logs_truncated: bool,
+    /// Time spent inside the worker, in microseconds.
+    pub elapsed_us: u64,
+    /// The worker asks to be replaced (its runtime hit a limit).
+    pub recycle: bool,
+}
+
+/// A failed execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobError {
+    /// The stable error class.
+    pub kind: ErrorKind,
+    /// The JavaScript error name (`TypeError`, …) or a name for the class.
+    pub name: String,
+    /// Human-readable message.
+    pub message: String,
+    /// JavaScript stack trace, when there is one.
+    pub stack: Option<String>,
+    /// 1-based line in the user's code, when known.
+    pub line: Option<u32>,
+    /// 1-based column in the user's code, when known.
+    pub column: Option<u32>,
+}
+
+/// Stable error classes; [`ErrorKind::as_str`] gives the API's `type` string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The code ran past its timeout.
+    Timeout,
+    /// The code threw (including syntax errors).
+    Runtime,
+    /// The code attempted something the sandbox forbids.
+    Security,
+    /// The code exhausted its memory limit.
+    MemoryLimit,
+    /// The code exhausted its stack.
+    StackOverflow,
+    /// The result or its serialisation exceeded its cap.
+    OutputLimit,
+    /// The worker process died while running the code.
+    WorkerCrashed,
+    /// No worker could take the job.
+    Busy,
+    /// The service failed for reasons unrelated to the code.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The `type` string of the HTTP API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "TIMEOUT",
+            ErrorKind::Runtime => "RUNTIME",
+            ErrorKind::Security => "SECURITY",
+            ErrorKind::MemoryLimit => "MEMORY_LIMIT",
+            ErrorKind::StackOverflow => "STACK_OVERFLOW",
+            ErrorKind::OutputLimit => "OUTPUT_LIMIT",
+            ErrorKind::WorkerCrashed => "WORKER_CRASHED",
+            ErrorKind::Busy => "BUSY",
+            ErrorKind::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// Console levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogLevel {
+    /// `console.log`
+    Log,
+    /// `console.info`
+    Info,
+    /// `console.warn`
+    Warn,
+    /// `console.error`
+    Error,
+    /// `console.debug`
+    Debug,
+}
+
+impl LogLevel {
+    /// The level's name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Log => "log",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Debug => "debug",
+        }
+    }
+}
+
+/// One captured console call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The console method used.
+    pub level: LogLevel,
+    /// The formatted arguments.
+    pub message: String,
+    /// Wall-clock time of the call, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+}
+
+/// A request to parse code without running it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidateJob {
+    /// The source text.
+    pub code: String,
+}
+
+/// The answer to a [`ValidateJob`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidateOutcome {
+    /// `None` when the code parses; otherwise the syntax error.
+    pub error: Option<SyntaxError>,
+}
+
+/// A syntax error with its position in the user's code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyntaxError {
+    /// The parser's message.
+    pub message: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}

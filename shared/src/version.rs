@@ -1,0 +1,11 @@
+//! Protocol versions as a ladder of named constants.
+//!
+//! Every change to a type in [`crate::message`] or [`crate::zygote`] adds a constant here and
+//! moves [`CURRENT`]. The supervisor refuses a worker or zygote that greets it with another
+//! version (which can only happen when a binary is replaced under a running service).
+
+/// The first protocol: JavaScript execution and validation.
+pub const V1_JAVASCRIPT: u32 = 1;
+
+/// The version this build speaks.
+pub const CURRENT: u32 = V1_JAVASCRIPT;
