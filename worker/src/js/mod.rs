@@ -1,0 +1,457 @@
+//! The QuickJS host: runs one [`ExecuteJob`] or [`ValidateJob`] in a fresh runtime.
+//!
+//! Every execution gets a new `Runtime` and `Context` (nothing survives from one job to the
+//! next), with the job's memory and stack limits and an interrupt handler that ends the code at
+//! its deadline. The code runs in one of two modes:
+//!
+//! * **script**: the value of the last expression statement is the result (`1+1` gives `2`);
+//!   top-level `await` is allowed.
+//! * **function body**: when the code has a top-level `return` (QuickJS reports "return not in
+//!   a function" for it as a script), it is wrapped in an `async function` on the same line, so
+//!   line numbers are unchanged and `await` is allowed.
+//!
+//! A result that is a promise is awaited by running the job queue until it settles, the
+//! deadline passes, or nothing is left to run ("the promise never settled").
+
+pub mod console;
+pub mod presets;
+pub mod serialize;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use isolate_shared::message::{
+    ErrorKind, ExecuteJob, ExecuteOutcome, JobError, SyntaxError, ValidateJob, ValidateOutcome,
+};
+use rquickjs::context::EvalOptions;
+use rquickjs::promise::PromiseState;
+use rquickjs::{qjs, Ctx, Runtime, Value};
+
+use console::LogSink;
+use serialize::{Budget, Helpers, HelpersSlot, SerializeError};
+
+/// The file name user code is compiled under; stack traces show it.
+pub const FILENAME: &str = "input.js";
+
+/// What wraps a function body. It stays on the code's first line, so only first-line columns
+/// shift (by its length), and those are corrected when positions are reported.
+const BODY_PREFIX: &str = "(async function () {";
+const BODY_SUFFIX: &str = "\n})()";
+
+/// The QuickJS message for a `return` outside a function.
+const RETURN_OUTSIDE_FUNCTION: &str = "return not in a function";
+
+/// Runs one job to completion and reports its outcome. Never panics on user input.
+pub fn execute(job: &ExecuteJob) -> ExecuteOutcome {
+    let start = Instant::now();
+    let deadline = start + Duration::from_millis(job.timeout_ms);
+    let sink = Rc::new(RefCell::new(LogSink::new(
+        job.limits.max_log_entries,
+        job.limits.max_log_bytes,
+    )));
+    let result = run(job, deadline, &sink);
+    let recycle = matches!(&result, Err(e) if matches!(e.kind,
+        ErrorKind::MemoryLimit | ErrorKind::StackOverflow | ErrorKind::Internal | ErrorKind::Timeout));
+    let sink = Rc::try_unwrap(sink)
+        .map(RefCell::into_inner)
+        .unwrap_or_else(|rc| std::mem::take(&mut *rc.borrow_mut()));
+    ExecuteOutcome {
+        result,
+        logs: sink.entries,
+        logs_truncated: sink.truncated,
+        elapsed_us: start.elapsed().as_micros() as u64,
+        recycle,
+    }
+}
+
+fn run(job: &ExecuteJob, deadline: Instant, sink: &Rc<RefCell<LogSink>>) -> Result<String, JobError> {
+    let rt = Runtime::new().map_err(|e| internal(format!("cannot create a runtime: {e}")))?;
+    rt.set_memory_limit(usize::try_from(job.limits.memory_bytes).unwrap_or(usize::MAX));
+    rt.set_max_stack_size(usize::try_from(job.limits.stack_bytes).unwrap_or(usize::MAX));
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&timed_out);
+    rt.set_interrupt_handler(Some(Box::new(move || {
+        let late = Instant::now() >= deadline;
+        if late {
+            flag.store(true, Ordering::Relaxed);
+        }
+        late
+    })));
+    let ctx = presets::new_context(&rt, job.preset).map_err(|e| internal(e.to_string()))?;
+    let timeout_ms = job.timeout_ms;
+    let outcome = ctx.with(|ctx| -> Result<String, JobError> {
+        prepare(&ctx, sink, job.env_json.as_deref()).map_err(|e| internal(format!("cannot prepare the context: {e}")))?;
+        let body_mode = std::cell::Cell::new(false);
+        let value = evaluate(&ctx, &job.code, deadline, &timed_out, &body_mode).map_err(|f| {
+            let mut err = classify(f, &timed_out, timeout_ms);
+            if body_mode.get() && err.line == Some(1) {
+                err.column = err.column.map(|c| c.saturating_sub(BODY_PREFIX.len() as u32).max(1));
+            }
+            err
+        })?;
+        let helpers = ctx.userdata::<HelpersSlot>();
+        let empty = Helpers::default();
+        let helpers = helpers.as_ref().map(|h| &h.0).unwrap_or(&empty);
+        let budget = Budget {
+            max_bytes: job.limits.max_result_bytes,
+            max_depth: job.limits.max_result_depth,
+        };
+        serialize::to_json(&ctx, helpers, &value, budget).map_err(|e| match e {
+            SerializeError::Js(_) => {
+                let failure = Failure::Exception(ctx.catch());
+                let mut err = classify(failure, &timed_out, timeout_ms);
+                if err.kind == ErrorKind::Runtime {
+                    err.message = format!("while serialising the result: {}", err.message);
+                }
+                err
+            }
+            SerializeError::TooLarge(max) => JobError {
+                kind: ErrorKind::OutputLimit,
+                name: "OutputLimitError".into(),
+                message: format!("the result exceeds the limit of {max} bytes when serialised"),
+                stack: None,
+                line: None,
+                column: None,
+            },
+            SerializeError::TooDeep(max) => JobError {
+                kind: ErrorKind::OutputLimit,
+                name: "OutputLimitError".into(),
+                message: format!("the result is nested deeper than {max} levels"),
+                stack: None,
+                line: None,
+                column: None,
+            },
+        })
+    });
+    // Drop the context before the runtime, with no JS values left alive.
+    drop(ctx);
+    outcome.map_err(|mut err| {
+        // When the heap is exhausted QuickJS may not even manage to allocate its "out of
+        // memory" error and throws `null` instead. A thrown non-Error (no stack) with the heap
+        // at its limit is that case.
+        let used = rt.memory_usage().malloc_size.max(0) as u64;
+        if err.kind == ErrorKind::Runtime && err.stack.is_none() && used >= job.limits.memory_bytes / 10 * 9 {
+            err = memory_limit();
+        }
+        err
+    })
+}
+
+fn memory_limit() -> JobError {
+    JobError {
+        kind: ErrorKind::MemoryLimit,
+        name: "MemoryLimitError".into(),
+        message: "the code exhausted its memory limit".into(),
+        stack: None,
+        line: None,
+        column: None,
+    }
+}
+
+/// Freezes the built-ins, installs `console`, `env` and `input`, and captures the helpers the
+/// serialiser needs. Runs before any user code.
+fn prepare(ctx: &Ctx<'_>, sink: &Rc<RefCell<LogSink>>, env_json: Option<&str>) -> rquickjs::Result<()> {
+    let helpers = Helpers::capture(ctx)?;
+    let _ = ctx.store_userdata(HelpersSlot(helpers));
+    console::install(ctx, sink)?;
+    ctx.eval::<(), _>(presets::FREEZE_BUILTINS)?;
+    let globals = ctx.globals();
+    let env = ctx.json_parse(env_json.unwrap_or("{}"))?;
+    globals.set("env", env.clone())?;
+    globals.set("input", env)?;
+    Ok(())
+}
+
+/// How an evaluation failed, before classification.
+enum Failure<'js> {
+    /// The code threw this value (or was interrupted, or ran out of memory).
+    Exception(Value<'js>),
+    /// The result promise is pending and nothing is left to run.
+    NeverSettled,
+    /// The deadline passed while the job queue was being drained.
+    Deadline,
+    /// The engine failed for a reason that is not the code's.
+    Engine(String),
+}
+
+fn eval_options() -> EvalOptions {
+    let mut opts = EvalOptions::default();
+    opts.global = true;
+    opts.strict = false;
+    opts.promise = true;
+    opts.backtrace_barrier = true;
+    opts.filename = Some(FILENAME.into());
+    opts
+}
+
+/// Whether an exception thrown at compile time says the code is a function body.
+fn is_function_body<'js>(exc: &Value<'js>) -> bool {
+    exc.as_object()
+        .and_then(|o| o.get::<_, String>("message").ok())
+        .is_some_and(|m| m == RETURN_OUTSIDE_FUNCTION)
+}
+
+fn wrap_body(code: &str) -> String {
+    let mut s = String::with_capacity(code.len() + BODY_PREFIX.len() + BODY_SUFFIX.len());
+    s.push_str(BODY_PREFIX);
+    s.push_str(code);
+    s.push_str(BODY_SUFFIX);
+    s
+}
+
+fn evaluate<'js>(
+    ctx: &Ctx<'js>,
+    code: &str,
+    deadline: Instant,
+    timed_out: &AtomicBool,
+    body_mode: &std::cell::Cell<bool>,
+) -> Result<Value<'js>, Failure<'js>> {
+    let completion = match ctx.eval_with_options::<Value, _>(code, eval_options()) {
+        Ok(v) => v,
+        Err(rquickjs::Error::Exception) => {
+            let exc = ctx.catch();
+            if !is_function_body(&exc) {
+                return Err(Failure::Exception(exc));
+            }
+            body_mode.set(true);
+            match ctx.eval_with_options::<Value, _>(wrap_body(code), eval_options()) {
+                Ok(v) => v,
+                Err(rquickjs::Error::Exception) => return Err(Failure::Exception(ctx.catch())),
+                Err(e) => return Err(Failure::Engine(e.to_string())),
+            }
+        }
+        Err(e) => return Err(Failure::Engine(e.to_string())),
+    };
+    // With top-level await, evaluation yields a promise of `{value}`.
+    let completion = settle(ctx, completion, deadline, timed_out)?;
+    let value = match completion.as_object() {
+        Some(o) => o.get::<_, Value>("value").map_err(|_| Failure::Exception(ctx.catch()))?,
+        None => completion,
+    };
+    settle(ctx, value, deadline, timed_out)
+}
+
+/// Awaits `value` if it is a promise, by running the job queue.
+fn settle<'js>(
+    ctx: &Ctx<'js>,
+    value: Value<'js>,
+    deadline: Instant,
+    timed_out: &AtomicBool,
+) -> Result<Value<'js>, Failure<'js>> {
+    let Some(promise) = value.as_promise().cloned() else {
+        return Ok(value);
+    };
+    loop {
+        match promise.state() {
+            PromiseState::Resolved => {
+                return promise
+                    .result::<Value>()
+                    .unwrap_or_else(|| Ok(Value::new_undefined(ctx.clone())))
+                    .map_err(|_| Failure::Exception(ctx.catch()));
+            }
+            PromiseState::Rejected => {
+                // SAFETY: the promise is settled and alive; JS_PromiseResult returns a new
+                // reference to its reason, owned by the Value built from it.
+                let reason = unsafe {
+                    Value::from_raw(
+                        ctx.clone(),
+                        qjs::JS_PromiseResult(ctx.as_raw().as_ptr(), promise.as_raw()),
+                    )
+                };
+                return Err(Failure::Exception(reason));
+            }
+            PromiseState::Pending => {
+                if timed_out.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                    timed_out.store(true, Ordering::Relaxed);
+                    return Err(Failure::Deadline);
+                }
+                if !ctx.execute_pending_job() {
+                    return Err(Failure::NeverSettled);
+                }
+            }
+        }
+    }
+}
+
+/// Turns a failure into the error the API reports.
+fn classify<'js>(
+    failure: Failure<'js>,
+    timed_out: &AtomicBool,
+    timeout_ms: u64,
+) -> JobError {
+    let timeout = || JobError {
+        kind: ErrorKind::Timeout,
+        name: "TimeoutError".into(),
+        message: format!("execution exceeded the timeout of {timeout_ms} ms"),
+        stack: None,
+        line: None,
+        column: None,
+    };
+    if timed_out.load(Ordering::Relaxed) {
+        return timeout();
+    }
+    let exc = match failure {
+        Failure::Deadline => return timeout(),
+        Failure::Engine(message) => return internal(message),
+        Failure::NeverSettled => {
+            return JobError {
+                kind: ErrorKind::Runtime,
+                name: "Error".into(),
+                message: "the result is a promise that never settles (nothing is left to run)"
+                    .into(),
+                stack: None,
+                line: None,
+                column: None,
+            }
+        }
+        Failure::Exception(exc) => exc,
+    };
+    let (name, message, stack) = describe(&exc);
+    let (line, column) = stack.as_deref().map(position).unwrap_or((None, None));
+    let kind = if name == "InternalError" && message == "out of memory" {
+        ErrorKind::MemoryLimit
+    } else if name == "RangeError" && message.contains("call stack size exceeded") {
+        ErrorKind::StackOverflow
+    } else {
+        ErrorKind::Runtime
+    };
+    if kind == ErrorKind::MemoryLimit {
+        return memory_limit();
+    }
+    JobError {
+        kind,
+        name: if name.is_empty() { "Error".into() } else { name },
+        message,
+        stack,
+        line,
+        column,
+    }
+}
+
+/// Reads name, message and stack of a thrown value. Reading them may run user getters; a
+/// getter that throws yields empty strings rather than a second exception.
+fn describe<'js>(exc: &Value<'js>) -> (String, String, Option<String>) {
+    let ctx = exc.ctx();
+    // SAFETY: JS_IsError only inspects the class id of a live value.
+    let is_error = unsafe { qjs::JS_IsError(exc.as_raw()) };
+    if let (true, Some(obj)) = (is_error, exc.as_object()) {
+        let get = |key: &str| -> Option<String> {
+            match obj.get::<_, Value>(key) {
+                Ok(v) => v.as_string().and_then(|s| s.to_string().ok()),
+                Err(_) => {
+                    ctx.catch();
+                    None
+                }
+            }
+        };
+        let name = get("name").unwrap_or_default();
+        let message = get("message").unwrap_or_default();
+        let stack = get("stack").filter(|s| !s.is_empty());
+        return (name, message, stack);
+    }
+    let mut text = String::new();
+    let budget = Budget {
+        max_bytes: 4096,
+        max_depth: 8,
+    };
+    if serialize::inspect(ctx, exc, budget, &mut text).is_err() {
+        ctx.catch();
+        text = "a value that cannot be displayed".into();
+    }
+    (String::new(), format!("Uncaught {text}"), None)
+}
+
+/// Finds the first `input.js:LINE:COLUMN` in a stack trace.
+fn position(stack: &str) -> (Option<u32>, Option<u32>) {
+    let Some(at) = stack.find(FILENAME) else {
+        return (None, None);
+    };
+    let rest = &stack[at + FILENAME.len()..];
+    let mut nums = rest
+        .strip_prefix(':')
+        .unwrap_or("")
+        .split(|c: char| !c.is_ascii_digit())
+        .take(2)
+        .map(|n| n.parse::<u32>().ok());
+    let line = nums.next().flatten();
+    let column = nums.next().flatten();
+    (line, column)
+}
+
+fn internal(message: String) -> JobError {
+    JobError {
+        kind: ErrorKind::Internal,
+        name: "InternalError".into(),
+        message,
+        stack: None,
+        line: None,
+        column: None,
+    }
+}
+
+/// Parses `job.code` (as a script, or as a function body when it has a top-level `return`)
+/// without running it.
+pub fn validate(job: &ValidateJob) -> ValidateOutcome {
+    let error = match compile_error(&job.code) {
+        Some((message, _, _)) if message == RETURN_OUTSIDE_FUNCTION => {
+            compile_error(&wrap_body(&job.code)).map(|(message, line, column)| {
+                let column = if line == 1 {
+                    column.saturating_sub(BODY_PREFIX.len() as u32).max(1)
+                } else {
+                    column
+                };
+                SyntaxError {
+                    message,
+                    line,
+                    column,
+                }
+            })
+        }
+        Some((message, line, column)) => Some(SyntaxError {
+            message,
+            line,
+            column,
+        }),
+        None => None,
+    };
+    ValidateOutcome { error }
+}
+
+/// Compiles `code` as a global script (top-level await allowed) and returns the syntax error.
+fn compile_error(code: &str) -> Option<(String, u32, u32)> {
+    let rt = Runtime::new().ok()?;
+    rt.set_memory_limit(256 << 20);
+    let ctx = rquickjs::Context::custom::<rquickjs::context::intrinsic::Eval>(&rt).ok()?;
+    ctx.with(|ctx| {
+        let mut src = Vec::with_capacity(code.len() + 1);
+        src.extend_from_slice(code.as_bytes());
+        src.push(0);
+        let filename = c"input.js";
+        let flags = qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY | qjs::JS_EVAL_FLAG_ASYNC;
+        // SAFETY: `src` is NUL-terminated with `code.len()` bytes before the NUL, as JS_Eval
+        // requires; the returned value is owned by the Value built from it and freed on drop.
+        let compiled = unsafe {
+            let raw = qjs::JS_Eval(
+                ctx.as_raw().as_ptr(),
+                src.as_ptr().cast(),
+                code.len() as _,
+                filename.as_ptr(),
+                flags as i32,
+            );
+            Value::from_raw(ctx.clone(), raw)
+        };
+        if !compiled.is_exception() {
+            return None;
+        }
+        let exc = ctx.catch();
+        let (_, message, stack) = describe(&exc);
+        let (line, column) = stack.as_deref().map(position).unwrap_or((None, None));
+        Some((message, line.unwrap_or(1), column.unwrap_or(1)))
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! What each preset puts in a fresh context, and the prototype freeze shared by all of them.
+//!
+//! `minimal` is the language core: the base objects (Object, Function, Array, String, Number,
+//! Boolean, Symbol, BigInt, the Error family, Math, Reflect, iterators and generators) plus
+//! JSON, RegExp and Promise, which the language's own syntax (`/re/`, `async`/`await`) needs.
+//! `compute` adds Date, Map/Set/WeakMap/WeakSet, typed arrays, ArrayBuffer/DataView, Proxy and
+//! WeakRef/FinalizationRegistry. Neither has any host object but the captured `console`.
+
+use isolate_shared::message::Preset;
+use rquickjs::context::intrinsic;
+use rquickjs::{Context, Runtime};
+
+/// The intrinsics of the `minimal` preset.
+type MinimalIntrinsics = (
+    intrinsic::Eval,
+    intrinsic::RegExpCompiler,
+    intrinsic::RegExp,
+    intrinsic::Json,
+    intrinsic::Promise,
+);
+
+/// The intrinsics of the `compute` preset.
+type ComputeIntrinsics = (
+    MinimalIntrinsics,
+    intrinsic::Date,
+    intrinsic::MapSet,
+    intrinsic::TypedArrays,
+    intrinsic::Proxy,
+    intrinsic::WeakRef,
+);
+
+/// Creates a context with the intrinsics of `preset`.
+///
+/// Only `minimal` and `compute` exist in this build; the supervisor refuses the others before a
+/// job is sent, so asking for them here is a protocol error.
+pub fn new_context(rt: &Runtime, preset: Preset) -> Result<Context, PresetError> {
+    let ctx = match preset {
+        Preset::Minimal => Context::custom::<MinimalIntrinsics>(rt),
+        Preset::Compute => Context::custom::<ComputeIntrinsics>(rt),
+        Preset::Data | Preset::Agent => return Err(PresetError::Unavailable(preset)),
+    };
+    ctx.map_err(|e| PresetError::Engine(e.to_string()))
+}
+
+/// Why a context could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PresetError {
+    /// The preset is not built into this worker.
+    #[error("preset {} is not available in this build", .0.name())]
+    Unavailable(Preset),
+    /// QuickJS failed to create the context.
+    #[error("cannot create a JavaScript context: {0}")]
+    Engine(String),
+}
+
+/// Freezes every built-in prototype, constructor and namespace object reachable from the
+/// global object, including the hidden ones (`%TypedArray%`, iterator and generator prototypes,
+/// `AsyncFunction`). Runs before any user code; it must not throw in any preset, so every
+/// lookup tolerates a missing global.
+pub const FREEZE_BUILTINS: &str = r#"(() => {
+  'use strict';
+  const freeze = Object.freeze, getProto = Object.getPrototypeOf;
+  const seen = [];
+  const deepFreeze = (o) => {
+    if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.includes(o)) return;
+    seen.push(o);
+    freeze(o);
+    if (typeof o === 'function' && o.prototype) deepFreeze(o.prototype);
+    const p = getProto(o);
+    if (p) deepFreeze(p);
+  };
+  const names = ['Object', 'Function', 'Array', 'String', 'Number', 'Boolean', 'Symbol', 'BigInt',
+    'Error', 'EvalError', 'RangeError', 'ReferenceError', 'SyntaxError', 'TypeError', 'URIError',
+    'AggregateError', 'InternalError', 'SuppressedError', 'Math', 'JSON', 'Reflect', 'RegExp',
+    'Promise', 'Date', 'Map', 'Set', 'WeakMap', 'WeakSet', 'Proxy', 'WeakRef',
+    'FinalizationRegistry', 'ArrayBuffer', 'SharedArrayBuffer', 'DataView', 'Atomics',
+    'Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array', 'Int32Array',
+    'Uint32Array', 'BigInt64Array', 'BigUint64Array', 'Float16Array', 'Float32Array',
+    'Float64Array', 'Iterator', 'DisposableStack', 'AsyncDisposableStack'];
+  for (const n of names) deepFreeze(globalThis[n]);
+  const hidden = [
+    getProto(function* () {}), getProto(async function () {}), getProto(async function* () {}),
+    getProto([][Symbol.iterator]()), getProto(''[Symbol.iterator]()),
+    getProto((function* () {})()), getProto((async function* () {})()),
+  ];
+  if (typeof Map === 'function') hidden.push(getProto(new Map()[Symbol.iterator]()),
+                                             getProto(new Set()[Symbol.iterator]()));
+  if (typeof RegExp === 'function') hidden.push(getProto(/a/[Symbol.matchAll]('')));
+  for (const h of hidden) deepFreeze(h);
+})()"#;
+
+/// The names reported by `/stats` and the descriptions shown to users.
+pub fn description(preset: Preset) -> &'static str {
+    match preset {
+        Preset::Minimal => "Language core only: objects, arrays, strings, numbers, Math, JSON, RegExp, Promise",
+        Preset::Compute => "Language built-ins: minimal plus Date, Map, Set, typed arrays, Proxy, WeakRef",
+        Preset::Data => "compute plus Buffer, TextEncoder/Decoder, atob/btoa, crypto (not in this build)",
+        Preset::Agent => "data plus a supervised fetch (not in this build)",
+    }
+}

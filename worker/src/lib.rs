@@ -1,0 +1,16 @@
+//! The sandboxed side of isolate-service.
+//!
+//! * [`zygote`]: the single-threaded fork server the supervisor execs once; it initialises
+//!   the engine, then forks workers on request.
+//! * [`serve`]: a worker's life: greet, then answer jobs on its one socket until told to stop.
+//! * [`js`]: the QuickJS host that runs one job in a fresh runtime.
+//! * [`sys`]: the few raw system calls the above need.
+//!
+//! **Invariant:** nothing in this crate opens a network socket, and a worker never creates
+//! threads: the process stays single-threaded so that the zygote can fork safely and every
+//! lockdown applies to the whole process.
+
+pub mod js;
+pub mod serve;
+pub mod sys;
+pub mod zygote;
