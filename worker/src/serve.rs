@@ -1,1 +1,85 @@
-pub fn x(){}
+//! A worker's life: greet the supervisor, then answer jobs on one socket.
+//!
+//! Exit codes (seen by nobody but tests, since the zygote lets the kernel reap its children):
+//! [`EXIT_OK`] when the supervisor closed the socket or the worker asked to be recycled,
+//! [`EXIT_PROTOCOL`] on a malformed or unexpected frame, [`EXIT_SOCKET`] when the socket failed.
+
+use std::os::unix::net::UnixStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use isolate_shared::frame::{read_frame, write_frame, FrameError, MAX_FRAME_BYTES};
+use isolate_shared::message::{
+    ErrorKind, ExecuteOutcome, Hello, JobError, SupervisorMessage, ValidateOutcome, WorkerMessage,
+};
+
+use crate::js;
+
+/// Normal end.
+pub const EXIT_OK: i32 = 0;
+/// The supervisor sent something that is not a job.
+pub const EXIT_PROTOCOL: i32 = 2;
+/// The socket failed.
+pub const EXIT_SOCKET: i32 = 3;
+
+/// Serves jobs on `sock` until the supervisor closes it. Returns the exit code.
+pub fn run(mut sock: UnixStream) -> i32 {
+    if write_frame(&mut sock, &WorkerMessage::Hello(Hello::current())).is_err() {
+        return EXIT_SOCKET;
+    }
+    loop {
+        let msg = match read_frame::<_, SupervisorMessage>(&mut sock, MAX_FRAME_BYTES) {
+            Ok(msg) => msg,
+            Err(FrameError::Closed) => return EXIT_OK,
+            Err(FrameError::Io(_)) | Err(FrameError::Truncated) => return EXIT_SOCKET,
+            Err(_) => return EXIT_PROTOCOL,
+        };
+        let (answer, recycle) = answer(msg);
+        if write_frame(&mut sock, &answer).is_err() {
+            return EXIT_SOCKET;
+        }
+        if recycle {
+            return EXIT_OK;
+        }
+    }
+}
+
+/// Runs one job. A panic in the engine becomes an `INTERNAL` answer and retires the worker.
+fn answer(msg: SupervisorMessage) -> (WorkerMessage, bool) {
+    match msg {
+        SupervisorMessage::Execute(job) => {
+            let outcome = catch_unwind(AssertUnwindSafe(|| js::execute(&job))).unwrap_or_else(|_| {
+                ExecuteOutcome {
+                    result: Err(JobError {
+                        kind: ErrorKind::Internal,
+                        name: "InternalError".into(),
+                        message: "the engine failed while running this code".into(),
+                        stack: None,
+                        line: None,
+                        column: None,
+                    }),
+                    logs: Vec::new(),
+                    logs_truncated: false,
+                    elapsed_us: 0,
+                    recycle: true,
+                }
+            });
+            let recycle = outcome.recycle;
+            (WorkerMessage::Executed(outcome), recycle)
+        }
+        SupervisorMessage::Validate(job) => {
+            match catch_unwind(AssertUnwindSafe(|| js::validate(&job))) {
+                Ok(outcome) => (WorkerMessage::Validated(outcome), false),
+                Err(_) => (
+                    WorkerMessage::Validated(ValidateOutcome {
+                        error: Some(isolate_shared::message::SyntaxError {
+                            message: "the parser failed on this code".into(),
+                            line: 1,
+                            column: 1,
+                        }),
+                    }),
+                    true,
+                ),
+            }
+        }
+    }
+}

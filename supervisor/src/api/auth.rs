@@ -1,0 +1,121 @@
+//! Bearer-token authentication and the per-token rate limit.
+//!
+//! The token is compared in constant time (SHA-256 of both sides, then `subtle`'s `ct_eq`, so
+//! neither the content nor the length leaks through timing). The rate limit is a token bucket
+//! per token: `rate_limit_per_minute` requests of burst, refilled at that rate.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+
+/// Checks tokens and rate limits.
+pub struct Auth {
+    token_hash: Option<[u8; 32]>,
+    per_minute: u32,
+    buckets: Mutex<HashMap<[u8; 32], Bucket>>,
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+fn digest(s: &[u8]) -> [u8; 32] {
+    Sha256::digest(s).into()
+}
+
+impl Auth {
+    /// `token`: the required bearer token (none: open). `per_minute`: 0 disables limiting.
+    pub fn new(token: Option<&str>, per_minute: u32) -> Self {
+        Auth {
+            token_hash: token.map(|t| digest(t.as_bytes())),
+            per_minute,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether requests need a token.
+    pub fn enabled(&self) -> bool {
+        self.token_hash.is_some()
+    }
+
+    /// Checks the `Authorization` header value and charges the rate limit.
+    pub fn check(&self, authorization: Option<&[u8]>) -> Result<(), ApiError> {
+        let Some(expected) = self.token_hash else {
+            return Ok(());
+        };
+        let presented = authorization
+            .and_then(|h| {
+                let h = std::str::from_utf8(h).ok()?.trim();
+                let (scheme, token) = h.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let presented = digest(presented.as_bytes());
+        if !bool::from(presented.ct_eq(&expected)) {
+            return Err(ApiError::Forbidden);
+        }
+        self.charge(presented, Instant::now())
+    }
+
+    fn charge(&self, key: [u8; 32], now: Instant) -> Result<(), ApiError> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let capacity = f64::from(self.per_minute);
+        let rate = capacity / 60.0;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let b = buckets.entry(key).or_insert(Bucket {
+            tokens: capacity,
+            last: now,
+        });
+        b.tokens = (b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate).min(capacity);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            let retry_after = ((1.0 - b.tokens) / rate).ceil().max(1.0) as u64;
+            Err(ApiError::RateLimited { retry_after })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn tokens_are_checked() {
+        let auth = Auth::new(Some("correct-token"), 0);
+        assert!(matches!(auth.check(None), Err(ApiError::Unauthorized)));
+        assert!(matches!(auth.check(Some(b"Basic abc")), Err(ApiError::Unauthorized)));
+        assert!(matches!(auth.check(Some(b"Bearer ")), Err(ApiError::Unauthorized)));
+        assert!(matches!(auth.check(Some(b"Bearer wrong")), Err(ApiError::Forbidden)));
+        assert!(matches!(auth.check(Some(b"Bearer correct-token-x")), Err(ApiError::Forbidden)));
+        auth.check(Some(b"Bearer correct-token")).unwrap();
+        auth.check(Some(b"bearer  correct-token ")).unwrap();
+        Auth::new(None, 1).check(None).unwrap();
+    }
+
+    #[test]
+    fn the_bucket_refills_at_the_configured_rate() {
+        let auth = Auth::new(Some("t0123456"), 2);
+        let key = digest(b"t0123456");
+        let t0 = Instant::now();
+        auth.charge(key, t0).unwrap();
+        auth.charge(key, t0).unwrap();
+        match auth.charge(key, t0) {
+            Err(ApiError::RateLimited { retry_after }) => assert_eq!(retry_after, 30),
+            other => panic!("{other:?}"),
+        }
+        auth.charge(key, t0 + Duration::from_secs(31)).unwrap();
+    }
+}

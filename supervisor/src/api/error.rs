@@ -1,0 +1,124 @@
+//! Every request-level error and the one place where each becomes an HTTP answer.
+//!
+//! Execution failures (the code threw, timed out, …) are not errors here: they are answers of
+//! `/execute` with status 422, built in [`super::execute`]. This enum covers what stops a request
+//! before or around execution.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use super::ENDPOINTS;
+
+/// A request that cannot be served as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON.
+    #[error("Invalid JSON body")]
+    InvalidJson,
+    /// The body is JSON but not an object.
+    #[error("The request body must be a JSON object")]
+    NotAnObject,
+    /// A required field is absent.
+    #[error("Missing \"{0}\" field")]
+    MissingField(&'static str),
+    /// A field has the wrong type or value.
+    #[error("Invalid \"{field}\" field: {problem}")]
+    InvalidField {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// No such preset.
+    #[error("Unknown preset \"{0}\"")]
+    UnknownPreset(String),
+    /// The preset exists but is not in this build yet.
+    #[error("Preset \"{0}\" is not available in this version of isolate-service")]
+    PresetUnavailable(&'static str),
+    /// The body exceeds the configured limit.
+    #[error("Request body exceeds the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The body could not be read.
+    #[error("Cannot read the request body")]
+    BadBody,
+    /// No bearer token.
+    #[error("Missing bearer token")]
+    Unauthorized,
+    /// Wrong bearer token.
+    #[error("Invalid bearer token")]
+    Forbidden,
+    /// Over the per-token rate limit.
+    #[error("Rate limit exceeded")]
+    RateLimited {
+        /// Seconds until a request will be accepted again.
+        retry_after: u64,
+    },
+    /// No route at this path.
+    #[error("Not found")]
+    NotFound,
+    /// The path exists with another method.
+    #[error("Method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// The pool is full.
+    #[error("All workers are busy; retry shortly")]
+    Busy,
+    /// The service failed.
+    #[error("Internal error")]
+    Internal,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson
+            | ApiError::NotAnObject
+            | ApiError::MissingField(_)
+            | ApiError::InvalidField { .. }
+            | ApiError::UnknownPreset(_)
+            | ApiError::PresetUnavailable(_)
+            | ApiError::BadBody => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        let message = self.to_string();
+        let body = match self {
+            ApiError::UnknownPreset(_) | ApiError::PresetUnavailable(_) => json!({
+                "error": message,
+                "presets": super::available_presets(),
+            }),
+            ApiError::Unauthorized => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+                json!({ "error": message })
+            }
+            ApiError::RateLimited { retry_after } => {
+                res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+                json!({ "error": message, "retryAfter": retry_after })
+            }
+            ApiError::NotFound => json!({ "error": message, "endpoints": ENDPOINTS }),
+            ApiError::MethodNotAllowed(allow) => {
+                res.insert_header((header::ALLOW, *allow));
+                json!({ "error": message, "endpoints": ENDPOINTS })
+            }
+            ApiError::Busy => {
+                res.insert_header((header::RETRY_AFTER, "1"));
+                json!({
+                    "success": false,
+                    "error": { "type": "BUSY", "message": message, "name": "BusyError" },
+                })
+            }
+            _ => json!({ "error": message }),
+        };
+        res.json(body)
+    }
+}

@@ -1,0 +1,267 @@
+//! `POST /execute` and `POST /validate`.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use isolate_shared::message::{
+    ErrorKind, ExecuteJob, ExecuteOutcome, JobError, LogEntry, Preset, SupervisorMessage, ValidateJob,
+    WorkerMessage,
+};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::error::ApiError;
+use super::{request, AppState, LogFields, RequestId};
+use crate::pool::PoolError;
+
+/// Whether this build can run `preset`.
+pub fn preset_available(preset: Preset) -> bool {
+    matches!(preset, Preset::Minimal | Preset::Compute)
+}
+
+#[derive(Serialize)]
+struct LogOut<'a> {
+    level: &'a str,
+    message: &'a str,
+    time: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stats<'a> {
+    elapsed: f64,
+    timeout: u64,
+    preset: &'a str,
+    log_count: usize,
+    logs_truncated: bool,
+}
+
+#[derive(Serialize)]
+struct Meta {
+    elapsed: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Success<'a> {
+    success: bool,
+    result: &'a RawValue,
+    logs: Vec<LogOut<'a>>,
+    execution_id: &'a str,
+    stats: Stats<'a>,
+    #[serde(rename = "_meta")]
+    meta: Meta,
+}
+
+#[derive(Serialize)]
+struct ErrorOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stack: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<u32>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Failure<'a> {
+    success: bool,
+    error: ErrorOut<'a>,
+    logs: Vec<LogOut<'a>>,
+    execution_id: &'a str,
+    stats: Stats<'a>,
+    #[serde(rename = "_meta")]
+    meta: Meta,
+}
+
+fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn logs_out(logs: &[LogEntry]) -> Vec<LogOut<'_>> {
+    logs.iter()
+        .map(|l| LogOut {
+            level: l.level.as_str(),
+            message: &l.message,
+            time: l.time_ms,
+        })
+        .collect()
+}
+
+fn job_error(kind: ErrorKind, name: &str, message: String) -> JobError {
+    JobError {
+        kind,
+        name: name.into(),
+        message,
+        stack: None,
+        line: None,
+        column: None,
+    }
+}
+
+/// `POST /execute`: runs code in a worker and answers its result or its error.
+pub async fn execute(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
+    let code = request::code(&body)?;
+    let preset = request::preset(&body)?;
+    if !preset_available(preset) {
+        return Err(ApiError::PresetUnavailable(preset.name()));
+    }
+    let env_json = request::env(&body)?;
+    let limits = &state.config.limits;
+    let timeout_ms = request::timeout(&body, limits)?;
+    request::language(&body)?;
+    let id = request_id(&req);
+
+    let job = SupervisorMessage::Execute(ExecuteJob {
+        code: code.to_string(),
+        preset,
+        env_json,
+        timeout_ms,
+        limits: limits.js(),
+    });
+    let hard_deadline = Duration::from_millis(timeout_ms + limits.kill_grace_ms);
+    let (outcome, pid) = match state.pool.call(&job, hard_deadline).await {
+        Ok((WorkerMessage::Executed(outcome), pid)) => (outcome, Some(pid)),
+        Ok((other, pid)) => {
+            tracing::error!(pid, "worker answered an execution with {other:?}");
+            (failed(ErrorKind::Internal, "InternalError", "the worker answered out of turn".into()), Some(pid))
+        }
+        Err(PoolError::Busy(_) | PoolError::ShuttingDown) => {
+            state.metrics.record(Some(ErrorKind::Busy.as_str()));
+            return Err(ApiError::Busy);
+        }
+        Err(PoolError::Deadline(_)) => (
+            failed(
+                ErrorKind::Timeout,
+                "TimeoutError",
+                format!("execution exceeded the timeout of {timeout_ms} ms; the worker was stopped"),
+            ),
+            None,
+        ),
+        Err(PoolError::Crashed(pid)) => (
+            failed(
+                ErrorKind::WorkerCrashed,
+                "WorkerCrashedError",
+                "the worker process running this code died unexpectedly".into(),
+            ),
+            Some(pid),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot run an execution");
+            (failed(ErrorKind::Internal, "InternalError", "the service could not run this code".into()), None)
+        }
+    };
+
+    let elapsed = started.elapsed();
+    let stats = Stats {
+        elapsed: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+        timeout: timeout_ms,
+        preset: preset.name(),
+        log_count: outcome.logs.len(),
+        logs_truncated: outcome.logs_truncated,
+    };
+    let meta = Meta {
+        elapsed: format!("{:.2}ms", elapsed.as_secs_f64() * 1e3),
+    };
+    let logs = logs_out(&outcome.logs);
+    let mut fields = LogFields {
+        preset: Some(preset.name()),
+        error_type: None,
+        worker_pid: pid,
+    };
+    let mut response = match &outcome.result {
+        Ok(json) => {
+            let result: &RawValue = serde_json::from_str(json).map_err(|_| ApiError::Internal)?;
+            state.metrics.record(None);
+            HttpResponse::Ok().json(Success {
+                success: true,
+                result,
+                logs,
+                execution_id: &id,
+                stats,
+                meta,
+            })
+        }
+        Err(e) => {
+            fields.error_type = Some(e.kind.as_str());
+            state.metrics.record(Some(e.kind.as_str()));
+            let status = match e.kind {
+                ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            HttpResponse::build(status).json(Failure {
+                success: false,
+                error: ErrorOut {
+                    kind: e.kind.as_str(),
+                    message: &e.message,
+                    name: &e.name,
+                    stack: e.stack.as_deref(),
+                    line: e.line,
+                    column: e.column,
+                },
+                logs,
+                execution_id: &id,
+                stats,
+                meta,
+            })
+        }
+    };
+    response.extensions_mut().insert(fields);
+    Ok(response)
+}
+
+fn failed(kind: ErrorKind, name: &str, message: String) -> ExecuteOutcome {
+    ExecuteOutcome {
+        result: Err(job_error(kind, name, message)),
+        logs: Vec::new(),
+        logs_truncated: false,
+        elapsed_us: 0,
+        recycle: true,
+    }
+}
+
+/// `POST /validate`: parses code in a worker without running it.
+pub async fn validate(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
+    let code = request::code(&body)?;
+    request::language(&body)?;
+    let job = SupervisorMessage::Validate(ValidateJob { code: code.to_string() });
+    let limits = &state.config.limits;
+    let deadline = Duration::from_millis(limits.default_timeout_ms + limits.kill_grace_ms);
+    match state.pool.call(&job, deadline).await {
+        Ok((WorkerMessage::Validated(outcome), _)) => Ok(match outcome.error {
+            None => HttpResponse::Ok().json(serde_json::json!({ "valid": true })),
+            Some(e) => HttpResponse::UnprocessableEntity().json(serde_json::json!({
+                "valid": false,
+                "error": e.message,
+                "line": e.line,
+                "column": e.column,
+            })),
+        }),
+        Err(PoolError::Busy(_) | PoolError::ShuttingDown) => Err(ApiError::Busy),
+        Err(PoolError::Deadline(_)) => Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
+            "valid": false,
+            "error": "parsing took longer than the timeout",
+        }))),
+        Ok(_) | Err(_) => Err(ApiError::Internal),
+    }
+}

@@ -1,0 +1,109 @@
+//! Reading and checking request bodies: size limit, JSON, and typed fields with named errors.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest};
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use crate::config::LimitsConfig;
+use isolate_shared::message::Preset;
+
+/// A JSON object body.
+pub type Body = Map<String, Value>;
+
+/// Reads the body, refusing more than `limit` bytes (413) before buffering them.
+pub async fn read_object(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Body, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::BadBody)?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::NotAnObject),
+        Err(_) => Err(ApiError::InvalidJson),
+    }
+}
+
+/// `code`: a non-empty string (required).
+pub fn code(body: &Body) -> Result<&str, ApiError> {
+    match body.get("code") {
+        None | Some(Value::Null) => Err(ApiError::MissingField("code")),
+        Some(Value::String(s)) if s.is_empty() => Err(ApiError::MissingField("code")),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(ApiError::InvalidField {
+            field: "code",
+            problem: "must be a string".into(),
+        }),
+    }
+}
+
+/// `preset`: one of the preset names; default `compute`.
+pub fn preset(body: &Body) -> Result<Preset, ApiError> {
+    match body.get("preset") {
+        None | Some(Value::Null) => Ok(Preset::Compute),
+        Some(Value::String(s)) => Preset::from_name(s).ok_or_else(|| ApiError::UnknownPreset(s.clone())),
+        Some(_) => Err(ApiError::InvalidField {
+            field: "preset",
+            problem: "must be a string".into(),
+        }),
+    }
+}
+
+/// `env`: an object, passed on as JSON text; absent or null gives `{}` in the sandbox.
+pub fn env(body: &Body) -> Result<Option<String>, ApiError> {
+    match body.get("env") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => serde_json::to_string(v).map(Some).map_err(|_| ApiError::Internal),
+        Some(_) => Err(ApiError::InvalidField {
+            field: "env",
+            problem: "must be an object".into(),
+        }),
+    }
+}
+
+/// `timeout`: a positive number of milliseconds, capped at the configured maximum.
+pub fn timeout(body: &Body, limits: &LimitsConfig) -> Result<u64, ApiError> {
+    match body.get("timeout") {
+        None | Some(Value::Null) => Ok(limits.default_timeout_ms),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(ms) if ms.is_finite() && ms >= 1.0 => Ok((ms as u64).min(limits.max_timeout_ms)),
+            _ => Err(ApiError::InvalidField {
+                field: "timeout",
+                problem: "must be at least 1 (milliseconds)".into(),
+            }),
+        },
+        Some(_) => Err(ApiError::InvalidField {
+            field: "timeout",
+            problem: "must be a number of milliseconds".into(),
+        }),
+    }
+}
+
+/// `language`: only `javascript` in this version.
+pub fn language(body: &Body) -> Result<(), ApiError> {
+    match body.get("language") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s)) if s == "javascript" || s == "js" => Ok(()),
+        Some(Value::String(s)) => Err(ApiError::InvalidField {
+            field: "language",
+            problem: format!("\"{s}\" is not supported (supported: \"javascript\")"),
+        }),
+        Some(_) => Err(ApiError::InvalidField {
+            field: "language",
+            problem: "must be a string".into(),
+        }),
+    }
+}

@@ -1,0 +1,416 @@
+//! The service's configuration: one typed tree, loaded in layers.
+//!
+//! Defaults (written next to each field) → the TOML file given with `--config` → the
+//! `ISOLATE_*` environment variables. Unknown keys in the file are errors (a typo must not be
+//! silently ignored), unknown `ISOLATE_*` variables get a warning, and [`Config::validate`]
+//! rejects values that cannot work, naming the key. `policies/config.toml` documents every key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use isolate_shared::message::JsLimits;
+use serde::Deserialize;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid configuration file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message (names the key).
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {key} {problem}")]
+    Invalid {
+        /// The dotted key, or the environment variable.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The HTTP listener.
+    pub server: ServerConfig,
+    /// Authentication and rate limiting.
+    pub auth: AuthConfig,
+    /// Cross-origin requests.
+    pub cors: CorsConfig,
+    /// The worker pool.
+    pub workers: WorkersConfig,
+    /// Per-execution limits.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to bind (`ISOLATE_HOST`). Default `127.0.0.1`: only this machine can connect.
+    pub host: String,
+    /// Port to bind (`ISOLATE_PORT`). Default 5900; 0 picks a free port (printed at start).
+    pub port: u16,
+    /// Largest request body in bytes; larger ones get 413. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// HTTP threads. Default: the number of CPUs (at most 4).
+    pub http_threads: Option<usize>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 5900,
+            max_body_bytes: 1 << 20,
+            http_threads: None,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bearer token every route but `/health` requires (`ISOLATE_AUTH_TOKEN`). Empty: no auth.
+    pub token: Option<String>,
+    /// Requests per minute per token (burst of the same size); 0 disables. Default 60.
+    /// Applies only when a token is set.
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token: None,
+            rate_limit_per_minute: 60,
+        }
+    }
+}
+
+/// `[cors]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to call the API from a browser. Empty (default): no CORS headers at all.
+    /// `"*"` allows any origin and must be chosen explicitly.
+    pub origins: Vec<String>,
+}
+
+/// `[workers]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersConfig {
+    /// Idle workers kept ready. Default 4.
+    pub prewarm: usize,
+    /// Executions running at once. Default 50.
+    pub max_concurrent: usize,
+    /// Requests allowed to wait for a slot; more get 503 `BUSY`. Default 100.
+    pub queue_size: usize,
+    /// Longest wait for a slot, in ms, before 503 `BUSY`. Default 10000.
+    pub queue_timeout_ms: u64,
+    /// Executions a worker process serves before it is replaced. Default 1000; 1 gives every
+    /// execution a fresh process. Workers are always replaced after a timeout, memory-limit
+    /// hit, crash or protocol error.
+    pub recycle_after: u32,
+    /// Longest wait for the zygote to fork a worker and for the worker to greet, in ms.
+    /// Default 10000.
+    pub spawn_timeout_ms: u64,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig {
+            prewarm: 4,
+            max_concurrent: 50,
+            queue_size: 100,
+            queue_timeout_ms: 10_000,
+            recycle_after: 1000,
+            spawn_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Timeout when a request gives none, in ms. Default 5000.
+    pub default_timeout_ms: u64,
+    /// Largest timeout a request may ask for, in ms; larger ones are capped. Default 30000.
+    pub max_timeout_ms: u64,
+    /// How long past its timeout a worker may keep running before the supervisor kills it,
+    /// in ms. Default 250.
+    pub kill_grace_ms: u64,
+    /// QuickJS heap per execution, in bytes. Default 128 MiB.
+    pub memory_bytes: u64,
+    /// JavaScript stack per execution, in bytes. Default 1 MiB.
+    pub stack_bytes: u64,
+    /// Largest serialised result, in bytes; more is `OUTPUT_LIMIT`. Default 1 MiB.
+    pub max_result_bytes: u64,
+    /// Deepest nesting of a result; more is `OUTPUT_LIMIT`. Default 256.
+    pub max_result_depth: u32,
+    /// Most console entries kept per execution. Default 1000.
+    pub max_log_entries: u32,
+    /// Most console bytes kept per execution. Default 1 MiB.
+    pub max_log_bytes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let js = JsLimits::default();
+        LimitsConfig {
+            default_timeout_ms: 5000,
+            max_timeout_ms: 30_000,
+            kill_grace_ms: 250,
+            memory_bytes: js.memory_bytes,
+            stack_bytes: js.stack_bytes,
+            max_result_bytes: js.max_result_bytes,
+            max_result_depth: js.max_result_depth,
+            max_log_entries: js.max_log_entries,
+            max_log_bytes: js.max_log_bytes,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The limits sent with every job.
+    pub fn js(&self) -> JsLimits {
+        JsLimits {
+            memory_bytes: self.memory_bytes,
+            stack_bytes: self.stack_bytes,
+            max_result_bytes: self.max_result_bytes,
+            max_result_depth: self.max_result_depth,
+            max_log_entries: self.max_log_entries,
+            max_log_bytes: self.max_log_bytes,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter (`ISOLATE_LOG_LEVEL`).
+    /// Default `info`.
+    pub level: String,
+    /// `text` (default) or `json` (one JSON object per line).
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// Environment variables the service reads; any other `ISOLATE_*` variable gets a warning.
+pub const ENV_VARS: [&str; 5] = [
+    "ISOLATE_PORT",
+    "ISOLATE_HOST",
+    "ISOLATE_AUTH_TOKEN",
+    "ISOLATE_LOG_LEVEL",
+    "ISOLATE_CONFIG",
+];
+
+impl Config {
+    /// Loads the file (if any), applies `env` on top and validates. Returns the configuration
+    /// and warnings to log once logging is up.
+    pub fn load(
+        path: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message,
+                })?
+            }
+            None => Config::default(),
+        };
+        let warnings = config.apply_env(env)?;
+        config.validate()?;
+        Ok((config, warnings))
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().to_string())
+    }
+
+    /// Applies the `ISOLATE_*` variables. Returns warnings for unknown ones.
+    pub fn apply_env(&mut self, env: &BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
+        let mut warnings = Vec::new();
+        for (key, value) in env {
+            match key.as_str() {
+                "ISOLATE_PORT" => {
+                    self.server.port = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| invalid("ISOLATE_PORT", format!("must be a port number (0-65535), got {value:?}")))?;
+                }
+                "ISOLATE_HOST" => self.server.host = value.trim().to_string(),
+                "ISOLATE_AUTH_TOKEN" => {
+                    self.auth.token = Some(value.clone()).filter(|t| !t.is_empty());
+                }
+                "ISOLATE_LOG_LEVEL" => self.log.level = value.trim().to_string(),
+                "ISOLATE_CONFIG" => {}
+                other if other.starts_with("ISOLATE_") => {
+                    warnings.push(format!(
+                        "ignoring unknown environment variable {other} (known: {})",
+                        ENV_VARS.join(", ")
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// Rejects values that cannot work, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.host.parse::<std::net::IpAddr>().is_err() && self.server.host != "localhost" {
+            return Err(invalid("server.host", format!("must be an IP address, got {:?}", self.server.host)));
+        }
+        if self.server.max_body_bytes < 64 {
+            return Err(invalid("server.max_body_bytes", "must be at least 64"));
+        }
+        if self.server.http_threads == Some(0) {
+            return Err(invalid("server.http_threads", "must be at least 1"));
+        }
+        if self.auth.token.as_ref().is_some_and(|t| t.len() < 8) {
+            return Err(invalid("auth.token", "must be at least 8 characters"));
+        }
+        let w = &self.workers;
+        if w.max_concurrent == 0 {
+            return Err(invalid("workers.max_concurrent", "must be at least 1"));
+        }
+        if w.prewarm > w.max_concurrent {
+            return Err(invalid("workers.prewarm", "must not exceed workers.max_concurrent"));
+        }
+        if w.recycle_after == 0 {
+            return Err(invalid("workers.recycle_after", "must be at least 1"));
+        }
+        if w.spawn_timeout_ms == 0 {
+            return Err(invalid("workers.spawn_timeout_ms", "must be at least 1"));
+        }
+        let l = &self.limits;
+        if l.default_timeout_ms == 0 {
+            return Err(invalid("limits.default_timeout_ms", "must be at least 1"));
+        }
+        if l.max_timeout_ms < l.default_timeout_ms {
+            return Err(invalid("limits.max_timeout_ms", "must be at least limits.default_timeout_ms"));
+        }
+        if l.memory_bytes < (4 << 20) {
+            return Err(invalid("limits.memory_bytes", "must be at least 4 MiB (4194304)"));
+        }
+        if !(64 << 10..=256 << 20).contains(&l.stack_bytes) {
+            return Err(invalid("limits.stack_bytes", "must be between 64 KiB and 256 MiB"));
+        }
+        if l.max_result_bytes == 0 || l.max_result_bytes > (32 << 20) {
+            return Err(invalid("limits.max_result_bytes", "must be between 1 and 32 MiB"));
+        }
+        if l.max_log_bytes > (16 << 20) {
+            return Err(invalid("limits.max_log_bytes", "must be at most 16 MiB"));
+        }
+        if l.max_result_depth == 0 || l.max_result_depth > 10_000 {
+            return Err(invalid("limits.max_result_depth", "must be between 1 and 10000"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be \"text\" or \"json\""));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid("log.level", format!("is not a valid level or filter: {:?}", self.log.level)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_safe_and_valid() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!((c.server.host.as_str(), c.server.port), ("127.0.0.1", 5900));
+        assert!(c.auth.token.is_none() && c.cors.origins.is_empty());
+        assert_eq!(c.workers.max_concurrent, 50);
+        assert_eq!(c.limits.memory_bytes, 128 << 20);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut c = Config::from_toml("[server]\nport = 7000\nhost = \"0.0.0.0\"").unwrap();
+        let warnings = c
+            .apply_env(&env(&[("ISOLATE_PORT", "8000"), ("ISOLATE_AUTH_TOKEN", "secret-token"), ("ISOLATE_TYPO", "1"), ("PATH", "/bin")]))
+            .unwrap();
+        assert_eq!(c.server.port, 8000);
+        assert_eq!(c.server.host, "0.0.0.0");
+        assert_eq!(c.auth.token.as_deref(), Some("secret-token"));
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("ISOLATE_TYPO"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Config::from_toml("[workers]\nprewarm = 3\nmax_concurent = 4").unwrap_err();
+        assert!(err.contains("max_concurent"), "{err}");
+        let err = Config::from_toml("[limits]\nmemory_bytes = \"lots\"").unwrap_err();
+        assert!(err.contains("memory_bytes"), "{err}");
+        let mut c = Config::default();
+        c.workers.max_concurrent = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("workers.max_concurrent"));
+        let mut c = Config::default();
+        let err = c.apply_env(&env(&[("ISOLATE_PORT", "http")])).unwrap_err();
+        assert!(err.to_string().contains("ISOLATE_PORT"));
+        c.log.level = "loud".into();
+        assert!(c.validate().unwrap_err().to_string().contains("log.level"));
+    }
+
+    #[test]
+    fn the_shipped_config_file_parses_and_matches_the_defaults() {
+        let text = include_str!("../../policies/config.toml");
+        let c = Config::from_toml(text).unwrap();
+        c.validate().unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{:?}", c.workers), format!("{:?}", d.workers));
+        assert_eq!(format!("{:?}", c.limits), format!("{:?}", d.limits));
+        assert_eq!(format!("{:?}", c.server), format!("{:?}", d.server));
+    }
+}

@@ -1,0 +1,93 @@
+//! isolate-service's supervisor: the HTTP service that owns the worker pool.
+//!
+//! * [`config`]: the typed configuration and its layers (defaults, TOML, environment).
+//! * [`pool`]: the zygote manager and the pool of sandboxed workers.
+//! * [`api`]: routes, middleware and the mapping of errors to HTTP answers.
+//!
+//! **Invariant:** the supervisor never runs or parses user code; every piece of it goes to a
+//! worker process.
+
+pub mod api;
+pub mod config;
+pub mod pool;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::middleware::{from_fn, Condition};
+use actix_web::{web, App, HttpServer};
+
+use api::{auth::Auth, AppState};
+use config::Config;
+use pool::{Pool, PoolError};
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The worker pool could not start.
+    #[error("cannot start the worker pool: {0}")]
+    Pool(#[from] PoolError),
+    /// The listener could not be bound or the server failed.
+    #[error("cannot serve on {addr}: {source}")]
+    Listen {
+        /// host:port
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Starts the pool and serves HTTP until SIGINT/SIGTERM, then stops every worker.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let pool = Pool::start(config.workers.clone())?;
+    let state = web::Data::new(AppState {
+        config: Arc::clone(&config),
+        pool: Arc::clone(&pool),
+        auth: Auth::new(config.auth.token.as_deref(), config.auth.rate_limit_per_minute),
+        started: Instant::now(),
+        metrics: Default::default(),
+    });
+    if !state.auth.enabled() {
+        tracing::warn!("no auth token is set: any client that can reach the port can run code");
+    }
+    let origins = config.cors.origins.clone();
+    let addr = format!("{}:{}", config.server.host, config.server.port);
+    let threads = config
+        .server
+        .http_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(4)));
+    let server = HttpServer::new(move || {
+        let cors = build_cors(&origins);
+        App::new()
+            .app_data(state.clone())
+            .configure(api::configure)
+            .wrap(from_fn(api::authenticate))
+            .wrap(from_fn(api::log_request))
+            .wrap(Condition::new(!origins.is_empty(), cors))
+    })
+    .workers(threads)
+    .shutdown_timeout(5)
+    .bind((config.server.host.as_str(), config.server.port))
+    .map_err(|source| ServeError::Listen { addr: addr.clone(), source })?;
+    for a in server.addrs() {
+        // Tests and scripts read this line to learn the port when `port = 0`.
+        println!("isolate-service listening on http://{a}");
+        tracing::info!(address = %a, "listening");
+    }
+    let result = server.run().await.map_err(|source| ServeError::Listen { addr, source });
+    tracing::info!("shutting down: stopping the zygote and every worker");
+    pool.shutdown();
+    result
+}
+
+fn build_cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([actix_web::http::header::AUTHORIZATION, actix_web::http::header::CONTENT_TYPE])
+        .max_age(600);
+    for o in origins {
+        cors = if o == "*" { cors.allow_any_origin() } else { cors.allowed_origin(o) };
+    }
+    cors
+}

@@ -1,0 +1,93 @@
+//! The `isolate-service` binary: parses the command line, loads the configuration, sets up
+//! logging and serves. With the hidden first argument `__zygote` it becomes the zygote instead.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use isolate_service::config::Config;
+use isolate_service::pool::zygote::ZYGOTE_ARG;
+
+const USAGE: &str = "\
+isolate-service: run untrusted JavaScript in sandboxed worker processes over HTTP
+
+Usage: isolate-service [--config PATH] [--check-config]
+
+Options:
+  --config PATH     TOML configuration file (also ISOLATE_CONFIG)
+  --check-config    load and validate the configuration, then exit
+  --version         print the version
+  --help            print this help
+
+Environment (overrides the file): ISOLATE_PORT, ISOLATE_HOST, ISOLATE_AUTH_TOKEN, ISOLATE_LOG_LEVEL";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(ZYGOTE_ARG) {
+        std::process::exit(isolate_worker::zygote::main());
+    }
+    let mut config_path: Option<PathBuf> = std::env::var_os("ISOLATE_CONFIG").map(PathBuf::from);
+    let mut check_only = false;
+    let mut it = args.iter().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "--version" | "-V" => {
+                println!("isolate-service {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            "--check-config" => check_only = true,
+            "--config" => match it.next() {
+                Some(p) => config_path = Some(PathBuf::from(p)),
+                None => return usage_error("--config needs a path"),
+            },
+            other => match other.strip_prefix("--config=") {
+                Some(p) => config_path = Some(PathBuf::from(p)),
+                None => return usage_error(&format!("unknown argument {other:?}")),
+            },
+        }
+    }
+    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("ISOLATE_")).collect();
+    let (config, warnings) = match Config::load(config_path.as_deref(), &env) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("isolate-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    if check_only {
+        println!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    match actix_web::rt::System::new().block_on(isolate_service::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("isolate-service: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("isolate-service: {message}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

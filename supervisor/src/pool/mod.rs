@@ -1,0 +1,433 @@
+//! The worker pool: a bounded number of executions, a bounded queue, pre-warmed workers.
+//!
+//! * [`Pool::call`] takes a slot (at most `workers.max_concurrent` at once; up to
+//!   `workers.queue_size` requests may wait for one, for at most `workers.queue_timeout_ms`;
+//!   beyond either bound the answer is [`PoolError::Busy`]), checks out an idle worker (or asks
+//!   for a new one), sends the job and waits for the answer until the hard deadline.
+//! * Past the deadline the worker is SIGKILLed through its pidfd and dropped; a worker that
+//!   crashed, spoke out of turn, asked to be recycled or reached `workers.recycle_after`
+//!   executions is dropped too. Dropping a [`Worker`] always kills its process.
+//! * The [`zygote`] manager thread keeps `workers.prewarm` idle workers ready and replaces
+//!   dropped ones in the background, so a request waits for a fork only when the pool is dry.
+
+pub mod zygote;
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use isolate_shared::frame::{self, FrameError, HEADER_LEN, MAX_FRAME_BYTES};
+use isolate_shared::message::{SupervisorMessage, WorkerMessage};
+use isolate_worker::sys;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::config::WorkersConfig;
+
+/// Why a job got no answer from a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// No slot became free within the queue bounds.
+    #[error("all {0} execution slots are busy and the queue is full")]
+    Busy(usize),
+    /// The worker did not answer before the hard deadline and was killed.
+    #[error("the worker did not answer within {0:?} and was killed")]
+    Deadline(Duration),
+    /// The worker process died while running the job.
+    #[error("the worker process (pid {0}) died while running the code")]
+    Crashed(u32),
+    /// The worker or zygote broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The zygote could not be started or reached.
+    #[error("zygote unavailable: {0}")]
+    Zygote(io::Error),
+    /// The zygote could not fork.
+    #[error("cannot start a worker: {0}")]
+    Spawn(String),
+    /// The pool is shutting down.
+    #[error("the service is shutting down")]
+    ShuttingDown,
+}
+
+/// One worker process, owned by exactly one place at a time (the idle queue or a request).
+pub struct Worker {
+    pid: u32,
+    stream: Option<StdUnixStream>,
+    pidfd: OwnedFd,
+    executions: u32,
+    born: Instant,
+}
+
+impl Worker {
+    fn new(pid: u32, stream: StdUnixStream, pidfd: OwnedFd) -> Self {
+        Worker {
+            pid,
+            stream: Some(stream),
+            pidfd,
+            executions: 0,
+            born: Instant::now(),
+        }
+    }
+
+    fn stream_ref(&self) -> &StdUnixStream {
+        // Only `call` takes the stream out, and it always puts it back or the worker is dropped.
+        self.stream.as_ref().expect("worker stream present outside a call")
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn alive(&self) -> bool {
+        self.stream.is_some() && !sys::pidfd_exited(&self.pidfd)
+    }
+
+    /// Sends one job and waits for the answer, at most `deadline`.
+    async fn call(&mut self, msg: &SupervisorMessage, deadline: Duration) -> Result<WorkerMessage, PoolError> {
+        let frame = frame::encode(msg).map_err(|e| PoolError::Protocol(e.to_string()))?;
+        let std = self.stream.take().ok_or(PoolError::Crashed(self.pid))?;
+        let mut stream = tokio::net::UnixStream::from_std(std).map_err(|_| PoolError::Crashed(self.pid))?;
+        let exchange = async {
+            stream.write_all(&frame).await?;
+            read_frame(&mut stream).await
+        };
+        let result = tokio::time::timeout(deadline, exchange).await;
+        self.stream = stream.into_std().ok();
+        match result {
+            Err(_) => {
+                let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+                Err(PoolError::Deadline(deadline))
+            }
+            Ok(Err(FrameError::Closed | FrameError::Truncated | FrameError::Io(_))) => Err(PoolError::Crashed(self.pid)),
+            Ok(Err(e)) => Err(PoolError::Protocol(e.to_string())),
+            Ok(Ok(reply)) => Ok(reply),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Always kill: a dropped worker may be mid-job (its request was cancelled). The zygote
+        // ignores SIGCHLD, so the kernel reaps the process.
+        let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+    }
+}
+
+async fn read_frame(stream: &mut tokio::net::UnixStream) -> Result<WorkerMessage, FrameError> {
+    let mut header = [0u8; HEADER_LEN];
+    match stream.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(FrameError::Io(e)),
+    }
+    let len = frame::payload_len(header, MAX_FRAME_BYTES)?;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await.map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+        _ => FrameError::Io(e),
+    })?;
+    frame::decode(&payload)
+}
+
+enum Command {
+    Spawn(oneshot::Sender<Result<Worker, PoolError>>),
+    Replenish,
+    Shutdown,
+}
+
+/// Counters shown by `/stats` and `/health`.
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    /// Workers forked.
+    pub spawned: AtomicU64,
+    /// Workers retired after a normal life (recycle_after or their own request).
+    pub recycled: AtomicU64,
+    /// Workers killed at the hard deadline.
+    pub killed: AtomicU64,
+    /// Workers that died while running a job.
+    pub crashed: AtomicU64,
+    /// Requests refused with BUSY.
+    pub busy: AtomicU64,
+    /// Jobs answered by a worker.
+    pub jobs: AtomicU64,
+}
+
+/// A snapshot of the pool for status routes.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSnapshot {
+    /// Idle workers ready now.
+    pub idle: usize,
+    /// Executions running now.
+    pub busy: usize,
+    /// Requests waiting for a slot.
+    pub queued: usize,
+    /// Configured idle target.
+    pub prewarm: usize,
+    /// Configured concurrency cap.
+    pub max_concurrent: usize,
+    /// Configured queue bound.
+    pub queue_size: usize,
+    /// Workers forked since start.
+    pub spawned: u64,
+    /// Workers retired normally.
+    pub recycled: u64,
+    /// Workers killed at the deadline.
+    pub killed: u64,
+    /// Workers that crashed mid-job.
+    pub crashed: u64,
+    /// Requests refused with BUSY.
+    pub rejected_busy: u64,
+    /// The zygote's pid (0 when none runs).
+    pub zygote_pid: u32,
+    /// Zygote starts, the first included.
+    pub zygote_starts: u64,
+}
+
+/// The pool of workers. Create with [`Pool::start`].
+pub struct Pool {
+    config: WorkersConfig,
+    idle: Mutex<VecDeque<Worker>>,
+    slots: Semaphore,
+    queued: AtomicUsize,
+    busy: AtomicUsize,
+    commands: Mutex<mpsc::Sender<Command>>,
+    manager: Mutex<Option<JoinHandle<()>>>,
+    shutting_down: AtomicBool,
+    zygote_pid: AtomicU32,
+    zygote_starts: AtomicU64,
+    /// Lifetime counters.
+    pub counters: PoolCounters,
+}
+
+impl Pool {
+    /// Starts the zygote manager (which starts the zygote and pre-warms workers). Fails when
+    /// the zygote cannot be started at all.
+    pub fn start(config: WorkersConfig) -> Result<Arc<Pool>, PoolError> {
+        let (tx, rx) = mpsc::channel();
+        let pool = Arc::new(Pool {
+            slots: Semaphore::new(config.max_concurrent),
+            config,
+            idle: Mutex::new(VecDeque::new()),
+            queued: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            commands: Mutex::new(tx),
+            manager: Mutex::new(None),
+            shutting_down: AtomicBool::new(false),
+            zygote_pid: AtomicU32::new(0),
+            zygote_starts: AtomicU64::new(0),
+            counters: PoolCounters::default(),
+        });
+        let mut manager = zygote::ZygoteManager::new(Duration::from_millis(pool.config.spawn_timeout_ms));
+        manager.ensure_started()?;
+        let weak = Arc::downgrade(&pool);
+        let handle = std::thread::Builder::new()
+            .name("zygote-manager".into())
+            .spawn(move || manager_loop(weak, rx, manager))
+            .map_err(PoolError::Zygote)?;
+        *lock(&pool.manager) = Some(handle);
+        pool.send(Command::Replenish);
+        Ok(pool)
+    }
+
+    fn send(&self, cmd: Command) {
+        let _ = lock(&self.commands).send(cmd);
+    }
+
+    /// Runs one job on a worker: waits for a slot, checks out a worker, and returns its answer
+    /// or why there is none. `deadline` bounds the worker's time, not the wait for a slot.
+    pub async fn call(&self, msg: &SupervisorMessage, deadline: Duration) -> Result<(WorkerMessage, u32), PoolError> {
+        let _slot = self.acquire_slot().await?;
+        let _busy = CountGuard::new(&self.busy);
+        let mut worker = self.checkout().await?;
+        let pid = worker.pid;
+        let result = worker.call(msg, deadline).await;
+        match &result {
+            Ok(reply) => {
+                self.counters.jobs.fetch_add(1, Ordering::Relaxed);
+                worker.executions += 1;
+                let wants_recycle = matches!(reply, WorkerMessage::Executed(o) if o.recycle);
+                if wants_recycle || worker.executions >= self.config.recycle_after {
+                    self.counters.recycled.fetch_add(1, Ordering::Relaxed);
+                    self.retire(worker);
+                } else {
+                    lock(&self.idle).push_back(worker);
+                }
+            }
+            Err(PoolError::Deadline(_)) => {
+                self.counters.killed.fetch_add(1, Ordering::Relaxed);
+                self.retire(worker);
+            }
+            Err(PoolError::Crashed(_)) => {
+                self.counters.crashed.fetch_add(1, Ordering::Relaxed);
+                self.retire(worker);
+            }
+            Err(_) => self.retire(worker),
+        }
+        result.map(|reply| (reply, pid))
+    }
+
+    fn retire(&self, worker: Worker) {
+        drop(worker);
+        self.send(Command::Replenish);
+    }
+
+    async fn acquire_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, PoolError> {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return Err(PoolError::ShuttingDown);
+        }
+        if let Ok(permit) = self.slots.try_acquire() {
+            return Ok(permit);
+        }
+        let busy = || {
+            self.counters.busy.fetch_add(1, Ordering::Relaxed);
+            PoolError::Busy(self.config.max_concurrent)
+        };
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.config.queue_size {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(busy());
+        }
+        let _queued = DecrementOnDrop(&self.queued);
+        let wait = Duration::from_millis(self.config.queue_timeout_ms);
+        match tokio::time::timeout(wait, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(PoolError::ShuttingDown),
+            Err(_) => Err(busy()),
+        }
+    }
+
+    async fn checkout(&self) -> Result<Worker, PoolError> {
+        loop {
+            let next = lock(&self.idle).pop_front();
+            match next {
+                Some(w) if w.alive() => {
+                    self.send(Command::Replenish);
+                    return Ok(w);
+                }
+                Some(dead) => {
+                    tracing::warn!(pid = dead.pid, "an idle worker died; discarding it");
+                    drop(dead);
+                }
+                None => break,
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Spawn(tx));
+        rx.await.map_err(|_| PoolError::ShuttingDown)?
+    }
+
+    /// Current state, for `/health` and `/stats`.
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let c = &self.counters;
+        PoolSnapshot {
+            idle: lock(&self.idle).len(),
+            busy: self.busy.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+            prewarm: self.config.prewarm,
+            max_concurrent: self.config.max_concurrent,
+            queue_size: self.config.queue_size,
+            spawned: c.spawned.load(Ordering::Relaxed),
+            recycled: c.recycled.load(Ordering::Relaxed),
+            killed: c.killed.load(Ordering::Relaxed),
+            crashed: c.crashed.load(Ordering::Relaxed),
+            rejected_busy: c.busy.load(Ordering::Relaxed),
+            zygote_pid: self.zygote_pid.load(Ordering::Relaxed),
+            zygote_starts: self.zygote_starts.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the manager (which stops the zygote) and kills every idle worker.
+    pub fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.slots.close();
+        self.send(Command::Shutdown);
+        if let Some(handle) = lock(&self.manager).take() {
+            let _ = handle.join();
+        }
+        lock(&self.idle).clear();
+    }
+}
+
+fn manager_loop(pool: Weak<Pool>, commands: mpsc::Receiver<Command>, mut manager: zygote::ZygoteManager) {
+    let mut last_failure: Option<Instant> = None;
+    loop {
+        let cmd = commands.recv_timeout(Duration::from_millis(250));
+        let Some(pool) = pool.upgrade() else { break };
+        if pool.shutting_down.load(Ordering::Relaxed) {
+            break;
+        }
+        if manager.reap() {
+            if let Err(e) = manager.ensure_started() {
+                tracing::error!(error = %e, "cannot restart the zygote");
+            }
+        }
+        match cmd {
+            Ok(Command::Spawn(reply)) => {
+                let worker = manager.spawn();
+                if worker.is_ok() {
+                    pool.counters.spawned.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = reply.send(worker);
+            }
+            Ok(Command::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Ok(Command::Replenish) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        // Keep `prewarm` idle workers; back off for a second after a failure.
+        if last_failure.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+            while lock(&pool.idle).len() < pool.config.prewarm && !pool.shutting_down.load(Ordering::Relaxed) {
+                match manager.spawn() {
+                    Ok(w) => {
+                        pool.counters.spawned.fetch_add(1, Ordering::Relaxed);
+                        lock(&pool.idle).push_back(w);
+                        last_failure = None;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot pre-warm a worker");
+                        last_failure = Some(Instant::now());
+                        break;
+                    }
+                }
+            }
+        }
+        pool.zygote_pid.store(manager.pid().unwrap_or(0), Ordering::Relaxed);
+        pool.zygote_starts.store(manager.starts, Ordering::Relaxed);
+    }
+    // Dropping the manager kills and reaps the zygote; the workers follow it (PDEATHSIG).
+    drop(manager);
+}
+
+/// Locks a mutex, recovering from poisoning (the guarded data stays consistent: every critical
+/// section is a single push, pop or read).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct DecrementOnDrop<'a>(&'a AtomicUsize);
+
+impl Drop for DecrementOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+struct CountGuard<'a>(&'a AtomicUsize);
+
+impl<'a> CountGuard<'a> {
+    fn new(c: &'a AtomicUsize) -> Self {
+        c.fetch_add(1, Ordering::AcqRel);
+        CountGuard(c)
+    }
+}
+
+impl Drop for CountGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}

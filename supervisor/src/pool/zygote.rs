@@ -1,0 +1,209 @@
+//! The zygote manager: one long-lived thread that owns the zygote process.
+//!
+//! It starts the zygote (fork+exec of `/proc/self/exe __zygote`, which is safe from a threaded
+//! process), asks it for workers, waits for each new worker's greeting, and restarts the zygote
+//! when it dies. It runs on its own thread for two reasons: the blocking socket calls stay off
+//! the async runtime, and `PR_SET_PDEATHSIG` (which kills the zygote when the supervisor dies)
+//! fires when the *thread* that forked the child exits, so that thread must live as long as
+//! the service.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use isolate_shared::frame::{decode_frame, encode, read_frame};
+use isolate_shared::message::WorkerMessage;
+use isolate_shared::version;
+use isolate_shared::zygote::{ZygoteReply, ZygoteRequest, SPAWNED_FDS};
+use isolate_worker::sys;
+use isolate_worker::zygote::CONTROL_FD;
+
+use super::{PoolError, Worker};
+
+/// The hidden subcommand that turns the binary into a zygote.
+pub const ZYGOTE_ARG: &str = "__zygote";
+
+/// A running zygote.
+struct Zygote {
+    child: Child,
+    control: OwnedFd,
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts zygotes and forks workers from them.
+pub struct ZygoteManager {
+    zygote: Option<Zygote>,
+    spawn_timeout: Duration,
+    /// How many times a zygote had to be (re)started, including the first.
+    pub starts: u64,
+}
+
+impl ZygoteManager {
+    /// A manager that starts its zygote on first use.
+    pub fn new(spawn_timeout: Duration) -> Self {
+        ZygoteManager {
+            zygote: None,
+            spawn_timeout,
+            starts: 0,
+        }
+    }
+
+    /// The zygote's pid, when one is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.zygote.as_ref().map(|z| z.child.id())
+    }
+
+    /// Reaps a dead zygote. Returns true when one was found dead.
+    pub fn reap(&mut self) -> bool {
+        let dead = match self.zygote.as_mut() {
+            Some(z) => !matches!(z.child.try_wait(), Ok(None)),
+            None => false,
+        };
+        if dead {
+            if let Some(z) = self.zygote.take() {
+                tracing::warn!(pid = z.child.id(), "the zygote exited; it will be restarted");
+            }
+        }
+        dead
+    }
+
+    /// Starts the zygote if none is running.
+    pub fn ensure_started(&mut self) -> Result<(), PoolError> {
+        self.reap();
+        if self.zygote.is_none() {
+            self.zygote = Some(self.start()?);
+            self.starts += 1;
+        }
+        Ok(())
+    }
+
+    fn start(&self) -> Result<Zygote, PoolError> {
+        let (ours, theirs) = sys::seqpacket_pair().map_err(PoolError::Zygote)?;
+        let theirs_raw = theirs.as_raw_fd();
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        let mut cmd = Command::new("/proc/self/exe");
+        cmd.arg0("isolate-service-zygote")
+            .arg(ZYGOTE_ARG)
+            .env_clear()
+            .env("TZ", "UTC")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+        // calls (dup2, fcntl, prctl, getppid, _exit) on descriptors and values captured by copy.
+        unsafe {
+            cmd.pre_exec(move || {
+                if theirs_raw == CONTROL_FD {
+                    libc::fcntl(CONTROL_FD, libc::F_SETFD, 0);
+                } else if libc::dup2(theirs_raw, CONTROL_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(PoolError::Zygote)?;
+        drop(theirs);
+        let zygote = Zygote { child, control: ours };
+        let (reply, _) = recv_reply(&zygote.control, self.spawn_timeout)?;
+        match reply {
+            ZygoteReply::Hello(h) if h.protocol == version::CURRENT => {
+                tracing::info!(pid = zygote.child.id(), "zygote started");
+                Ok(zygote)
+            }
+            other => Err(PoolError::Protocol(format!("unexpected zygote greeting {other:?}"))),
+        }
+    }
+
+    /// Forks one worker and waits for its greeting. Restarts a dead zygote once.
+    pub fn spawn(&mut self) -> Result<Worker, PoolError> {
+        match self.try_spawn() {
+            Err(PoolError::Zygote(e)) => {
+                tracing::warn!(error = %e, "the zygote did not answer; restarting it");
+                self.zygote = None;
+                self.try_spawn()
+            }
+            other => other,
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<Worker, PoolError> {
+        self.ensure_started()?;
+        let Some(zygote) = self.zygote.as_ref() else {
+            return Err(PoolError::Zygote(io::Error::other("no zygote")));
+        };
+        let frame = encode(&ZygoteRequest::Spawn).map_err(|e| PoolError::Protocol(e.to_string()))?;
+        sys::send_with_fds(&zygote.control, &frame, &[]).map_err(PoolError::Zygote)?;
+        let (reply, fds) = recv_reply(&zygote.control, self.spawn_timeout)?;
+        let pid = match reply {
+            ZygoteReply::Spawned { pid } => pid,
+            ZygoteReply::SpawnFailed { message } => return Err(PoolError::Spawn(message)),
+            other => return Err(PoolError::Protocol(format!("unexpected zygote reply {other:?}"))),
+        };
+        let mut fds = fds.into_iter();
+        let (Some(sock), Some(pidfd), None) = (fds.next(), fds.next(), fds.next()) else {
+            return Err(PoolError::Protocol("the zygote sent the wrong descriptors".into()));
+        };
+        let mut stream = UnixStream::from(sock);
+        stream
+            .set_read_timeout(Some(self.spawn_timeout))
+            .map_err(PoolError::Zygote)?;
+        let hello = read_frame::<_, WorkerMessage>(&mut stream, 4096);
+        let worker = Worker::new(pid, stream, pidfd);
+        match hello {
+            Ok(WorkerMessage::Hello(h)) if h.protocol == version::CURRENT => {
+                worker.stream_ref().set_read_timeout(None).map_err(PoolError::Zygote)?;
+                worker.stream_ref().set_nonblocking(true).map_err(PoolError::Zygote)?;
+                Ok(worker)
+            }
+            Ok(other) => Err(PoolError::Protocol(format!("unexpected worker greeting {other:?}"))),
+            Err(e) => Err(PoolError::Protocol(format!("worker {pid} did not greet: {e}"))),
+        }
+    }
+}
+
+/// Receives one reply from the zygote, waiting at most `timeout`.
+fn recv_reply(control: &OwnedFd, timeout: Duration) -> Result<(ZygoteReply, Vec<OwnedFd>), PoolError> {
+    let deadline = Instant::now() + timeout;
+    let mut pfd = libc::pollfd {
+        fd: control.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if n > 0 {
+            break;
+        }
+        if n == 0 {
+            return Err(PoolError::Zygote(io::Error::new(io::ErrorKind::TimedOut, "the zygote did not answer in time")));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(PoolError::Zygote(e));
+        }
+    }
+    let mut buf = [0u8; 4096];
+    let (n, fds) = sys::recv_with_fds(control, &mut buf, SPAWNED_FDS).map_err(PoolError::Zygote)?;
+    if n == 0 {
+        return Err(PoolError::Zygote(io::Error::new(io::ErrorKind::UnexpectedEof, "the zygote closed its socket")));
+    }
+    let reply = decode_frame(&buf[..n]).map_err(|e| PoolError::Protocol(e.to_string()))?;
+    Ok((reply, fds))
+}
