@@ -9,7 +9,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use isolate_shared::frame::{read_frame, write_frame, FrameError, MAX_FRAME_BYTES};
 use isolate_shared::message::{
-    ErrorKind, ExecuteOutcome, Hello, JobError, SupervisorMessage, ValidateOutcome, WorkerMessage,
+    ErrorKind, ExecuteOutcome, Hello, JobError, Preset, SupervisorMessage, ValidateOutcome,
+    WorkerMessage,
 };
 
 use crate::js;
@@ -21,19 +22,28 @@ pub const EXIT_PROTOCOL: i32 = 2;
 /// The socket failed.
 pub const EXIT_SOCKET: i32 = 3;
 
+/// The preset a worker prepares for while it waits (the API's default).
+const LIKELY_PRESET: Preset = Preset::Compute;
+
 /// Serves jobs on `sock` until the supervisor closes it. Returns the exit code.
-pub fn run(mut sock: UnixStream) -> i32 {
+///
+/// `prepared` is a context made ready before the fork; after each job the worker prepares the
+/// next one while it waits, so a job only pays for its own code.
+pub fn run(mut sock: UnixStream, mut prepared: Option<js::Prepared>) -> i32 {
     if write_frame(&mut sock, &WorkerMessage::Hello(Hello::current())).is_err() {
         return EXIT_SOCKET;
     }
     loop {
+        if prepared.is_none() {
+            prepared = js::Prepared::new(LIKELY_PRESET).ok();
+        }
         let msg = match read_frame::<_, SupervisorMessage>(&mut sock, MAX_FRAME_BYTES) {
             Ok(msg) => msg,
             Err(FrameError::Closed) => return EXIT_OK,
             Err(FrameError::Io(_)) | Err(FrameError::Truncated) => return EXIT_SOCKET,
             Err(_) => return EXIT_PROTOCOL,
         };
-        let (answer, recycle) = answer(msg);
+        let (answer, recycle) = answer(msg, &mut prepared);
         if write_frame(&mut sock, &answer).is_err() {
             return EXIT_SOCKET;
         }
@@ -44,10 +54,11 @@ pub fn run(mut sock: UnixStream) -> i32 {
 }
 
 /// Runs one job. A panic in the engine becomes an `INTERNAL` answer and retires the worker.
-fn answer(msg: SupervisorMessage) -> (WorkerMessage, bool) {
+fn answer(msg: SupervisorMessage, prepared: &mut Option<js::Prepared>) -> (WorkerMessage, bool) {
     match msg {
         SupervisorMessage::Execute(job) => {
-            let outcome = catch_unwind(AssertUnwindSafe(|| js::execute(&job))).unwrap_or_else(|_| {
+            let ready = prepared.take();
+            let outcome = catch_unwind(AssertUnwindSafe(|| js::execute_prepared(ready, &job))).unwrap_or_else(|_| {
                 ExecuteOutcome {
                     result: Err(JobError {
                         kind: ErrorKind::Internal,

@@ -57,7 +57,10 @@ fn run(control: &OwnedFd) -> io::Result<()> {
     sys::close_from(CONTROL_FD + 1)?;
     sys::set_signal(libc::SIGCHLD, true)?;
     sys::set_signal(libc::SIGPIPE, true)?;
+    crate::js::prelude::warm();
     warm_up();
+    // A context every worker inherits ready-made (copy-on-write); the zygote never uses it.
+    let mut template = js::Prepared::new(Preset::Compute).ok();
     send(control, &ZygoteReply::Hello(Hello::current()), &[])?;
     let mut buf = vec![0u8; 4096];
     loop {
@@ -67,7 +70,7 @@ fn run(control: &OwnedFd) -> io::Result<()> {
         }
         let request: ZygoteRequest = decode_frame(&buf[..n]).map_err(io::Error::other)?;
         match request {
-            ZygoteRequest::Spawn => match spawn() {
+            ZygoteRequest::Spawn => match spawn(&mut template) {
                 Ok((pid, sock, pidfd)) => send(
                     control,
                     &ZygoteReply::Spawned { pid },
@@ -96,7 +99,7 @@ fn warm_up() {
 }
 
 /// Forks one worker. Returns its pid, the supervisor's end of its socket and its pidfd.
-fn spawn() -> io::Result<(u32, OwnedFd, OwnedFd)> {
+fn spawn(template: &mut Option<js::Prepared>) -> io::Result<(u32, OwnedFd, OwnedFd)> {
     let (ours, theirs) = UnixStream::pair()?;
     // SAFETY: getpid has no preconditions.
     let zygote_pid = unsafe { libc::getpid() };
@@ -105,7 +108,9 @@ fn spawn() -> io::Result<(u32, OwnedFd, OwnedFd)> {
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
-            let code = catch_unwind(AssertUnwindSafe(|| worker_main(theirs, zygote_pid)))
+            // The child's copy of the template becomes its first context.
+            let first = template.take();
+            let code = catch_unwind(AssertUnwindSafe(|| worker_main(theirs, zygote_pid, first)))
                 .unwrap_or(EXIT_PANIC);
             // SAFETY: ending the child without running the zygote's destructors or atexit
             // handlers, which belong to the parent.
@@ -120,7 +125,7 @@ fn spawn() -> io::Result<(u32, OwnedFd, OwnedFd)> {
 }
 
 /// The first code a worker runs after the fork.
-fn worker_main(sock: UnixStream, zygote_pid: libc::pid_t) -> i32 {
+fn worker_main(sock: UnixStream, zygote_pid: libc::pid_t, first: Option<js::Prepared>) -> i32 {
     let setup = || -> io::Result<UnixStream> {
         sys::set_signal(libc::SIGCHLD, false)?;
         sys::set_parent_death_signal(libc::SIGKILL)?;
@@ -135,7 +140,7 @@ fn worker_main(sock: UnixStream, zygote_pid: libc::pid_t) -> i32 {
         Ok(UnixStream::from(fd))
     };
     match setup() {
-        Ok(sock) => serve::run(sock),
+        Ok(sock) => serve::run(sock, first),
         Err(_) => EXIT_SETUP,
     }
 }

@@ -14,21 +14,23 @@
 //! deadline passes, or nothing is left to run ("the promise never settled").
 
 pub mod console;
+pub mod prelude;
 pub mod presets;
 pub mod serialize;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use isolate_shared::message::{
-    ErrorKind, ExecuteJob, ExecuteOutcome, JobError, SyntaxError, ValidateJob, ValidateOutcome,
+    ErrorKind, ExecuteJob, ExecuteOutcome, JobError, Preset, SyntaxError, ValidateJob,
+    ValidateOutcome,
 };
 use rquickjs::context::EvalOptions;
 use rquickjs::promise::PromiseState;
-use rquickjs::{qjs, Ctx, Runtime, Value};
+use rquickjs::{qjs, Context, Ctx, Runtime, Value};
 
 use console::LogSink;
 use serialize::{Budget, Helpers, HelpersSlot, SerializeError};
@@ -44,49 +46,108 @@ const BODY_SUFFIX: &str = "\n})()";
 /// The QuickJS message for a `return` outside a function.
 const RETURN_OUTSIDE_FUNCTION: &str = "return not in a function";
 
-/// Runs one job to completion and reports its outcome. Never panics on user input.
+/// A runtime and context made ready for the next job before it arrives: the preset's
+/// intrinsics, the prelude (frozen prototypes, captured helpers) and `console` are in place;
+/// only the job's limits, deadline and `env` are left to set.
+///
+/// Each `Prepared` serves exactly one job and is then dropped, so every execution still gets
+/// a fresh runtime and context; preparing ahead only moves the set-up cost out of the
+/// request's path (a worker prepares while it waits, and the zygote prepares one that every
+/// forked worker inherits).
+pub struct Prepared {
+    preset: Preset,
+    // Field order matters: the context must drop before its runtime.
+    ctx: Context,
+    rt: Runtime,
+    sink: Rc<RefCell<LogSink>>,
+    deadline: Rc<Cell<Option<Instant>>>,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl Prepared {
+    /// Builds a runtime and context for `preset`.
+    pub fn new(preset: Preset) -> Result<Prepared, JobError> {
+        let rt = Runtime::new().map_err(|e| internal(format!("cannot create a runtime: {e}")))?;
+        let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let (d, flag) = (Rc::clone(&deadline), Arc::clone(&timed_out));
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            let late = d.get().is_some_and(|d| Instant::now() >= d);
+            if late {
+                flag.store(true, Ordering::Relaxed);
+            }
+            late
+        })));
+        let ctx = presets::new_context(&rt, preset).map_err(|e| internal(e.to_string()))?;
+        let sink = Rc::new(RefCell::new(LogSink::default()));
+        ctx.with(|ctx| -> rquickjs::Result<()> {
+            console::install(&ctx, &sink)?;
+            let helpers: Vec<rquickjs::Function> = prelude::run(&ctx)?;
+            let _ = ctx.store_userdata(HelpersSlot(Helpers::from_prelude(&ctx, helpers)));
+            Ok(())
+        })
+        .map_err(|e| internal(format!("cannot prepare the context: {e}")))?;
+        Ok(Prepared {
+            preset,
+            ctx,
+            rt,
+            sink,
+            deadline,
+            timed_out,
+        })
+    }
+
+    /// The preset this context was built for.
+    pub fn preset(&self) -> Preset {
+        self.preset
+    }
+}
+
+/// Runs one job to completion in a fresh runtime and reports its outcome.
 pub fn execute(job: &ExecuteJob) -> ExecuteOutcome {
+    execute_prepared(None, job)
+}
+
+/// Runs one job, in `prepared` when it was built for the job's preset, otherwise in a runtime
+/// made now. Never panics on user input.
+pub fn execute_prepared(prepared: Option<Prepared>, job: &ExecuteJob) -> ExecuteOutcome {
     let start = Instant::now();
-    let deadline = start + Duration::from_millis(job.timeout_ms);
-    let sink = Rc::new(RefCell::new(LogSink::new(
-        job.limits.max_log_entries,
-        job.limits.max_log_bytes,
-    )));
-    let result = run(job, deadline, &sink);
+    let prepared = match prepared.filter(|p| p.preset == job.preset) {
+        Some(p) => Ok(p),
+        None => Prepared::new(job.preset),
+    };
+    let (result, logs, logs_truncated) = match prepared {
+        Ok(p) => {
+            let deadline = start + Duration::from_millis(job.timeout_ms);
+            *p.sink.borrow_mut() = LogSink::new(job.limits.max_log_entries, job.limits.max_log_bytes);
+            let result = run(&p, job, deadline);
+            let sink = std::mem::take(&mut *p.sink.borrow_mut());
+            (result, sink.entries, sink.truncated)
+        }
+        Err(e) => (Err(e), Vec::new(), false),
+    };
     let recycle = matches!(&result, Err(e) if matches!(e.kind,
         ErrorKind::MemoryLimit | ErrorKind::StackOverflow | ErrorKind::Internal | ErrorKind::Timeout));
-    let sink = Rc::try_unwrap(sink)
-        .map(RefCell::into_inner)
-        .unwrap_or_else(|rc| std::mem::take(&mut *rc.borrow_mut()));
     ExecuteOutcome {
         result,
-        logs: sink.entries,
-        logs_truncated: sink.truncated,
+        logs,
+        logs_truncated,
         elapsed_us: start.elapsed().as_micros() as u64,
         recycle,
     }
 }
 
-fn run(job: &ExecuteJob, deadline: Instant, sink: &Rc<RefCell<LogSink>>) -> Result<String, JobError> {
-    let rt = Runtime::new().map_err(|e| internal(format!("cannot create a runtime: {e}")))?;
-    rt.set_memory_limit(usize::try_from(job.limits.memory_bytes).unwrap_or(usize::MAX));
-    rt.set_max_stack_size(usize::try_from(job.limits.stack_bytes).unwrap_or(usize::MAX));
-    let timed_out = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&timed_out);
-    rt.set_interrupt_handler(Some(Box::new(move || {
-        let late = Instant::now() >= deadline;
-        if late {
-            flag.store(true, Ordering::Relaxed);
-        }
-        late
-    })));
-    let ctx = presets::new_context(&rt, job.preset).map_err(|e| internal(e.to_string()))?;
+fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobError> {
+    p.rt.set_memory_limit(usize::try_from(job.limits.memory_bytes).unwrap_or(usize::MAX));
+    p.rt.set_max_stack_size(usize::try_from(job.limits.stack_bytes).unwrap_or(usize::MAX));
+    p.deadline.set(Some(deadline));
+    let timed_out = &p.timed_out;
     let timeout_ms = job.timeout_ms;
-    let outcome = ctx.with(|ctx| -> Result<String, JobError> {
-        prepare(&ctx, sink, job.env_json.as_deref()).map_err(|e| internal(format!("cannot prepare the context: {e}")))?;
-        let body_mode = std::cell::Cell::new(false);
-        let value = evaluate(&ctx, &job.code, deadline, &timed_out, &body_mode).map_err(|f| {
-            let mut err = classify(f, &timed_out, timeout_ms);
+    let outcome = p.ctx.with(|ctx| -> Result<String, JobError> {
+        set_env(&ctx, job.env_json.as_deref()).map_err(|e| internal(format!("cannot set env: {e}")))?;
+        let body_mode = Cell::new(false);
+        let value = evaluate(&ctx, &job.code, deadline, timed_out, &body_mode).map_err(|f| {
+            let mut err = classify(f, timed_out, timeout_ms);
             if body_mode.get() && err.line == Some(1) {
                 err.column = err.column.map(|c| c.saturating_sub(BODY_PREFIX.len() as u32).max(1));
             }
@@ -102,42 +163,37 @@ fn run(job: &ExecuteJob, deadline: Instant, sink: &Rc<RefCell<LogSink>>) -> Resu
         serialize::to_json(&ctx, helpers, &value, budget).map_err(|e| match e {
             SerializeError::Js(_) => {
                 let failure = Failure::Exception(ctx.catch());
-                let mut err = classify(failure, &timed_out, timeout_ms);
+                let mut err = classify(failure, timed_out, timeout_ms);
                 if err.kind == ErrorKind::Runtime {
                     err.message = format!("while serialising the result: {}", err.message);
                 }
                 err
             }
-            SerializeError::TooLarge(max) => JobError {
-                kind: ErrorKind::OutputLimit,
-                name: "OutputLimitError".into(),
-                message: format!("the result exceeds the limit of {max} bytes when serialised"),
-                stack: None,
-                line: None,
-                column: None,
-            },
-            SerializeError::TooDeep(max) => JobError {
-                kind: ErrorKind::OutputLimit,
-                name: "OutputLimitError".into(),
-                message: format!("the result is nested deeper than {max} levels"),
-                stack: None,
-                line: None,
-                column: None,
-            },
+            SerializeError::TooLarge(max) => output_limit(format!("the result exceeds the limit of {max} bytes when serialised")),
+            SerializeError::TooDeep(max) => output_limit(format!("the result is nested deeper than {max} levels")),
         })
     });
-    // Drop the context before the runtime, with no JS values left alive.
-    drop(ctx);
     outcome.map_err(|mut err| {
         // When the heap is exhausted QuickJS may not even manage to allocate its "out of
         // memory" error and throws `null` instead. A thrown non-Error (no stack) with the heap
         // at its limit is that case.
-        let used = rt.memory_usage().malloc_size.max(0) as u64;
+        let used = p.rt.memory_usage().malloc_size.max(0) as u64;
         if err.kind == ErrorKind::Runtime && err.stack.is_none() && used >= job.limits.memory_bytes / 10 * 9 {
             err = memory_limit();
         }
         err
     })
+}
+
+fn output_limit(message: String) -> JobError {
+    JobError {
+        kind: ErrorKind::OutputLimit,
+        name: "OutputLimitError".into(),
+        message,
+        stack: None,
+        line: None,
+        column: None,
+    }
 }
 
 fn memory_limit() -> JobError {
@@ -151,13 +207,8 @@ fn memory_limit() -> JobError {
     }
 }
 
-/// Freezes the built-ins, installs `console`, `env` and `input`, and captures the helpers the
-/// serialiser needs. Runs before any user code.
-fn prepare(ctx: &Ctx<'_>, sink: &Rc<RefCell<LogSink>>, env_json: Option<&str>) -> rquickjs::Result<()> {
-    let helpers = Helpers::capture(ctx)?;
-    let _ = ctx.store_userdata(HelpersSlot(helpers));
-    console::install(ctx, sink)?;
-    ctx.eval::<(), _>(presets::FREEZE_BUILTINS)?;
+/// Exposes the request's `env` as the globals `env` and `input` (`{}` when absent).
+fn set_env(ctx: &Ctx<'_>, env_json: Option<&str>) -> rquickjs::Result<()> {
     let globals = ctx.globals();
     let env = ctx.json_parse(env_json.unwrap_or("{}"))?;
     globals.set("env", env.clone())?;
@@ -207,7 +258,7 @@ fn evaluate<'js>(
     code: &str,
     deadline: Instant,
     timed_out: &AtomicBool,
-    body_mode: &std::cell::Cell<bool>,
+    body_mode: &Cell<bool>,
 ) -> Result<Value<'js>, Failure<'js>> {
     let completion = match ctx.eval_with_options::<Value, _>(code, eval_options()) {
         Ok(v) => v,

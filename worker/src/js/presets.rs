@@ -53,22 +53,14 @@ pub enum PresetError {
     Engine(String),
 }
 
-/// Freezes every built-in prototype, constructor and namespace object reachable from the
-/// global object, including the hidden ones (`%TypedArray%`, iterator and generator prototypes,
-/// `AsyncFunction`). Runs before any user code; it must not throw in any preset, so every
-/// lookup tolerates a missing global.
-pub const FREEZE_BUILTINS: &str = r#"(() => {
+/// The prelude every context runs before user code: it freezes every built-in prototype,
+/// including the hidden ones (`%TypedArray%.prototype`, iterator and generator prototypes,
+/// `AsyncFunction.prototype`), and returns the built-ins the result serialiser
+/// needs, captured before user code can shadow anything. It must not throw in any preset, so
+/// every lookup tolerates a missing global. See [`super::prelude`] for how it is run.
+pub const PRELUDE: &str = r#"(() => {
   'use strict';
-  const freeze = Object.freeze, getProto = Object.getPrototypeOf;
-  const seen = [];
-  const deepFreeze = (o) => {
-    if ((typeof o !== 'object' && typeof o !== 'function') || o === null || seen.includes(o)) return;
-    seen.push(o);
-    freeze(o);
-    if (typeof o === 'function' && o.prototype) deepFreeze(o.prototype);
-    const p = getProto(o);
-    if (p) deepFreeze(p);
-  };
+  const freeze = Object.freeze, getProto = Object.getPrototypeOf, g = globalThis;
   const names = ['Object', 'Function', 'Array', 'String', 'Number', 'Boolean', 'Symbol', 'BigInt',
     'Error', 'EvalError', 'RangeError', 'ReferenceError', 'SyntaxError', 'TypeError', 'URIError',
     'AggregateError', 'InternalError', 'SuppressedError', 'Math', 'JSON', 'Reflect', 'RegExp',
@@ -77,16 +69,37 @@ pub const FREEZE_BUILTINS: &str = r#"(() => {
     'Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array', 'Int32Array',
     'Uint32Array', 'BigInt64Array', 'BigUint64Array', 'Float16Array', 'Float32Array',
     'Float64Array', 'Iterator', 'DisposableStack', 'AsyncDisposableStack'];
-  for (const n of names) deepFreeze(globalThis[n]);
-  const hidden = [
-    getProto(function* () {}), getProto(async function () {}), getProto(async function* () {}),
-    getProto([][Symbol.iterator]()), getProto(''[Symbol.iterator]()),
-    getProto((function* () {})()), getProto((async function* () {})()),
-  ];
-  if (typeof Map === 'function') hidden.push(getProto(new Map()[Symbol.iterator]()),
-                                             getProto(new Set()[Symbol.iterator]()));
-  if (typeof RegExp === 'function') hidden.push(getProto(/a/[Symbol.matchAll]('')));
-  for (const h of hidden) deepFreeze(h);
+  const all = [];
+  const add = (o) => {
+    if ((typeof o !== 'object' && typeof o !== 'function') || o === null) return;
+    if (typeof o === 'function') {
+      if (o.prototype) all.push(o.prototype);
+    } else {
+      all.push(o);
+    }
+  };
+  for (const n of names) add(g[n]);
+  for (const f of [function* () {}, async function* () {}, async function () {}]) {
+    const p = getProto(f);
+    add(p);
+    if (p.prototype) add(p.prototype);
+  }
+  const arrayIterator = getProto([][Symbol.iterator]());
+  add(arrayIterator);
+  add(getProto(arrayIterator));
+  add(getProto(''[Symbol.iterator]()));
+  add(getProto(getProto((async function* () {}).prototype)));
+  if (typeof Uint8Array === 'function') add(getProto(Uint8Array).prototype);
+  if (typeof RegExp === 'function') add(getProto(/a/[Symbol.matchAll]('')));
+  if (typeof Map !== 'function') {
+    for (const o of all) freeze(o);
+    return [];
+  }
+  add(getProto(new Map().entries()));
+  add(getProto(new Set().values()));
+  for (const o of all) freeze(o);
+  const from = Array.from, entries = Map.prototype.entries, values = Set.prototype.values;
+  return [(m) => from(entries.call(m)), (s) => from(values.call(s))];
 })()"#;
 
 /// The names reported by `/stats` and the descriptions shown to users.

@@ -59,21 +59,14 @@ pub struct Helpers {
     set_values: Option<Persistent<Function<'static>>>,
 }
 
-const HELPERS_SOURCE: &str = r#"(() => {
-  if (typeof Map !== 'function') return [];
-  const from = Array.from, entries = Map.prototype.entries, values = Set.prototype.values;
-  return [(m) => from(entries.call(m)), (s) => from(values.call(s))];
-})()"#;
-
 impl Helpers {
-    /// Captures the helpers in a fresh context.
-    pub fn capture(ctx: &Ctx<'_>) -> rquickjs::Result<Helpers> {
-        let list: Vec<Function> = ctx.eval(HELPERS_SOURCE)?;
+    /// Keeps the functions the prelude returned (an empty list in presets without Map/Set).
+    pub fn from_prelude<'js>(ctx: &Ctx<'js>, list: Vec<Function<'js>>) -> Helpers {
         let mut it = list.into_iter();
-        Ok(Helpers {
+        Helpers {
             map_entries: it.next().map(|f| Persistent::save(ctx, f)),
             set_values: it.next().map(|f| Persistent::save(ctx, f)),
-        })
+        }
     }
 
     fn call<'js>(

@@ -180,7 +180,7 @@ fn hostile_results_do_not_crash() {
 
 #[test]
 fn builtins_are_frozen_and_presets_differ() {
-    assert_eq!(ok("Object.isFrozen(Object.prototype) && Object.isFrozen(Array.prototype) && Object.isFrozen(Function.prototype) && Object.isFrozen(Map.prototype) && Object.isFrozen(Object.getPrototypeOf(Uint8Array))"), "true");
+    assert_eq!(ok("Object.isFrozen(Object.prototype) && Object.isFrozen(Array.prototype) && Object.isFrozen(Function.prototype) && Object.isFrozen(Map.prototype) && Object.isFrozen(Object.getPrototypeOf(Uint8Array).prototype) && Object.isFrozen(Object.getPrototypeOf(function*(){}).prototype) && Object.isFrozen(Object.getPrototypeOf([][Symbol.iterator]()))"), "true");
     assert_eq!(ok("'use strict'; try { Array.prototype.evil = 1; 'no' } catch (e) { e.name }"), "\"TypeError\"");
     assert_eq!(ok("typeof process + typeof require + typeof Date"), "\"undefinedundefinedfunction\"");
     let mut j = job("typeof Date + typeof Map + typeof Math + typeof JSON");
