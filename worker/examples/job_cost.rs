@@ -27,13 +27,15 @@ fn main() {
         js::execute(&job);
     }
     let cold = t.elapsed() / n;
-    let t = Instant::now();
-    let prepared: Vec<_> = (0..n).filter_map(|_| js::Prepared::new(Preset::Compute).ok()).collect();
-    let prepare = t.elapsed() / n;
-    let t = Instant::now();
-    for p in prepared {
-        js::execute_prepared(Some(p), &job);
+    let (mut prepare, mut warm) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    for _ in 0..n {
+        let t = Instant::now();
+        let p = js::Prepared::new(Preset::Compute).ok();
+        prepare += t.elapsed();
+        let t = Instant::now();
+        js::execute_prepared(p, &job);
+        warm += t.elapsed();
     }
-    let warm = t.elapsed() / n;
+    let (prepare, warm) = (prepare / n, warm / n);
     println!("per job: fresh runtime {cold:?}, prepared runtime {warm:?}, preparation alone {prepare:?}");
 }

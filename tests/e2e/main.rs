@@ -1,0 +1,9 @@
+//! End-to-end tests: each starts the real `isolate-service` binary on an ephemeral port and
+//! talks HTTP to it. One test binary with a module per area.
+
+mod common;
+
+mod api;
+mod config;
+mod execution;
+mod pool;
