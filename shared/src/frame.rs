@@ -183,9 +183,15 @@ mod tests {
         for cut in [1, 3, 4, frame.len() - 1] {
             let err = read_frame::<_, SupervisorMessage>(&mut &frame[..cut], MAX_FRAME_BYTES)
                 .unwrap_err();
-            assert!(matches!(err, FrameError::Truncated), "cut at {cut}: {err:?}");
+            assert!(
+                matches!(err, FrameError::Truncated),
+                "cut at {cut}: {err:?}"
+            );
             let err = decode_frame::<SupervisorMessage>(&frame[..cut]).unwrap_err();
-            assert!(matches!(err, FrameError::Truncated), "cut at {cut}: {err:?}");
+            assert!(
+                matches!(err, FrameError::Truncated),
+                "cut at {cut}: {err:?}"
+            );
         }
     }
 

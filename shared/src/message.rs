@@ -61,7 +61,12 @@ pub enum Preset {
 
 impl Preset {
     /// Every preset, in order of increasing capability.
-    pub const ALL: [Preset; 4] = [Preset::Minimal, Preset::Compute, Preset::Data, Preset::Agent];
+    pub const ALL: [Preset; 4] = [
+        Preset::Minimal,
+        Preset::Compute,
+        Preset::Data,
+        Preset::Agent,
+    ];
 
     /// The name used in the HTTP API.
     pub fn name(self) -> &'static str {

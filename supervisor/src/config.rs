@@ -269,15 +269,20 @@ impl Config {
     }
 
     /// Applies the `ISOLATE_*` variables. Returns warnings for unknown ones.
-    pub fn apply_env(&mut self, env: &BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>, ConfigError> {
         let mut warnings = Vec::new();
         for (key, value) in env {
             match key.as_str() {
                 "ISOLATE_PORT" => {
-                    self.server.port = value
-                        .trim()
-                        .parse()
-                        .map_err(|_| invalid("ISOLATE_PORT", format!("must be a port number (0-65535), got {value:?}")))?;
+                    self.server.port = value.trim().parse().map_err(|_| {
+                        invalid(
+                            "ISOLATE_PORT",
+                            format!("must be a port number (0-65535), got {value:?}"),
+                        )
+                    })?;
                 }
                 "ISOLATE_HOST" => self.server.host = value.trim().to_string(),
                 "ISOLATE_AUTH_TOKEN" => {
@@ -299,8 +304,12 @@ impl Config {
 
     /// Rejects values that cannot work, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.server.host.parse::<std::net::IpAddr>().is_err() && self.server.host != "localhost" {
-            return Err(invalid("server.host", format!("must be an IP address, got {:?}", self.server.host)));
+        if self.server.host.parse::<std::net::IpAddr>().is_err() && self.server.host != "localhost"
+        {
+            return Err(invalid(
+                "server.host",
+                format!("must be an IP address, got {:?}", self.server.host),
+            ));
         }
         if self.server.max_body_bytes < 64 {
             return Err(invalid("server.max_body_bytes", "must be at least 64"));
@@ -316,7 +325,10 @@ impl Config {
             return Err(invalid("workers.max_concurrent", "must be at least 1"));
         }
         if w.prewarm > w.max_concurrent {
-            return Err(invalid("workers.prewarm", "must not exceed workers.max_concurrent"));
+            return Err(invalid(
+                "workers.prewarm",
+                "must not exceed workers.max_concurrent",
+            ));
         }
         if w.recycle_after == 0 {
             return Err(invalid("workers.recycle_after", "must be at least 1"));
@@ -329,28 +341,46 @@ impl Config {
             return Err(invalid("limits.default_timeout_ms", "must be at least 1"));
         }
         if l.max_timeout_ms < l.default_timeout_ms {
-            return Err(invalid("limits.max_timeout_ms", "must be at least limits.default_timeout_ms"));
+            return Err(invalid(
+                "limits.max_timeout_ms",
+                "must be at least limits.default_timeout_ms",
+            ));
         }
         if l.memory_bytes < (4 << 20) {
-            return Err(invalid("limits.memory_bytes", "must be at least 4 MiB (4194304)"));
+            return Err(invalid(
+                "limits.memory_bytes",
+                "must be at least 4 MiB (4194304)",
+            ));
         }
         if !(64 << 10..=256 << 20).contains(&l.stack_bytes) {
-            return Err(invalid("limits.stack_bytes", "must be between 64 KiB and 256 MiB"));
+            return Err(invalid(
+                "limits.stack_bytes",
+                "must be between 64 KiB and 256 MiB",
+            ));
         }
         if l.max_result_bytes == 0 || l.max_result_bytes > (32 << 20) {
-            return Err(invalid("limits.max_result_bytes", "must be between 1 and 32 MiB"));
+            return Err(invalid(
+                "limits.max_result_bytes",
+                "must be between 1 and 32 MiB",
+            ));
         }
         if l.max_log_bytes > (16 << 20) {
             return Err(invalid("limits.max_log_bytes", "must be at most 16 MiB"));
         }
         if l.max_result_depth == 0 || l.max_result_depth > 10_000 {
-            return Err(invalid("limits.max_result_depth", "must be between 1 and 10000"));
+            return Err(invalid(
+                "limits.max_result_depth",
+                "must be between 1 and 10000",
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be \"text\" or \"json\""));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(invalid("log.level", format!("is not a valid level or filter: {:?}", self.log.level)));
+            return Err(invalid(
+                "log.level",
+                format!("is not a valid level or filter: {:?}", self.log.level),
+            ));
         }
         Ok(())
     }
@@ -361,7 +391,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -378,7 +411,12 @@ mod tests {
     fn environment_overrides_the_file() {
         let mut c = Config::from_toml("[server]\nport = 7000\nhost = \"0.0.0.0\"").unwrap();
         let warnings = c
-            .apply_env(&env(&[("ISOLATE_PORT", "8000"), ("ISOLATE_AUTH_TOKEN", "secret-token"), ("ISOLATE_TYPO", "1"), ("PATH", "/bin")]))
+            .apply_env(&env(&[
+                ("ISOLATE_PORT", "8000"),
+                ("ISOLATE_AUTH_TOKEN", "secret-token"),
+                ("ISOLATE_TYPO", "1"),
+                ("PATH", "/bin"),
+            ]))
             .unwrap();
         assert_eq!(c.server.port, 8000);
         assert_eq!(c.server.host, "0.0.0.0");
@@ -395,7 +433,11 @@ mod tests {
         assert!(err.contains("memory_bytes"), "{err}");
         let mut c = Config::default();
         c.workers.max_concurrent = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("workers.max_concurrent"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("workers.max_concurrent"));
         let mut c = Config::default();
         let err = c.apply_env(&env(&[("ISOLATE_PORT", "http")])).unwrap_err();
         assert!(err.to_string().contains("ISOLATE_PORT"));

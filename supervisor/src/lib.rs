@@ -44,7 +44,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let state = web::Data::new(AppState {
         config: Arc::clone(&config),
         pool: Arc::clone(&pool),
-        auth: Auth::new(config.auth.token.as_deref(), config.auth.rate_limit_per_minute),
+        auth: Auth::new(
+            config.auth.token.as_deref(),
+            config.auth.rate_limit_per_minute,
+        ),
         started: Instant::now(),
         metrics: Default::default(),
     });
@@ -69,13 +72,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .workers(threads)
     .shutdown_timeout(5)
     .bind((config.server.host.as_str(), config.server.port))
-    .map_err(|source| ServeError::Listen { addr: addr.clone(), source })?;
+    .map_err(|source| ServeError::Listen {
+        addr: addr.clone(),
+        source,
+    })?;
     for a in server.addrs() {
         // Tests and scripts read this line to learn the port when `port = 0`.
         println!("isolate-service listening on http://{a}");
         tracing::info!(address = %a, "listening");
     }
-    let result = server.run().await.map_err(|source| ServeError::Listen { addr, source });
+    let result = server
+        .run()
+        .await
+        .map_err(|source| ServeError::Listen { addr, source });
     tracing::info!("shutting down: stopping the zygote and every worker");
     pool.shutdown();
     result
@@ -84,10 +93,17 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 fn build_cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST"])
-        .allowed_headers([actix_web::http::header::AUTHORIZATION, actix_web::http::header::CONTENT_TYPE])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+        ])
         .max_age(600);
     for o in origins {
-        cors = if o == "*" { cors.allow_any_origin() } else { cors.allowed_origin(o) };
+        cors = if o == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(o)
+        };
     }
     cors
 }

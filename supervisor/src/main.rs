@@ -51,7 +51,9 @@ fn main() -> ExitCode {
             },
         }
     }
-    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("ISOLATE_")).collect();
+    let env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("ISOLATE_"))
+        .collect();
     let (config, warnings) = match Config::load(config_path.as_deref(), &env) {
         Ok(loaded) => loaded,
         Err(e) => {

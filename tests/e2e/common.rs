@@ -131,13 +131,24 @@ impl Service {
     }
 
     /// Sends a request and reads the whole answer.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         request(self.addr, method, path, headers, body)
     }
 
     /// `POST path` with a JSON text body.
     pub fn post(&self, path: &str, body: &str) -> Response {
-        self.request("POST", path, &[("Content-Type", "application/json")], body.as_bytes())
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
     }
 
     /// `POST /execute` with `body` and expects the given status.
@@ -211,11 +222,20 @@ impl Drop for Service {
 }
 
 /// One HTTP/1.1 exchange with `Connection: close`.
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && *v == "chunked");
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && *v == "chunked");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -255,11 +275,15 @@ fn parse_response(raw: &[u8]) -> Response {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.get("transfer-encoding").is_some_and(|v| v == "chunked") {
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v == "chunked")
+    {
         let mut out = Vec::new();
         let mut rest = &body[..];
         while let Some(pos) = rest.windows(2).position(|w| w == b"\r\n") {
-            let len = usize::from_str_radix(String::from_utf8_lossy(&rest[..pos]).trim(), 16).unwrap_or(0);
+            let len = usize::from_str_radix(String::from_utf8_lossy(&rest[..pos]).trim(), 16)
+                .unwrap_or(0);
             if len == 0 {
                 break;
             }
@@ -278,12 +302,20 @@ fn parse_response(raw: &[u8]) -> Response {
 /// (pid, parent pid, state) of every process.
 fn processes() -> Vec<(u32, u32, char)> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // The command name is in parentheses and may contain spaces: parse after the last ')'.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
         let mut fields = after.split(' ');
         let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
         let ppid = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -316,7 +348,10 @@ pub fn alive(pid: u32) -> bool {
 
 /// The state letter of `pid` (`R`, `S`, `T`, …).
 pub fn state(pid: u32) -> Option<char> {
-    processes().into_iter().find(|(p, _, _)| *p == pid).map(|(_, _, s)| s)
+    processes()
+        .into_iter()
+        .find(|(p, _, _)| *p == pid)
+        .map(|(_, _, s)| s)
 }
 
 /// Waits until a worker of `service` is running code (state `R` in ten samples in a row, 5 ms
@@ -326,7 +361,10 @@ pub fn busy_worker(service: &Service) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut streak: HashMap<u32, u32> = HashMap::new();
     while Instant::now() < deadline {
-        let running: HashSet<u32> = descendants(zygote).into_iter().filter(|p| state(*p) == Some('R')).collect();
+        let running: HashSet<u32> = descendants(zygote)
+            .into_iter()
+            .filter(|p| state(*p) == Some('R'))
+            .collect();
         streak.retain(|pid, _| running.contains(pid));
         for pid in running {
             let n = streak.entry(pid).or_insert(0);

@@ -14,25 +14,57 @@ fn bearer_auth_guards_every_route_but_health() {
     let bearer = format!("Bearer {TOKEN}");
     assert_eq!(s.get("/health").status, 200);
     let res = s.post("/execute", r#"{"code":"1"}"#);
-    assert_eq!((res.status, res.json()), (401, json!({"error": "Missing bearer token"})));
+    assert_eq!(
+        (res.status, res.json()),
+        (401, json!({"error": "Missing bearer token"}))
+    );
     assert_eq!(res.header("www-authenticate"), Some("Bearer"));
-    let res = s.request("POST", "/execute", &[("Authorization", "Bearer wrong-token")], br#"{"code":"1"}"#);
-    assert_eq!((res.status, res.json()), (403, json!({"error": "Invalid bearer token"})));
-    let res = s.request("POST", "/execute", &[("Authorization", &bearer)], br#"{"code":"1"}"#);
+    let res = s.request(
+        "POST",
+        "/execute",
+        &[("Authorization", "Bearer wrong-token")],
+        br#"{"code":"1"}"#,
+    );
+    assert_eq!(
+        (res.status, res.json()),
+        (403, json!({"error": "Invalid bearer token"}))
+    );
+    let res = s.request(
+        "POST",
+        "/execute",
+        &[("Authorization", &bearer)],
+        br#"{"code":"1"}"#,
+    );
     assert_eq!(res.status, 200);
-    assert_eq!(s.request("GET", "/stats", &[("Authorization", &bearer)], b"").status, 200);
+    assert_eq!(
+        s.request("GET", "/stats", &[("Authorization", &bearer)], b"")
+            .status,
+        200
+    );
     assert_eq!(s.get("/stats").status, 401);
     assert_eq!(s.get("/nope").status, 401);
 }
 
 #[test]
 fn the_rate_limit_answers_429_with_retry_after() {
-    let s = Service::with("[auth]\nrate_limit_per_minute = 3\n", &[("ISOLATE_AUTH_TOKEN", TOKEN)]);
+    let s = Service::with(
+        "[auth]\nrate_limit_per_minute = 3\n",
+        &[("ISOLATE_AUTH_TOKEN", TOKEN)],
+    );
     let bearer = format!("Bearer {TOKEN}");
     for _ in 0..3 {
-        assert_eq!(s.request("GET", "/stats", &[("Authorization", &bearer)], b"").status, 200);
+        assert_eq!(
+            s.request("GET", "/stats", &[("Authorization", &bearer)], b"")
+                .status,
+            200
+        );
     }
-    let res = s.request("POST", "/execute", &[("Authorization", &bearer)], br#"{"code":"1"}"#);
+    let res = s.request(
+        "POST",
+        "/execute",
+        &[("Authorization", &bearer)],
+        br#"{"code":"1"}"#,
+    );
     assert_eq!(res.status, 429);
     let retry = res.json()["retryAfter"].as_u64().unwrap();
     assert!((1..=20).contains(&retry), "{retry}");
@@ -44,21 +76,45 @@ fn the_rate_limit_answers_429_with_retry_after() {
 #[test]
 fn cors_is_off_unless_origins_are_configured() {
     let s = Service::start();
-    let res = s.request("POST", "/execute", &[("Origin", "https://evil.example")], br#"{"code":"1"}"#);
+    let res = s.request(
+        "POST",
+        "/execute",
+        &[("Origin", "https://evil.example")],
+        br#"{"code":"1"}"#,
+    );
     assert_eq!(res.status, 200);
     assert_eq!(res.header("access-control-allow-origin"), None);
     let s = Service::with_config("[cors]\norigins = [\"https://app.example\"]\n");
-    let res = s.request("POST", "/execute", &[("Origin", "https://app.example")], br#"{"code":"1"}"#);
-    assert_eq!(res.header("access-control-allow-origin"), Some("https://app.example"));
+    let res = s.request(
+        "POST",
+        "/execute",
+        &[("Origin", "https://app.example")],
+        br#"{"code":"1"}"#,
+    );
+    assert_eq!(
+        res.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
     let res = s.request(
         "OPTIONS",
         "/execute",
-        &[("Origin", "https://app.example"), ("Access-Control-Request-Method", "POST")],
+        &[
+            ("Origin", "https://app.example"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
         b"",
     );
     assert!(res.status == 200 || res.status == 204, "{res:?}");
-    let res = s.request("POST", "/execute", &[("Origin", "https://evil.example")], br#"{"code":"1"}"#);
-    assert_ne!(res.header("access-control-allow-origin"), Some("https://evil.example"));
+    let res = s.request(
+        "POST",
+        "/execute",
+        &[("Origin", "https://evil.example")],
+        br#"{"code":"1"}"#,
+    );
+    assert_ne!(
+        res.header("access-control-allow-origin"),
+        Some("https://evil.example")
+    );
 }
 
 #[test]
@@ -66,7 +122,11 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
     let dir = std::env::temp_dir().join(format!("isolate-e2e-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (toml, env, needle) in [
-        ("[workers]\nmax_concurrent = 0\n", None, "workers.max_concurrent"),
+        (
+            "[workers]\nmax_concurrent = 0\n",
+            None,
+            "workers.max_concurrent",
+        ),
         ("[workers]\nprewarn = 2\n", None, "prewarn"),
         ("[limits]\nmemory_bytes = \"lots\"\n", None, "memory_bytes"),
         ("", Some(("ISOLATE_PORT", "eighty")), "ISOLATE_PORT"),
@@ -74,7 +134,10 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
         let path = dir.join("bad.toml");
         std::fs::write(&path, toml).unwrap();
         let mut cmd = Command::new(binary());
-        cmd.arg("--config").arg(&path).arg("--check-config").env_remove("ISOLATE_PORT");
+        cmd.arg("--config")
+            .arg(&path)
+            .arg("--check-config")
+            .env_remove("ISOLATE_PORT");
         if let Some((k, v)) = env {
             cmd.env(k, v);
         }
@@ -83,7 +146,11 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{needle} not in {stderr}");
     }
-    let out = Command::new(binary()).arg("--config").arg(dir.join("missing.toml")).output().unwrap();
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(dir.join("missing.toml"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -96,7 +163,9 @@ fn environment_variables_override_the_file() {
     assert_eq!(s.addr.ip().to_string(), "127.0.0.1");
     s.execute(json!({"code": "'logged'"}), 200);
     let logged = crate::common::eventually(std::time::Duration::from_secs(5), || {
-        s.logs().iter().any(|l| l.contains("route=/execute") && l.contains("status=200"))
+        s.logs()
+            .iter()
+            .any(|l| l.contains("route=/execute") && l.contains("status=200"))
     });
     assert!(logged, "no request line at info level");
 }

@@ -5,14 +5,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{alive, busy_worker, descendants, eventually, request, state, zygote_pid, Service};
+use crate::common::{
+    alive, busy_worker, descendants, eventually, request, state, zygote_pid, Service,
+};
 
 #[test]
 fn a_hung_worker_is_killed_at_the_hard_deadline() {
     let s = Service::with_config("[limits]\nkill_grace_ms = 200\n");
     let addr = s.addr;
     let body = json!({"code": "while (true) {}", "timeout": 1500}).to_string();
-    let client = std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
+    let client =
+        std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
     // A stopped process cannot run its interrupt handler: only the supervisor can end it.
     let pid = busy_worker(&s);
     // SAFETY: stopping a worker process of the service under test.
@@ -22,9 +25,18 @@ fn a_hung_worker_is_killed_at_the_hard_deadline() {
     assert_eq!(res.status, 422, "{}", res.body);
     let body = res.json();
     assert_eq!(body["error"]["type"], "TIMEOUT");
-    assert!(body["error"]["message"].as_str().unwrap().contains("the worker was stopped"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the worker was stopped"),
+        "{body}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(eventually(Duration::from_secs(5), || !alive(pid)), "the hung worker still exists");
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(pid)),
+        "the hung worker still exists"
+    );
     assert_eq!(s.execute(json!({"code": "'next'"}), 200)["result"], "next");
     assert!(s.get("/stats").json()["workers"]["killed"].as_u64() >= Some(1));
 }
@@ -34,7 +46,8 @@ fn a_worker_killed_mid_execution_answers_worker_crashed() {
     let s = Service::start();
     let addr = s.addr;
     let body = json!({"code": "while (true) {}", "timeout": 10000}).to_string();
-    let client = std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
+    let client =
+        std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
     let pid = busy_worker(&s);
     // SAFETY: killing a worker process of the service under test.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
@@ -50,13 +63,17 @@ fn a_full_pool_answers_busy() {
     let s = Service::with_config("[workers]\nprewarm = 1\nmax_concurrent = 1\nqueue_size = 0\n");
     let addr = s.addr;
     let body = json!({"code": "while (true) {}", "timeout": 1500}).to_string();
-    let client = std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
+    let client =
+        std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
     busy_worker(&s);
     let res = s.post("/execute", r#"{"code":"1"}"#);
     assert_eq!(res.status, 503);
     assert_eq!(res.header("retry-after"), Some("1"));
     let body = res.json();
-    assert_eq!((body["success"].as_bool(), body["error"]["type"].as_str()), (Some(false), Some("BUSY")));
+    assert_eq!(
+        (body["success"].as_bool(), body["error"]["type"].as_str()),
+        (Some(false), Some("BUSY"))
+    );
     assert_eq!(client.join().unwrap().json()["error"]["type"], "TIMEOUT");
     assert_eq!(s.execute(json!({"code": "1"}), 200)["result"], 1);
 }
@@ -67,7 +84,9 @@ fn queued_requests_wait_for_a_slot() {
     let addr = s.addr;
     let clients: Vec<_> = (0..6)
         .map(|i| {
-            let body = json!({"code": format!("let x = 0; for (let j = 0; j < 1e5; j++) x += j; {i}")}).to_string();
+            let body =
+                json!({"code": format!("let x = 0; for (let j = 0; j < 1e5; j++) x += j; {i}")})
+                    .to_string();
             std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()))
         })
         .collect();
@@ -90,7 +109,10 @@ fn workers_are_recycled_after_recycle_after_executions() {
         s.execute(json!({"code": "1"}), 200);
     }
     let stats = s.get("/stats").json();
-    assert_eq!(stats["workers"]["recycled"], 6, "a fresh process for every execution");
+    assert_eq!(
+        stats["workers"]["recycled"], 6,
+        "a fresh process for every execution"
+    );
     assert!(stats["workers"]["spawned"].as_u64() >= Some(7));
 }
 
@@ -106,7 +128,10 @@ fn a_dead_zygote_is_restarted() {
     }));
     // Its workers died with it (PDEATHSIG); new ones come from the new zygote.
     for i in 0..8 {
-        assert_eq!(s.execute(json!({"code": format!("{i} * 2")}), 200)["result"], i * 2);
+        assert_eq!(
+            s.execute(json!({"code": format!("{i} * 2")}), 200)["result"],
+            i * 2
+        );
     }
     assert!(s.get("/stats").json()["workers"]["zygoteStarts"].as_u64() >= Some(2));
 }
@@ -116,10 +141,16 @@ fn shutdown_leaves_no_process_behind() {
     let mut s = Service::start();
     s.execute(json!({"code": "1"}), 200);
     let family = descendants(s.pid());
-    assert!(family.len() >= 2, "expected a zygote and workers, found {family:?}");
+    assert!(
+        family.len() >= 2,
+        "expected a zygote and workers, found {family:?}"
+    );
     assert_eq!(s.stop(), Some(0));
-    assert!(eventually(Duration::from_secs(5), || family.iter().all(|p| !alive(*p))), "left behind: {:?}",
-        family.iter().filter(|p| alive(**p)).collect::<Vec<_>>());
+    assert!(
+        eventually(Duration::from_secs(5), || family.iter().all(|p| !alive(*p))),
+        "left behind: {:?}",
+        family.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -127,11 +158,19 @@ fn a_killed_supervisor_takes_its_workers_along() {
     let mut s = Service::start();
     let addr = s.addr;
     let body = json!({"code": "while (true) {}", "timeout": 20000}).to_string();
-    let _client = std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
+    let _client =
+        std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
     let busy = busy_worker(&s);
     let family = descendants(s.pid());
     assert!(family.contains(&busy));
     s.kill();
-    assert!(eventually(Duration::from_secs(5), || family.iter().all(|p| !alive(*p))), "left behind: {:?}",
-        family.iter().map(|p| (p, state(*p))).filter(|(_, s)| s.is_some()).collect::<Vec<_>>());
+    assert!(
+        eventually(Duration::from_secs(5), || family.iter().all(|p| !alive(*p))),
+        "left behind: {:?}",
+        family
+            .iter()
+            .map(|p| (p, state(*p)))
+            .filter(|(_, s)| s.is_some())
+            .collect::<Vec<_>>()
+    );
 }

@@ -37,5 +37,7 @@ fn main() {
         warm += t.elapsed();
     }
     let (prepare, warm) = (prepare / n, warm / n);
-    println!("per job: fresh runtime {cold:?}, prepared runtime {warm:?}, preparation alone {prepare:?}");
+    println!(
+        "per job: fresh runtime {cold:?}, prepared runtime {warm:?}, preparation alone {prepare:?}"
+    );
 }

@@ -58,8 +58,8 @@ fn answer(msg: SupervisorMessage, prepared: &mut Option<js::Prepared>) -> (Worke
     match msg {
         SupervisorMessage::Execute(job) => {
             let ready = prepared.take();
-            let outcome = catch_unwind(AssertUnwindSafe(|| js::execute_prepared(ready, &job))).unwrap_or_else(|_| {
-                ExecuteOutcome {
+            let outcome = catch_unwind(AssertUnwindSafe(|| js::execute_prepared(ready, &job)))
+                .unwrap_or_else(|_| ExecuteOutcome {
                     result: Err(JobError {
                         kind: ErrorKind::Internal,
                         name: "InternalError".into(),
@@ -72,8 +72,7 @@ fn answer(msg: SupervisorMessage, prepared: &mut Option<js::Prepared>) -> (Worke
                     logs_truncated: false,
                     elapsed_us: 0,
                     recycle: true,
-                }
-            });
+                });
             let recycle = outcome.recycle;
             (WorkerMessage::Executed(outcome), recycle)
         }

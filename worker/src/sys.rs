@@ -105,13 +105,18 @@ pub fn send_with_fds(sock: &OwnedFd, data: &[u8], fds: &[RawFd]) -> io::Result<(
 
 /// Receives one message into `buf`, with up to `max_fds` descriptors. Returns the number of
 /// bytes and the descriptors (close-on-exec). A zero-length read means the peer closed.
-pub fn recv_with_fds(sock: &OwnedFd, buf: &mut [u8], max_fds: usize) -> io::Result<(usize, Vec<OwnedFd>)> {
+pub fn recv_with_fds(
+    sock: &OwnedFd,
+    buf: &mut [u8],
+    max_fds: usize,
+) -> io::Result<(usize, Vec<OwnedFd>)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
     // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE((max_fds * std::mem::size_of::<RawFd>()) as u32) } as usize;
+    let space =
+        unsafe { libc::CMSG_SPACE((max_fds * std::mem::size_of::<RawFd>()) as u32) } as usize;
     let mut cmsg_buf = vec![0u8; space];
     // SAFETY: msghdr is plain data; zeroed is a valid initial state.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -135,7 +140,8 @@ pub fn recv_with_fds(sock: &OwnedFd, buf: &mut [u8], max_fds: usize) -> io::Resu
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
                 let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
                 for i in 0..count {
                     fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
@@ -145,7 +151,10 @@ pub fn recv_with_fds(sock: &OwnedFd, buf: &mut [u8], max_fds: usize) -> io::Resu
         }
     }
     if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "too many descriptors attached"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "too many descriptors attached",
+        ));
     }
     Ok((n, fds))
 }
@@ -153,14 +162,22 @@ pub fn recv_with_fds(sock: &OwnedFd, buf: &mut [u8], max_fds: usize) -> io::Resu
 /// Asks the kernel to send `signal` to this process when its parent exits.
 pub fn set_parent_death_signal(signal: libc::c_int) -> io::Result<()> {
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
-    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) } as libc::c_long)?;
+    let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
+    check(ret as libc::c_long)?;
     Ok(())
 }
 
 /// Closes every descriptor from `first` upwards.
 pub fn close_from(first: RawFd) -> io::Result<()> {
     // SAFETY: close_range only closes descriptors; callers own everything at or above `first`.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) })?;
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    })?;
     Ok(())
 }
 

@@ -76,7 +76,13 @@ fn run(control: &OwnedFd) -> io::Result<()> {
                     &ZygoteReply::Spawned { pid },
                     &[sock.as_raw_fd(), pidfd.as_raw_fd()],
                 )?,
-                Err(e) => send(control, &ZygoteReply::SpawnFailed { message: e.to_string() }, &[])?,
+                Err(e) => send(
+                    control,
+                    &ZygoteReply::SpawnFailed {
+                        message: e.to_string(),
+                    },
+                    &[],
+                )?,
             },
         }
     }

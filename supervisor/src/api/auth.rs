@@ -75,7 +75,8 @@ impl Auth {
             tokens: capacity,
             last: now,
         });
-        b.tokens = (b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate).min(capacity);
+        b.tokens =
+            (b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate).min(capacity);
         b.last = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
@@ -96,10 +97,22 @@ mod tests {
     fn tokens_are_checked() {
         let auth = Auth::new(Some("correct-token"), 0);
         assert!(matches!(auth.check(None), Err(ApiError::Unauthorized)));
-        assert!(matches!(auth.check(Some(b"Basic abc")), Err(ApiError::Unauthorized)));
-        assert!(matches!(auth.check(Some(b"Bearer ")), Err(ApiError::Unauthorized)));
-        assert!(matches!(auth.check(Some(b"Bearer wrong")), Err(ApiError::Forbidden)));
-        assert!(matches!(auth.check(Some(b"Bearer correct-token-x")), Err(ApiError::Forbidden)));
+        assert!(matches!(
+            auth.check(Some(b"Basic abc")),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            auth.check(Some(b"Bearer ")),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            auth.check(Some(b"Bearer wrong")),
+            Err(ApiError::Forbidden)
+        ));
+        assert!(matches!(
+            auth.check(Some(b"Bearer correct-token-x")),
+            Err(ApiError::Forbidden)
+        ));
         auth.check(Some(b"Bearer correct-token")).unwrap();
         auth.check(Some(b"bearer  correct-token ")).unwrap();
         Auth::new(None, 1).check(None).unwrap();

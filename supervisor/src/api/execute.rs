@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use isolate_shared::message::{
-    ErrorKind, ExecuteJob, ExecuteOutcome, JobError, LogEntry, Preset, SupervisorMessage, ValidateJob,
-    WorkerMessage,
+    ErrorKind, ExecuteJob, ExecuteOutcome, JobError, LogEntry, Preset, SupervisorMessage,
+    ValidateJob, WorkerMessage,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -139,7 +139,14 @@ pub async fn execute(
         Ok((WorkerMessage::Executed(outcome), pid)) => (outcome, Some(pid)),
         Ok((other, pid)) => {
             tracing::error!(pid, "worker answered an execution with {other:?}");
-            (failed(ErrorKind::Internal, "InternalError", "the worker answered out of turn".into()), Some(pid))
+            (
+                failed(
+                    ErrorKind::Internal,
+                    "InternalError",
+                    "the worker answered out of turn".into(),
+                ),
+                Some(pid),
+            )
         }
         Err(PoolError::Busy(_) | PoolError::ShuttingDown) => {
             state.metrics.record(Some(ErrorKind::Busy.as_str()));
@@ -149,7 +156,9 @@ pub async fn execute(
             failed(
                 ErrorKind::Timeout,
                 "TimeoutError",
-                format!("execution exceeded the timeout of {timeout_ms} ms; the worker was stopped"),
+                format!(
+                    "execution exceeded the timeout of {timeout_ms} ms; the worker was stopped"
+                ),
             ),
             None,
         ),
@@ -163,7 +172,14 @@ pub async fn execute(
         ),
         Err(e) => {
             tracing::error!(error = %e, "cannot run an execution");
-            (failed(ErrorKind::Internal, "InternalError", "the service could not run this code".into()), None)
+            (
+                failed(
+                    ErrorKind::Internal,
+                    "InternalError",
+                    "the service could not run this code".into(),
+                ),
+                None,
+            )
         }
     };
 
@@ -244,7 +260,9 @@ pub async fn validate(
     let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
     let code = request::code(&body)?;
     request::language(&body)?;
-    let job = SupervisorMessage::Validate(ValidateJob { code: code.to_string() });
+    let job = SupervisorMessage::Validate(ValidateJob {
+        code: code.to_string(),
+    });
     let limits = &state.config.limits;
     let deadline = Duration::from_millis(limits.default_timeout_ms + limits.kill_grace_ms);
     match state.pool.call(&job, deadline).await {
@@ -258,10 +276,12 @@ pub async fn validate(
             })),
         }),
         Err(PoolError::Busy(_) | PoolError::ShuttingDown) => Err(ApiError::Busy),
-        Err(PoolError::Deadline(_)) => Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
-            "valid": false,
-            "error": "parsing took longer than the timeout",
-        }))),
+        Err(PoolError::Deadline(_)) => {
+            Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
+                "valid": false,
+                "error": "parsing took longer than the timeout",
+            })))
+        }
         Ok(_) | Err(_) => Err(ApiError::Internal),
     }
 }

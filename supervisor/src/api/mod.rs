@@ -29,7 +29,12 @@ use auth::Auth;
 use error::ApiError;
 
 /// The routes, as listed in 404 answers.
-pub const ENDPOINTS: [&str; 4] = ["POST /execute", "POST /validate", "GET /health", "GET /stats"];
+pub const ENDPOINTS: [&str; 4] = [
+    "POST /execute",
+    "POST /validate",
+    "GET /health",
+    "GET /stats",
+];
 
 /// State shared by every handler.
 pub struct AppState {
@@ -64,7 +69,12 @@ impl Metrics {
                 self.succeeded.fetch_add(1, Ordering::Relaxed);
             }
             Some(kind) => {
-                *self.failed.lock().unwrap_or_else(|e| e.into_inner()).entry(kind).or_default() += 1;
+                *self
+                    .failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(kind)
+                    .or_default() += 1;
             }
         }
     }
@@ -167,13 +177,18 @@ pub async fn authenticate(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     if req.path() != "/health" {
         if let Some(state) = req.app_data::<web::Data<AppState>>() {
-            let header = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+            let header = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes());
             if let Err(e) = state.auth.check(header) {
                 return Ok(req.into_response(e.error_response()).map_into_right_body());
             }
         }
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// Gives the request an id and logs one line when it is answered.
@@ -189,9 +204,15 @@ pub async fn log_request(
     let mut res = next.call(req).await?;
     let status = res.status().as_u16();
     if let Ok(v) = header::HeaderValue::from_str(&id) {
-        res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), v);
     }
-    let fields = res.response().extensions().get::<LogFields>().cloned().unwrap_or_default();
+    let fields = res
+        .response()
+        .extensions()
+        .get::<LogFields>()
+        .cloned()
+        .unwrap_or_default();
     tracing::info!(
         id = %id,
         method = %method,

@@ -13,7 +13,11 @@ use isolate_shared::message::Preset;
 pub type Body = Map<String, Value>;
 
 /// Reads the body, refusing more than `limit` bytes (413) before buffering them.
-pub async fn read_object(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Body, ApiError> {
+pub async fn read_object(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Body, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -54,7 +58,9 @@ pub fn code(body: &Body) -> Result<&str, ApiError> {
 pub fn preset(body: &Body) -> Result<Preset, ApiError> {
     match body.get("preset") {
         None | Some(Value::Null) => Ok(Preset::Compute),
-        Some(Value::String(s)) => Preset::from_name(s).ok_or_else(|| ApiError::UnknownPreset(s.clone())),
+        Some(Value::String(s)) => {
+            Preset::from_name(s).ok_or_else(|| ApiError::UnknownPreset(s.clone()))
+        }
         Some(_) => Err(ApiError::InvalidField {
             field: "preset",
             problem: "must be a string".into(),
@@ -66,7 +72,9 @@ pub fn preset(body: &Body) -> Result<Preset, ApiError> {
 pub fn env(body: &Body) -> Result<Option<String>, ApiError> {
     match body.get("env") {
         None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Object(_)) => serde_json::to_string(v).map(Some).map_err(|_| ApiError::Internal),
+        Some(v @ Value::Object(_)) => serde_json::to_string(v)
+            .map(Some)
+            .map_err(|_| ApiError::Internal),
         Some(_) => Err(ApiError::InvalidField {
             field: "env",
             problem: "must be an object".into(),

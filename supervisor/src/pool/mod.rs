@@ -61,7 +61,6 @@ pub struct Worker {
     stream: Option<StdUnixStream>,
     pidfd: OwnedFd,
     executions: u32,
-    born: Instant,
 }
 
 impl Worker {
@@ -71,13 +70,14 @@ impl Worker {
             stream: Some(stream),
             pidfd,
             executions: 0,
-            born: Instant::now(),
         }
     }
 
     fn stream_ref(&self) -> &StdUnixStream {
         // Only `call` takes the stream out, and it always puts it back or the worker is dropped.
-        self.stream.as_ref().expect("worker stream present outside a call")
+        self.stream
+            .as_ref()
+            .expect("worker stream present outside a call")
     }
 
     /// The worker's process id.
@@ -90,10 +90,15 @@ impl Worker {
     }
 
     /// Sends one job and waits for the answer, at most `deadline`.
-    async fn call(&mut self, msg: &SupervisorMessage, deadline: Duration) -> Result<WorkerMessage, PoolError> {
+    async fn call(
+        &mut self,
+        msg: &SupervisorMessage,
+        deadline: Duration,
+    ) -> Result<WorkerMessage, PoolError> {
         let frame = frame::encode(msg).map_err(|e| PoolError::Protocol(e.to_string()))?;
         let std = self.stream.take().ok_or(PoolError::Crashed(self.pid))?;
-        let mut stream = tokio::net::UnixStream::from_std(std).map_err(|_| PoolError::Crashed(self.pid))?;
+        let mut stream =
+            tokio::net::UnixStream::from_std(std).map_err(|_| PoolError::Crashed(self.pid))?;
         let exchange = async {
             stream.write_all(&frame).await?;
             read_frame(&mut stream).await
@@ -105,7 +110,9 @@ impl Worker {
                 let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
                 Err(PoolError::Deadline(deadline))
             }
-            Ok(Err(FrameError::Closed | FrameError::Truncated | FrameError::Io(_))) => Err(PoolError::Crashed(self.pid)),
+            Ok(Err(FrameError::Closed | FrameError::Truncated | FrameError::Io(_))) => {
+                Err(PoolError::Crashed(self.pid))
+            }
             Ok(Err(e)) => Err(PoolError::Protocol(e.to_string())),
             Ok(Ok(reply)) => Ok(reply),
         }
@@ -129,10 +136,13 @@ async fn read_frame(stream: &mut tokio::net::UnixStream) -> Result<WorkerMessage
     }
     let len = frame::payload_len(header, MAX_FRAME_BYTES)?;
     let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload).await.map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => FrameError::Truncated,
-        _ => FrameError::Io(e),
-    })?;
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+            _ => FrameError::Io(e),
+        })?;
     frame::decode(&payload)
 }
 
@@ -225,7 +235,8 @@ impl Pool {
             zygote_starts: AtomicU64::new(0),
             counters: PoolCounters::default(),
         });
-        let mut manager = zygote::ZygoteManager::new(Duration::from_millis(pool.config.spawn_timeout_ms));
+        let mut manager =
+            zygote::ZygoteManager::new(Duration::from_millis(pool.config.spawn_timeout_ms));
         manager.ensure_started()?;
         let weak = Arc::downgrade(&pool);
         let handle = std::thread::Builder::new()
@@ -243,7 +254,11 @@ impl Pool {
 
     /// Runs one job on a worker: waits for a slot, checks out a worker, and returns its answer
     /// or why there is none. `deadline` bounds the worker's time, not the wait for a slot.
-    pub async fn call(&self, msg: &SupervisorMessage, deadline: Duration) -> Result<(WorkerMessage, u32), PoolError> {
+    pub async fn call(
+        &self,
+        msg: &SupervisorMessage,
+        deadline: Duration,
+    ) -> Result<(WorkerMessage, u32), PoolError> {
         let _slot = self.acquire_slot().await?;
         let _busy = CountGuard::new(&self.busy);
         let mut worker = self.checkout().await?;
@@ -355,7 +370,11 @@ impl Pool {
     }
 }
 
-fn manager_loop(pool: Weak<Pool>, commands: mpsc::Receiver<Command>, mut manager: zygote::ZygoteManager) {
+fn manager_loop(
+    pool: Weak<Pool>,
+    commands: mpsc::Receiver<Command>,
+    mut manager: zygote::ZygoteManager,
+) {
     let mut last_failure: Option<Instant> = None;
     loop {
         let cmd = commands.recv_timeout(Duration::from_millis(250));
@@ -381,7 +400,9 @@ fn manager_loop(pool: Weak<Pool>, commands: mpsc::Receiver<Command>, mut manager
         }
         // Keep `prewarm` idle workers; back off for a second after a failure.
         if last_failure.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
-            while lock(&pool.idle).len() < pool.config.prewarm && !pool.shutting_down.load(Ordering::Relaxed) {
+            while lock(&pool.idle).len() < pool.config.prewarm
+                && !pool.shutting_down.load(Ordering::Relaxed)
+            {
                 match manager.spawn() {
                     Ok(w) => {
                         pool.counters.spawned.fetch_add(1, Ordering::Relaxed);
@@ -396,7 +417,8 @@ fn manager_loop(pool: Weak<Pool>, commands: mpsc::Receiver<Command>, mut manager
                 }
             }
         }
-        pool.zygote_pid.store(manager.pid().unwrap_or(0), Ordering::Relaxed);
+        pool.zygote_pid
+            .store(manager.pid().unwrap_or(0), Ordering::Relaxed);
         pool.zygote_starts.store(manager.starts, Ordering::Relaxed);
     }
     // Dropping the manager kills and reaps the zygote; the workers follow it (PDEATHSIG).

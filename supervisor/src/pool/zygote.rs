@@ -70,7 +70,10 @@ impl ZygoteManager {
         };
         if dead {
             if let Some(z) = self.zygote.take() {
-                tracing::warn!(pid = z.child.id(), "the zygote exited; it will be restarted");
+                tracing::warn!(
+                    pid = z.child.id(),
+                    "the zygote exited; it will be restarted"
+                );
             }
         }
         dead
@@ -107,7 +110,14 @@ impl ZygoteManager {
                 } else if libc::dup2(theirs_raw, CONTROL_FD) < 0 {
                     return Err(io::Error::last_os_error());
                 }
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) < 0
+                {
                     return Err(io::Error::last_os_error());
                 }
                 if libc::getppid() != parent {
@@ -118,14 +128,19 @@ impl ZygoteManager {
         }
         let child = cmd.spawn().map_err(PoolError::Zygote)?;
         drop(theirs);
-        let zygote = Zygote { child, control: ours };
+        let zygote = Zygote {
+            child,
+            control: ours,
+        };
         let (reply, _) = recv_reply(&zygote.control, self.spawn_timeout)?;
         match reply {
             ZygoteReply::Hello(h) if h.protocol == version::CURRENT => {
                 tracing::info!(pid = zygote.child.id(), "zygote started");
                 Ok(zygote)
             }
-            other => Err(PoolError::Protocol(format!("unexpected zygote greeting {other:?}"))),
+            other => Err(PoolError::Protocol(format!(
+                "unexpected zygote greeting {other:?}"
+            ))),
         }
     }
 
@@ -146,17 +161,24 @@ impl ZygoteManager {
         let Some(zygote) = self.zygote.as_ref() else {
             return Err(PoolError::Zygote(io::Error::other("no zygote")));
         };
-        let frame = encode(&ZygoteRequest::Spawn).map_err(|e| PoolError::Protocol(e.to_string()))?;
+        let frame =
+            encode(&ZygoteRequest::Spawn).map_err(|e| PoolError::Protocol(e.to_string()))?;
         sys::send_with_fds(&zygote.control, &frame, &[]).map_err(PoolError::Zygote)?;
         let (reply, fds) = recv_reply(&zygote.control, self.spawn_timeout)?;
         let pid = match reply {
             ZygoteReply::Spawned { pid } => pid,
             ZygoteReply::SpawnFailed { message } => return Err(PoolError::Spawn(message)),
-            other => return Err(PoolError::Protocol(format!("unexpected zygote reply {other:?}"))),
+            other => {
+                return Err(PoolError::Protocol(format!(
+                    "unexpected zygote reply {other:?}"
+                )))
+            }
         };
         let mut fds = fds.into_iter();
         let (Some(sock), Some(pidfd), None) = (fds.next(), fds.next(), fds.next()) else {
-            return Err(PoolError::Protocol("the zygote sent the wrong descriptors".into()));
+            return Err(PoolError::Protocol(
+                "the zygote sent the wrong descriptors".into(),
+            ));
         };
         let mut stream = UnixStream::from(sock);
         stream
@@ -166,18 +188,31 @@ impl ZygoteManager {
         let worker = Worker::new(pid, stream, pidfd);
         match hello {
             Ok(WorkerMessage::Hello(h)) if h.protocol == version::CURRENT => {
-                worker.stream_ref().set_read_timeout(None).map_err(PoolError::Zygote)?;
-                worker.stream_ref().set_nonblocking(true).map_err(PoolError::Zygote)?;
+                worker
+                    .stream_ref()
+                    .set_read_timeout(None)
+                    .map_err(PoolError::Zygote)?;
+                worker
+                    .stream_ref()
+                    .set_nonblocking(true)
+                    .map_err(PoolError::Zygote)?;
                 Ok(worker)
             }
-            Ok(other) => Err(PoolError::Protocol(format!("unexpected worker greeting {other:?}"))),
-            Err(e) => Err(PoolError::Protocol(format!("worker {pid} did not greet: {e}"))),
+            Ok(other) => Err(PoolError::Protocol(format!(
+                "unexpected worker greeting {other:?}"
+            ))),
+            Err(e) => Err(PoolError::Protocol(format!(
+                "worker {pid} did not greet: {e}"
+            ))),
         }
     }
 }
 
 /// Receives one reply from the zygote, waiting at most `timeout`.
-fn recv_reply(control: &OwnedFd, timeout: Duration) -> Result<(ZygoteReply, Vec<OwnedFd>), PoolError> {
+fn recv_reply(
+    control: &OwnedFd,
+    timeout: Duration,
+) -> Result<(ZygoteReply, Vec<OwnedFd>), PoolError> {
     let deadline = Instant::now() + timeout;
     let mut pfd = libc::pollfd {
         fd: control.as_raw_fd(),
@@ -192,7 +227,10 @@ fn recv_reply(control: &OwnedFd, timeout: Duration) -> Result<(ZygoteReply, Vec<
             break;
         }
         if n == 0 {
-            return Err(PoolError::Zygote(io::Error::new(io::ErrorKind::TimedOut, "the zygote did not answer in time")));
+            return Err(PoolError::Zygote(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the zygote did not answer in time",
+            )));
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
@@ -202,7 +240,10 @@ fn recv_reply(control: &OwnedFd, timeout: Duration) -> Result<(ZygoteReply, Vec<
     let mut buf = [0u8; 4096];
     let (n, fds) = sys::recv_with_fds(control, &mut buf, SPAWNED_FDS).map_err(PoolError::Zygote)?;
     if n == 0 {
-        return Err(PoolError::Zygote(io::Error::new(io::ErrorKind::UnexpectedEof, "the zygote closed its socket")));
+        return Err(PoolError::Zygote(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the zygote closed its socket",
+        )));
     }
     let reply = decode_frame(&buf[..n]).map_err(|e| PoolError::Protocol(e.to_string()))?;
     Ok((reply, fds))

@@ -119,7 +119,8 @@ pub fn execute_prepared(prepared: Option<Prepared>, job: &ExecuteJob) -> Execute
     let (result, logs, logs_truncated) = match prepared {
         Ok(p) => {
             let deadline = start + Duration::from_millis(job.timeout_ms);
-            *p.sink.borrow_mut() = LogSink::new(job.limits.max_log_entries, job.limits.max_log_bytes);
+            *p.sink.borrow_mut() =
+                LogSink::new(job.limits.max_log_entries, job.limits.max_log_bytes);
             let result = run(&p, job, deadline);
             let sink = std::mem::take(&mut *p.sink.borrow_mut());
             (result, sink.entries, sink.truncated)
@@ -144,12 +145,15 @@ fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobE
     let timed_out = &p.timed_out;
     let timeout_ms = job.timeout_ms;
     let outcome = p.ctx.with(|ctx| -> Result<String, JobError> {
-        set_env(&ctx, job.env_json.as_deref()).map_err(|e| internal(format!("cannot set env: {e}")))?;
+        set_env(&ctx, job.env_json.as_deref())
+            .map_err(|e| internal(format!("cannot set env: {e}")))?;
         let body_mode = Cell::new(false);
         let value = evaluate(&ctx, &job.code, deadline, timed_out, &body_mode).map_err(|f| {
             let mut err = classify(f, timed_out, timeout_ms);
             if body_mode.get() && err.line == Some(1) {
-                err.column = err.column.map(|c| c.saturating_sub(BODY_PREFIX.len() as u32).max(1));
+                err.column = err
+                    .column
+                    .map(|c| c.saturating_sub(BODY_PREFIX.len() as u32).max(1));
             }
             err
         })?;
@@ -169,8 +173,12 @@ fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobE
                 }
                 err
             }
-            SerializeError::TooLarge(max) => output_limit(format!("the result exceeds the limit of {max} bytes when serialised")),
-            SerializeError::TooDeep(max) => output_limit(format!("the result is nested deeper than {max} levels")),
+            SerializeError::TooLarge(max) => output_limit(format!(
+                "the result exceeds the limit of {max} bytes when serialised"
+            )),
+            SerializeError::TooDeep(max) => {
+                output_limit(format!("the result is nested deeper than {max} levels"))
+            }
         })
     });
     outcome.map_err(|mut err| {
@@ -178,7 +186,10 @@ fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobE
         // memory" error and throws `null` instead. A thrown non-Error (no stack) with the heap
         // at its limit is that case.
         let used = p.rt.memory_usage().malloc_size.max(0) as u64;
-        if err.kind == ErrorKind::Runtime && err.stack.is_none() && used >= job.limits.memory_bytes / 10 * 9 {
+        if err.kind == ErrorKind::Runtime
+            && err.stack.is_none()
+            && used >= job.limits.memory_bytes / 10 * 9
+        {
             err = memory_limit();
         }
         err
@@ -279,7 +290,9 @@ fn evaluate<'js>(
     // With top-level await, evaluation yields a promise of `{value}`.
     let completion = settle(ctx, completion, deadline, timed_out)?;
     let value = match completion.as_object() {
-        Some(o) => o.get::<_, Value>("value").map_err(|_| Failure::Exception(ctx.catch()))?,
+        Some(o) => o
+            .get::<_, Value>("value")
+            .map_err(|_| Failure::Exception(ctx.catch()))?,
         None => completion,
     };
     settle(ctx, value, deadline, timed_out)
@@ -328,11 +341,7 @@ fn settle<'js>(
 }
 
 /// Turns a failure into the error the API reports.
-fn classify<'js>(
-    failure: Failure<'js>,
-    timed_out: &AtomicBool,
-    timeout_ms: u64,
-) -> JobError {
+fn classify<'js>(failure: Failure<'js>, timed_out: &AtomicBool, timeout_ms: u64) -> JobError {
     let timeout = || JobError {
         kind: ErrorKind::Timeout,
         name: "TimeoutError".into(),
@@ -374,7 +383,11 @@ fn classify<'js>(
     }
     JobError {
         kind,
-        name: if name.is_empty() { "Error".into() } else { name },
+        name: if name.is_empty() {
+            "Error".into()
+        } else {
+            name
+        },
         message,
         stack,
         line,
@@ -481,7 +494,8 @@ fn compile_error(code: &str) -> Option<(String, u32, u32)> {
         src.extend_from_slice(code.as_bytes());
         src.push(0);
         let filename = c"input.js";
-        let flags = qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY | qjs::JS_EVAL_FLAG_ASYNC;
+        let flags =
+            qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY | qjs::JS_EVAL_FLAG_ASYNC;
         // SAFETY: `src` is NUL-terminated with `code.len()` bytes before the NUL, as JS_Eval
         // requires; the returned value is owned by the Value built from it and freed on drop.
         let compiled = unsafe {

@@ -80,7 +80,10 @@ pub fn run<'js, T: FromJs<'js>>(ctx: &Ctx<'js>) -> rquickjs::Result<T> {
         if qjs::JS_IsException(func) {
             return Err(rquickjs::Error::Exception);
         }
-        Value::from_raw(ctx.clone(), qjs::JS_EvalFunction(ctx.as_raw().as_ptr(), func))
+        Value::from_raw(
+            ctx.clone(),
+            qjs::JS_EvalFunction(ctx.as_raw().as_ptr(), func),
+        )
     };
     if value.is_exception() {
         return Err(rquickjs::Error::Exception);

@@ -105,9 +105,15 @@ pub const PRELUDE: &str = r#"(() => {
 /// The names reported by `/stats` and the descriptions shown to users.
 pub fn description(preset: Preset) -> &'static str {
     match preset {
-        Preset::Minimal => "Language core only: objects, arrays, strings, numbers, Math, JSON, RegExp, Promise",
-        Preset::Compute => "Language built-ins: minimal plus Date, Map, Set, typed arrays, Proxy, WeakRef",
-        Preset::Data => "compute plus Buffer, TextEncoder/Decoder, atob/btoa, crypto (not in this build)",
+        Preset::Minimal => {
+            "Language core only: objects, arrays, strings, numbers, Math, JSON, RegExp, Promise"
+        }
+        Preset::Compute => {
+            "Language built-ins: minimal plus Date, Map, Set, typed arrays, Proxy, WeakRef"
+        }
+        Preset::Data => {
+            "compute plus Buffer, TextEncoder/Decoder, atob/btoa, crypto (not in this build)"
+        }
         Preset::Agent => "data plus a supervised fetch (not in this build)",
     }
 }

@@ -208,12 +208,15 @@ impl<'js> Writer<'_, 'js> {
     fn value(&mut self, v: &Value<'js>, depth: u32) -> Result<(), SerializeError> {
         match v.type_of() {
             Type::Undefined | Type::Uninitialized => {
-                self.out.push_str(if self.inspect { "undefined" } else { "null" })
+                self.out
+                    .push_str(if self.inspect { "undefined" } else { "null" })
             }
             Type::Null => self.out.push_str("null"),
-            Type::Bool => self
-                .out
-                .push_str(if v.as_bool() == Some(true) { "true" } else { "false" }),
+            Type::Bool => self.out.push_str(if v.as_bool() == Some(true) {
+                "true"
+            } else {
+                "false"
+            }),
             Type::Int => {
                 let _ = write!(self.out, "{}", v.as_int().unwrap_or(0));
             }
@@ -228,8 +231,16 @@ impl<'js> Writer<'_, 'js> {
             }
             Type::Symbol => {
                 if self.inspect {
-                    let desc: Value = v.as_symbol().map(|s| s.description()).transpose()?.unwrap_or_else(|| Value::new_undefined(self.ctx.clone()));
-                    let d = desc.as_string().map(|s| s.to_string()).transpose()?.unwrap_or_default();
+                    let desc: Value = v
+                        .as_symbol()
+                        .map(|s| s.description())
+                        .transpose()?
+                        .unwrap_or_else(|| Value::new_undefined(self.ctx.clone()));
+                    let d = desc
+                        .as_string()
+                        .map(|s| s.to_string())
+                        .transpose()?
+                        .unwrap_or_default();
                     let _ = write!(self.out, "Symbol({d})");
                 } else {
                     self.out.push_str("null");
@@ -237,9 +248,25 @@ impl<'js> Writer<'_, 'js> {
             }
             Type::Function | Type::Constructor => {
                 if self.inspect {
-                    let name: Value = v.as_object().map(|o| o.get("name")).transpose()?.unwrap_or_else(|| Value::new_undefined(self.ctx.clone()));
-                    let name = name.as_string().map(|s| s.to_string()).transpose()?.unwrap_or_default();
-                    let _ = write!(self.out, "[Function: {}]", if name.is_empty() { "(anonymous)" } else { &name });
+                    let name: Value = v
+                        .as_object()
+                        .map(|o| o.get("name"))
+                        .transpose()?
+                        .unwrap_or_else(|| Value::new_undefined(self.ctx.clone()));
+                    let name = name
+                        .as_string()
+                        .map(|s| s.to_string())
+                        .transpose()?
+                        .unwrap_or_default();
+                    let _ = write!(
+                        self.out,
+                        "[Function: {}]",
+                        if name.is_empty() {
+                            "(anonymous)"
+                        } else {
+                            &name
+                        }
+                    );
                 } else {
                     self.out.push_str("null");
                 }
@@ -255,7 +282,17 @@ impl<'js> Writer<'_, 'js> {
 
     fn number(&mut self, f: f64) {
         if !f.is_finite() {
-            self.out.push_str(if self.inspect { if f.is_nan() { "NaN" } else if f > 0.0 { "Infinity" } else { "-Infinity" } } else { "null" });
+            self.out.push_str(if self.inspect {
+                if f.is_nan() {
+                    "NaN"
+                } else if f > 0.0 {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                }
+            } else {
+                "null"
+            });
         } else if f == 0.0 {
             self.out.push('0');
         } else if f.fract() == 0.0 && f.abs() < 1e21 {
@@ -332,7 +369,11 @@ impl<'js> Writer<'_, 'js> {
             return self.array_like(depth, len, |i| obj.get(i as u32));
         }
         if is_map || is_set {
-            let f = if is_map { &self.helpers.map_entries } else { &self.helpers.set_values };
+            let f = if is_map {
+                &self.helpers.map_entries
+            } else {
+                &self.helpers.set_values
+            };
             let list = Helpers::call(f, self.ctx, obj.as_value())?;
             return match list.as_object() {
                 Some(list) => self.object_inner(list, depth),
@@ -349,7 +390,10 @@ impl<'js> Writer<'_, 'js> {
             // SAFETY: copied out at once, before any JavaScript can run and detach the buffer.
             let bytes = unsafe { buf.as_bytes() }.unwrap_or(&[]).to_vec();
             return self.array_like(depth, bytes.len() as u64, |i| {
-                Ok(Value::new_int(self.ctx.clone(), i32::from(bytes[i as usize])))
+                Ok(Value::new_int(
+                    self.ctx.clone(),
+                    i32::from(bytes[i as usize]),
+                ))
             });
         }
         self.out.push('{');
@@ -436,7 +480,8 @@ impl<'js> Writer<'_, 'js> {
                 // SAFETY: the bytes are copied out at once; no JavaScript runs (so nothing can
                 // detach or resize the buffer) while the slice is borrowed.
                 let all = unsafe { b.as_bytes() };
-                all.and_then(|b| b.get(offset..offset + length)).map(<[u8]>::to_vec)
+                all.and_then(|b| b.get(offset..offset + length))
+                    .map(<[u8]>::to_vec)
             })
             .unwrap_or_default();
         self.out.push('[');
@@ -454,12 +499,18 @@ impl<'js> Writer<'_, 'js> {
                 1 => self.number(f64::from(chunk[0] as i8)),
                 3 => self.number(f64::from(i16::from_le_bytes([chunk[0], chunk[1]]))),
                 4 => self.number(f64::from(u16::from_le_bytes([chunk[0], chunk[1]]))),
-                5 => self.number(f64::from(i32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))),
-                6 => self.number(f64::from(u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))),
+                5 => self.number(f64::from(i32::from_le_bytes([
+                    chunk[0], chunk[1], chunk[2], chunk[3],
+                ]))),
+                6 => self.number(f64::from(u32::from_le_bytes([
+                    chunk[0], chunk[1], chunk[2], chunk[3],
+                ]))),
                 7 => self.string(&i64::from_le_bytes(arr(8)).to_string()),
                 8 => self.string(&u64::from_le_bytes(arr(8)).to_string()),
                 9 => self.number(f16_to_f64(u16::from_le_bytes([chunk[0], chunk[1]]))),
-                10 => self.number(f64::from(f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))),
+                10 => self.number(f64::from(f32::from_le_bytes([
+                    chunk[0], chunk[1], chunk[2], chunk[3],
+                ]))),
                 _ => self.number(f64::from_le_bytes(arr(8))),
             }
             if i % 1024 == 0 {

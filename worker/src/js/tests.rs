@@ -51,10 +51,19 @@ fn env_is_exposed_as_env_and_input() {
 
 #[test]
 fn serialisation_rules() {
-    assert_eq!(ok("({a: undefined, b: () => 1, c: Symbol('x'), d: 1})"), r#"{"d":1}"#);
-    assert_eq!(ok("[undefined, () => 1, NaN, Infinity, -0]"), "[null,null,null,null,0]");
+    assert_eq!(
+        ok("({a: undefined, b: () => 1, c: Symbol('x'), d: 1})"),
+        r#"{"d":1}"#
+    );
+    assert_eq!(
+        ok("[undefined, () => 1, NaN, Infinity, -0]"),
+        "[null,null,null,null,0]"
+    );
     assert_eq!(ok("10n ** 30n"), r#""1000000000000000000000000000000""#);
-    assert_eq!(ok("new Map([['a', 1], [2, {b: 2}]])"), r#"[["a",1],[2,{"b":2}]]"#);
+    assert_eq!(
+        ok("new Map([['a', 1], [2, {b: 2}]])"),
+        r#"[["a",1],[2,{"b":2}]]"#
+    );
     assert_eq!(ok("new Set([1, 'x'])"), r#"[1,"x"]"#);
     assert_eq!(ok("new Uint8Array([1, 2, 255])"), "[1,2,255]");
     assert_eq!(ok("new Int16Array([-2, 3])"), "[-2,3]");
@@ -64,26 +73,42 @@ fn serialisation_rules() {
     assert_eq!(ok("new Uint8Array([4, 5]).buffer"), "[4,5]");
     assert_eq!(ok("new Date(0)"), r#""1970-01-01T00:00:00.000Z""#);
     assert_eq!(ok("({toJSON() { return 'custom' }})"), r#""custom""#);
-    assert_eq!(ok("const a = {x: 1}; a.self = a; a"), r#"{"x":1,"self":"[Circular]"}"#);
+    assert_eq!(
+        ok("const a = {x: 1}; a.self = a; a"),
+        r#"{"x":1,"self":"[Circular]"}"#
+    );
     assert_eq!(ok("const s = {v: 1}; [s, s]"), r#"[{"v":1},{"v":1}]"#);
     assert_eq!(ok("1e21"), "1e+21");
     assert_eq!(ok("-1.5e-7"), "-1.5e-7");
     assert_eq!(ok("0.1 + 0.2"), "0.30000000000000004");
     assert_eq!(ok("'a\"b\\n\\u0001'"), r#""a\"b\n\u0001""#);
     let e = ok("const e = new TypeError('bad'); e.code = 7; e");
-    assert!(e.starts_with(r#"{"name":"TypeError","message":"bad","stack":"#), "{e}");
+    assert!(
+        e.starts_with(r#"{"name":"TypeError","message":"bad","stack":"#),
+        "{e}"
+    );
     assert!(e.ends_with(r#","code":7}"#), "{e}");
     assert_eq!(ok("() => 1"), "null");
 }
 
 #[test]
 fn console_is_captured_with_levels_and_caps() {
-    let out = execute(&job("console.log('a', 1, {b: [2]}); console.warn('w'); console.error(undefined); 3"));
+    let out = execute(&job(
+        "console.log('a', 1, {b: [2]}); console.warn('w'); console.error(undefined); 3",
+    ));
     assert_eq!(out.result.unwrap(), "3");
-    let logs: Vec<_> = out.logs.iter().map(|l| (l.level, l.message.as_str())).collect();
+    let logs: Vec<_> = out
+        .logs
+        .iter()
+        .map(|l| (l.level, l.message.as_str()))
+        .collect();
     assert_eq!(
         logs,
-        [(LogLevel::Log, "a 1 {\"b\":[2]}"), (LogLevel::Warn, "w"), (LogLevel::Error, "undefined")]
+        [
+            (LogLevel::Log, "a 1 {\"b\":[2]}"),
+            (LogLevel::Warn, "w"),
+            (LogLevel::Error, "undefined")
+        ]
     );
     assert!(!out.logs_truncated);
 
@@ -108,14 +133,25 @@ fn thrown_errors_carry_name_message_and_position() {
     assert_eq!(e.kind, ErrorKind::Runtime);
     assert_eq!(e.name, "TypeError");
     assert_eq!(e.line, Some(2));
-    let e = err(job("if (false) return 1;\n\n  throw new RangeError('nope')"));
-    assert_eq!((e.name.as_str(), e.message.as_str(), e.line, e.column), ("RangeError", "nope", Some(3), Some(13)));
+    let e = err(job(
+        "if (false) return 1;\n\n  throw new RangeError('nope')",
+    ));
+    assert_eq!(
+        (e.name.as_str(), e.message.as_str(), e.line, e.column),
+        ("RangeError", "nope", Some(3), Some(13))
+    );
     let e = err(job("throw 42"));
-    assert_eq!((e.name.as_str(), e.message.as_str()), ("Error", "Uncaught 42"));
+    assert_eq!(
+        (e.name.as_str(), e.message.as_str()),
+        ("Error", "Uncaught 42")
+    );
     let e = err(job("await Promise.reject(new Error('async'))"));
     assert_eq!(e.message, "async");
     let e = err(job("1 +* 2"));
-    assert_eq!((e.name.as_str(), e.line, e.column), ("SyntaxError", Some(1), Some(4)));
+    assert_eq!(
+        (e.name.as_str(), e.line, e.column),
+        ("SyntaxError", Some(1), Some(4))
+    );
     let e = err(job("new Promise(() => {})"));
     assert!(e.message.contains("never settles"), "{e:?}");
 }
@@ -156,9 +192,17 @@ fn memory_and_stack_limits_are_named() {
     }
     // Ropes make doubling cheap: the engine's length cap ends it before memory does.
     let e = err(job("let s = 'x'; while (true) s = s + s"));
-    assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Runtime, "string too long"));
-    assert_eq!(err(job("function r() { return r() + 1 } r()")).kind, ErrorKind::StackOverflow);
-    let e = err(job("const o = {}; let p = o; for (let i = 0; i < 1000; i++) { p.c = {}; p = p.c } o"));
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (ErrorKind::Runtime, "string too long")
+    );
+    assert_eq!(
+        err(job("function r() { return r() + 1 } r()")).kind,
+        ErrorKind::StackOverflow
+    );
+    let e = err(job(
+        "const o = {}; let p = o; for (let i = 0; i < 1000; i++) { p.c = {}; p = p.c } o",
+    ));
     assert_eq!(e.kind, ErrorKind::OutputLimit);
     let mut j = job("'x'.repeat(2000)");
     j.limits.max_result_bytes = 1000;
@@ -174,26 +218,61 @@ fn hostile_results_do_not_crash() {
     assert_eq!(e.kind, ErrorKind::Runtime);
     assert!(e.message.contains("getter"), "{e:?}");
     assert_eq!(ok("new Proxy({}, { ownKeys() { return ['a'] }, getOwnPropertyDescriptor() { return {value: 1, enumerable: true, configurable: true} }, get() { return 5 } })"), r#"{"a":5}"#);
-    assert_eq!(ok("({ valueOf() { throw 1 }, toString() { throw 2 }, v: 1 })"), r#"{"v":1}"#);
-    assert_eq!(err(job("throw { get message() { throw 1 } }")).kind, ErrorKind::Runtime);
+    assert_eq!(
+        ok("({ valueOf() { throw 1 }, toString() { throw 2 }, v: 1 })"),
+        r#"{"v":1}"#
+    );
+    assert_eq!(
+        err(job("throw { get message() { throw 1 } }")).kind,
+        ErrorKind::Runtime
+    );
 }
 
 #[test]
 fn builtins_are_frozen_and_presets_differ() {
     assert_eq!(ok("Object.isFrozen(Object.prototype) && Object.isFrozen(Array.prototype) && Object.isFrozen(Function.prototype) && Object.isFrozen(Map.prototype) && Object.isFrozen(Object.getPrototypeOf(Uint8Array).prototype) && Object.isFrozen(Object.getPrototypeOf(function*(){}).prototype) && Object.isFrozen(Object.getPrototypeOf([][Symbol.iterator]()))"), "true");
-    assert_eq!(ok("'use strict'; try { Array.prototype.evil = 1; 'no' } catch (e) { e.name }"), "\"TypeError\"");
-    assert_eq!(ok("typeof process + typeof require + typeof Date"), "\"undefinedundefinedfunction\"");
+    assert_eq!(
+        ok("'use strict'; try { Array.prototype.evil = 1; 'no' } catch (e) { e.name }"),
+        "\"TypeError\""
+    );
+    assert_eq!(
+        ok("typeof process + typeof require + typeof Date"),
+        "\"undefinedundefinedfunction\""
+    );
     let mut j = job("typeof Date + typeof Map + typeof Math + typeof JSON");
     j.preset = Preset::Minimal;
-    assert_eq!(execute(&j).result.unwrap(), "\"undefinedundefinedobjectobject\"");
+    assert_eq!(
+        execute(&j).result.unwrap(),
+        "\"undefinedundefinedobjectobject\""
+    );
 }
 
 #[test]
 fn validate_reports_positions() {
-    assert_eq!(validate(&ValidateJob { code: "1 + 1".into() }).error, None);
-    assert_eq!(validate(&ValidateJob { code: "return await 1".into() }).error, None);
-    let e = validate(&ValidateJob { code: "let a = 1;\nlet b = ;".into() }).error.unwrap();
+    assert_eq!(
+        validate(&ValidateJob {
+            code: "1 + 1".into()
+        })
+        .error,
+        None
+    );
+    assert_eq!(
+        validate(&ValidateJob {
+            code: "return await 1".into()
+        })
+        .error,
+        None
+    );
+    let e = validate(&ValidateJob {
+        code: "let a = 1;\nlet b = ;".into(),
+    })
+    .error
+    .unwrap();
     assert_eq!((e.line, e.column), (2, 9));
-    let e = validate(&ValidateJob { code: "return 1 +* 2".into() }).error.unwrap();
+    let e = validate(&ValidateJob {
+        code: "return 1 +* 2".into(),
+    })
+    .error
+    .unwrap();
     assert_eq!((e.line, e.column), (1, 11));
 }
