@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building and testing isolate-service needs on a Debian-based machine:
+# a C compiler (QuickJS is compiled from source by rquickjs-sys), pkg-config, and python3
+# (used by scripts/bench.sh to print its table). The Rust toolchain itself (cargo, rustc,
+# rustfmt, clippy; rustc >= 1.85) must already be installed, e.g. with rustup.
+# Safe to run repeatedly: it installs only what is missing.
+set -euo pipefail
+
+missing=()
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+fi
+
+for tool in cargo rustc; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool not found; install Rust (rustc >= 1.85) first" >&2; exit 1; }
+done
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+echo "build dependencies present: $(rustc --version), $(cc --version | head -n 1)"
