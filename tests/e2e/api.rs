@@ -35,6 +35,11 @@ fn execution_modes_env_and_console() {
     let s = Service::start();
     let run = |body: serde_json::Value| s.execute(body, 200)["result"].clone();
     assert_eq!(run(json!({"code": "1+1"})), json!(2));
+    assert_eq!(
+        s.execute(json!({"code": "1"}), 200)["stats"]["timeout"],
+        5000,
+        "default timeout"
+    );
     assert_eq!(run(json!({"code": "await Promise.resolve(3)"})), json!(3));
     assert_eq!(
         run(json!({"code": "const x = await 4; return x * 2"})),

@@ -73,13 +73,6 @@ impl Worker {
         }
     }
 
-    fn stream_ref(&self) -> &StdUnixStream {
-        // Only `call` takes the stream out, and it always puts it back or the worker is dropped.
-        self.stream
-            .as_ref()
-            .expect("worker stream present outside a call")
-    }
-
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
         self.pid

@@ -185,25 +185,25 @@ impl ZygoteManager {
             .set_read_timeout(Some(self.spawn_timeout))
             .map_err(PoolError::Zygote)?;
         let hello = read_frame::<_, WorkerMessage>(&mut stream, 4096);
-        let worker = Worker::new(pid, stream, pidfd);
+        let ready = |stream: &UnixStream| -> io::Result<()> {
+            stream.set_read_timeout(None)?;
+            stream.set_nonblocking(true)
+        };
         match hello {
             Ok(WorkerMessage::Hello(h)) if h.protocol == version::CURRENT => {
-                worker
-                    .stream_ref()
-                    .set_read_timeout(None)
-                    .map_err(PoolError::Zygote)?;
-                worker
-                    .stream_ref()
-                    .set_nonblocking(true)
+                // Built only now, so that a failure below still kills the process on drop.
+                let worker = Worker::new(pid, stream, pidfd);
+                ready(worker.stream.as_ref().ok_or(PoolError::Crashed(pid))?)
                     .map_err(PoolError::Zygote)?;
                 Ok(worker)
             }
-            Ok(other) => Err(PoolError::Protocol(format!(
-                "unexpected worker greeting {other:?}"
-            ))),
-            Err(e) => Err(PoolError::Protocol(format!(
-                "worker {pid} did not greet: {e}"
-            ))),
+            other => {
+                drop(Worker::new(pid, stream, pidfd));
+                Err(match other {
+                    Ok(msg) => PoolError::Protocol(format!("unexpected worker greeting {msg:?}")),
+                    Err(e) => PoolError::Protocol(format!("worker {pid} did not greet: {e}")),
+                })
+            }
         }
     }
 }
