@@ -285,9 +285,11 @@ impl Config {
                     })?;
                 }
                 "ISOLATE_HOST" => self.server.host = value.trim().to_string(),
-                "ISOLATE_AUTH_TOKEN" => {
-                    self.auth.token = Some(value.clone()).filter(|t| !t.is_empty());
+                "ISOLATE_AUTH_TOKEN" if value.trim().is_empty() => {
+                    // An empty variable must not switch off a token set in the file.
+                    warnings.push("ignoring ISOLATE_AUTH_TOKEN: it is empty".into());
                 }
+                "ISOLATE_AUTH_TOKEN" => self.auth.token = Some(value.clone()),
                 "ISOLATE_LOG_LEVEL" => self.log.level = value.trim().to_string(),
                 "ISOLATE_CONFIG" => {}
                 other if other.starts_with("ISOLATE_") => {
@@ -376,7 +378,16 @@ impl Config {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be \"text\" or \"json\""));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        let level = self.log.level.trim().to_ascii_lowercase();
+        let plain = matches!(
+            level.as_str(),
+            "off" | "error" | "warn" | "info" | "debug" | "trace"
+        );
+        // Anything else must be a filter with at least one `target=level` directive: a lone
+        // word such as "loud" would otherwise be read as a target name and log nothing.
+        if !plain
+            && (!level.contains('=') || tracing_subscriber::EnvFilter::try_new(&level).is_err())
+        {
             return Err(invalid(
                 "log.level",
                 format!("is not a valid level or filter: {:?}", self.log.level),
@@ -423,6 +434,13 @@ mod tests {
         assert_eq!(c.auth.token.as_deref(), Some("secret-token"));
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("ISOLATE_TYPO"));
+        let warnings = c.apply_env(&env(&[("ISOLATE_AUTH_TOKEN", "")])).unwrap();
+        assert_eq!(
+            c.auth.token.as_deref(),
+            Some("secret-token"),
+            "an empty variable keeps the token"
+        );
+        assert_eq!(warnings.len(), 1);
     }
 
     #[test]
@@ -443,6 +461,10 @@ mod tests {
         assert!(err.to_string().contains("ISOLATE_PORT"));
         c.log.level = "loud".into();
         assert!(c.validate().unwrap_err().to_string().contains("log.level"));
+        for ok in ["warn", "DEBUG", "isolate_service=debug,actix_web=warn"] {
+            c.log.level = ok.into();
+            c.validate().unwrap();
+        }
     }
 
     #[test]
@@ -450,9 +472,6 @@ mod tests {
         let text = include_str!("../../policies/config.toml");
         let c = Config::from_toml(text).unwrap();
         c.validate().unwrap();
-        let d = Config::default();
-        assert_eq!(format!("{:?}", c.workers), format!("{:?}", d.workers));
-        assert_eq!(format!("{:?}", c.limits), format!("{:?}", d.limits));
-        assert_eq!(format!("{:?}", c.server), format!("{:?}", d.server));
+        assert_eq!(format!("{c:?}"), format!("{:?}", Config::default()));
     }
 }

@@ -138,7 +138,16 @@ pub async fn execute(
     let (outcome, pid) = match state.pool.call(&job, hard_deadline).await {
         Ok((WorkerMessage::Executed(outcome), pid)) => (outcome, Some(pid)),
         Ok((other, pid)) => {
-            tracing::error!(pid, "worker answered an execution with {other:?}");
+            let kind = match other {
+                WorkerMessage::Hello(_) => "Hello",
+                WorkerMessage::Executed(_) => "Executed",
+                WorkerMessage::Validated(_) => "Validated",
+            };
+            tracing::error!(
+                pid,
+                answer = kind,
+                "worker answered an execution out of turn"
+            );
             (
                 failed(
                     ErrorKind::Internal,

@@ -2,10 +2,11 @@
 //!
 //! It starts the zygote (fork+exec of `/proc/self/exe __zygote`, which is safe from a threaded
 //! process), asks it for workers, waits for each new worker's greeting, and restarts the zygote
-//! when it dies. It runs on its own thread for two reasons: the blocking socket calls stay off
-//! the async runtime, and `PR_SET_PDEATHSIG` (which kills the zygote when the supervisor dies)
-//! fires when the *thread* that forked the child exits, so that thread must live as long as
-//! the service.
+//! when it dies. The first zygote is started by `Pool::start` on the main thread; restarts
+//! happen on the manager's own thread. Both threads live as long as the service, which matters
+//! because `PR_SET_PDEATHSIG` (which kills the zygote when the supervisor dies) fires when the
+//! *thread* that forked the child exits. The manager has a thread of its own so that its
+//! blocking socket calls stay off the async runtime.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};

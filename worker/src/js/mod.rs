@@ -256,6 +256,22 @@ fn is_function_body<'js>(exc: &Value<'js>) -> bool {
         .is_some_and(|m| m == RETURN_OUTSIDE_FUNCTION)
 }
 
+/// Maps a position in the wrapped function body back to the user's code: first-line columns
+/// lose the prefix, and a position in the closing suffix (an error at the very end of the
+/// code) moves to the end of the user's last line.
+fn body_position(code: &str, line: u32, column: u32) -> (u32, u32) {
+    let lines = code.split('\n').count() as u32;
+    if line > lines {
+        let last = code.rsplit('\n').next().unwrap_or("");
+        let column = last.chars().count() as u32 + 1;
+        return (lines, column);
+    }
+    if line == 1 {
+        return (1, column.saturating_sub(BODY_PREFIX.len() as u32).max(1));
+    }
+    (line, column)
+}
+
 fn wrap_body(code: &str) -> String {
     let mut s = String::with_capacity(code.len() + BODY_PREFIX.len() + BODY_SUFFIX.len());
     s.push_str(BODY_PREFIX);
@@ -462,11 +478,7 @@ pub fn validate(job: &ValidateJob) -> ValidateOutcome {
     let error = match compile_error(&job.code) {
         Some((message, _, _)) if message == RETURN_OUTSIDE_FUNCTION => {
             compile_error(&wrap_body(&job.code)).map(|(message, line, column)| {
-                let column = if line == 1 {
-                    column.saturating_sub(BODY_PREFIX.len() as u32).max(1)
-                } else {
-                    column
-                };
+                let (line, column) = body_position(&job.code, line, column);
                 SyntaxError {
                     message,
                     line,

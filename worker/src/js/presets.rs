@@ -1,10 +1,11 @@
 //! What each preset puts in a fresh context, and the prototype freeze shared by all of them.
 //!
 //! `minimal` is the language core: the base objects (Object, Function, Array, String, Number,
-//! Boolean, Symbol, BigInt, the Error family, Math, Reflect, iterators and generators) plus
-//! JSON, RegExp and Promise, which the language's own syntax (`/re/`, `async`/`await`) needs.
-//! `compute` adds Date, Map/Set/WeakMap/WeakSet, typed arrays, ArrayBuffer/DataView, Proxy and
-//! WeakRef/FinalizationRegistry. Neither has any host object but the captured `console`.
+//! Boolean, Symbol, BigInt, the Error family, Math, Reflect, iterators and generators), `eval`
+//! and `Function` (which run inside the same sandbox), plus JSON, RegExp and Promise, which the
+//! language's own syntax (`/re/`, `async`/`await`) needs. `compute` adds Date,
+//! Map/Set/WeakMap/WeakSet, typed arrays, ArrayBuffer/SharedArrayBuffer/DataView/Atomics, Proxy
+//! and WeakRef/FinalizationRegistry. Neither has any host object but the captured `console`.
 
 use isolate_shared::message::Preset;
 use rquickjs::context::intrinsic;
