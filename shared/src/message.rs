@@ -19,8 +19,8 @@ pub enum SupervisorMessage {
 /// A message from a worker to the supervisor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WorkerMessage {
-    /// The first frame a worker sends: it is initialised and waiting for jobs.
-    Hello(Hello),
+    /// The first frame a worker sends: it is locked down and waiting for jobs.
+    Hello(Hello, crate::zygote::LockdownReport),
     /// The answer to [`SupervisorMessage::Execute`].
     Executed(ExecuteOutcome),
     /// The answer to [`SupervisorMessage::Validate`].

@@ -7,5 +7,8 @@
 /// The first protocol: JavaScript execution and validation.
 pub const V1_JAVASCRIPT: u32 = 1;
 
+/// The zygote is configured with the sandbox layers; workers report their lockdown.
+pub const V2_LOCKDOWN: u32 = 2;
+
 /// The version this build speaks.
-pub const CURRENT: u32 = V1_JAVASCRIPT;
+pub const CURRENT: u32 = V2_LOCKDOWN;

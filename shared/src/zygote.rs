@@ -15,8 +15,67 @@ pub const SPAWNED_FDS: usize = 2;
 /// A request from the supervisor to the zygote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ZygoteRequest {
+    /// The first request: which sandbox layers to set up. Answered by
+    /// [`ZygoteReply::Configured`] (or [`ZygoteReply::ConfigureFailed`]).
+    Configure(SandboxConfig),
     /// Fork one new worker.
     Spawn,
+}
+
+/// Which sandbox layers to apply, and with what limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxConfig {
+    /// Install the seccomp filters in every worker.
+    pub seccomp: bool,
+    /// Restrict every worker with a landlock ruleset that grants nothing.
+    pub landlock: bool,
+    /// Enter new user, network, IPC, UTS and mount namespaces in the zygote.
+    pub namespaces: bool,
+    /// Resource limits for every worker; `None` leaves them as inherited.
+    pub rlimits: Option<Rlimits>,
+}
+
+/// Resource limits applied to each worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimits {
+    /// `RLIMIT_DATA` in bytes: heap and private writable mappings.
+    pub data_bytes: u64,
+    /// `RLIMIT_NOFILE`: open descriptors.
+    pub open_files: u64,
+    /// `RLIMIT_NPROC`: processes and threads of the worker's user.
+    pub processes: u64,
+    /// `RLIMIT_FSIZE` in bytes: largest file the worker may write.
+    pub file_size_bytes: u64,
+}
+
+/// What the zygote set up, as measured by the zygote itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZygoteReport {
+    /// Namespaces entered (`user`, `net`, `ipc`, `uts`, `mnt`), empty when none.
+    pub namespaces: Vec<String>,
+    /// Why namespaces were not entered, when they were asked for and failed.
+    pub namespace_error: Option<String>,
+    /// SHA-256 (hex) of the seccomp policy compiled for the workers, when seccomp is on.
+    pub seccomp_policy_sha256: Option<String>,
+    /// The landlock ABI the kernel offers (0: none).
+    pub landlock_kernel_abi: i32,
+}
+
+/// What one worker applied to itself before greeting, read back from the kernel where possible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockdownReport {
+    /// `PR_GET_NO_NEW_PRIVS` after lockdown.
+    pub no_new_privs: bool,
+    /// `PR_GET_SECCOMP` after lockdown: 2 when a filter is installed.
+    pub seccomp_mode: i32,
+    /// The landlock ABI enforced (0: none).
+    pub landlock_abi: i32,
+    /// `full`, `partial` or `none`: how much of the requested ruleset the kernel enforces.
+    pub landlock_status: String,
+    /// Whether the rlimits were applied.
+    pub rlimits: bool,
+    /// Layers that were asked for and failed, with the reason.
+    pub errors: Vec<String>,
 }
 
 /// An answer from the zygote.
@@ -28,6 +87,13 @@ pub enum ZygoteReply {
     Spawned {
         /// The worker's process id.
         pid: u32,
+    },
+    /// The sandbox was set up as far as the kernel allows.
+    Configured(ZygoteReport),
+    /// The sandbox could not be set up at all.
+    ConfigureFailed {
+        /// Why.
+        message: String,
     },
     /// The fork failed.
     SpawnFailed {

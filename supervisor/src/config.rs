@@ -61,6 +61,8 @@ pub struct Config {
     pub workers: WorkersConfig,
     /// Per-execution limits.
     pub limits: LimitsConfig,
+    /// The sandbox layers behind the engine.
+    pub sandbox: SandboxSettings,
     /// Logging.
     pub log: LogConfig,
 }
@@ -206,6 +208,72 @@ impl LimitsConfig {
             max_log_entries: self.max_log_entries,
             max_log_bytes: self.max_log_bytes,
         }
+    }
+}
+
+/// `[sandbox]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSettings {
+    /// Install the seccomp filters of `policies/seccomp/` in every worker. Default on.
+    pub seccomp: bool,
+    /// Restrict every worker with a landlock ruleset that grants nothing. Default on.
+    pub landlock: bool,
+    /// Run the zygote and its workers in new user, network, IPC, UTS and mount namespaces.
+    /// Default on.
+    pub namespaces: bool,
+    /// Apply the rlimits below to every worker. Default on.
+    pub rlimits: bool,
+    /// Layers without which the service refuses to start (any of `seccomp`, `landlock`,
+    /// `namespaces`, `rlimits`). Default none: a layer the kernel refuses is logged as a
+    /// warning and reported by `/status`.
+    pub require: Vec<String>,
+    /// `RLIMIT_DATA` of a worker in bytes (heap and private writable memory, including what it
+    /// shares with the zygote). Default 1 GiB.
+    pub rlimit_data_bytes: u64,
+    /// `RLIMIT_NOFILE` of a worker. Default 64.
+    pub rlimit_open_files: u64,
+    /// `RLIMIT_FSIZE` of a worker in bytes. Default 0: no file can grow.
+    pub rlimit_file_size_bytes: u64,
+}
+
+/// The layers `sandbox.require` may name.
+pub const SANDBOX_LAYERS: [&str; 4] = ["seccomp", "landlock", "namespaces", "rlimits"];
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        SandboxSettings {
+            seccomp: true,
+            landlock: true,
+            namespaces: true,
+            rlimits: true,
+            require: Vec::new(),
+            rlimit_data_bytes: 1 << 30,
+            rlimit_open_files: 64,
+            rlimit_file_size_bytes: 0,
+        }
+    }
+}
+
+impl SandboxSettings {
+    /// The configuration sent to the zygote.
+    pub fn to_wire(&self) -> isolate_shared::zygote::SandboxConfig {
+        isolate_shared::zygote::SandboxConfig {
+            seccomp: self.seccomp,
+            landlock: self.landlock,
+            namespaces: self.namespaces,
+            rlimits: self.rlimits.then_some(isolate_shared::zygote::Rlimits {
+                data_bytes: self.rlimit_data_bytes,
+                open_files: self.rlimit_open_files,
+                processes: 0,
+                file_size_bytes: self.rlimit_file_size_bytes,
+            }),
+        }
+    }
+
+    /// Whether `layer` must be active.
+    pub fn requires(&self, layer: &str) -> bool {
+        self.require.iter().any(|r| r == layer)
     }
 }
 
@@ -375,6 +443,39 @@ impl Config {
                 "must be between 1 and 10000",
             ));
         }
+        let sb = &self.sandbox;
+        for layer in &sb.require {
+            if !SANDBOX_LAYERS.contains(&layer.as_str()) {
+                return Err(invalid(
+                    "sandbox.require",
+                    format!(
+                        "names an unknown layer {layer:?} (known: {})",
+                        SANDBOX_LAYERS.join(", ")
+                    ),
+                ));
+            }
+            let enabled = match layer.as_str() {
+                "seccomp" => sb.seccomp,
+                "landlock" => sb.landlock,
+                "namespaces" => sb.namespaces,
+                _ => sb.rlimits,
+            };
+            if !enabled {
+                return Err(invalid(
+                    "sandbox.require",
+                    format!("requires {layer}, but sandbox.{layer} is false"),
+                ));
+            }
+        }
+        if sb.rlimit_data_bytes < self.limits.memory_bytes + (64 << 20) {
+            return Err(invalid(
+                "sandbox.rlimit_data_bytes",
+                "must exceed limits.memory_bytes by at least 64 MiB",
+            ));
+        }
+        if sb.rlimit_open_files < 8 {
+            return Err(invalid("sandbox.rlimit_open_files", "must be at least 8"));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be \"text\" or \"json\""));
         }
@@ -449,6 +550,16 @@ mod tests {
         assert!(err.contains("max_concurent"), "{err}");
         let err = Config::from_toml("[limits]\nmemory_bytes = \"lots\"").unwrap_err();
         assert!(err.contains("memory_bytes"), "{err}");
+        let mut c = Config::default();
+        c.sandbox.require = vec!["seccomp".into(), "selinux".into()];
+        assert!(c.validate().unwrap_err().to_string().contains("selinux"));
+        c.sandbox.require = vec!["landlock".into()];
+        c.sandbox.landlock = false;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("sandbox.require"));
         let mut c = Config::default();
         c.workers.max_concurrent = 0;
         assert!(c

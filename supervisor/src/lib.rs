@@ -40,7 +40,7 @@ pub enum ServeError {
 /// Starts the pool and serves HTTP until SIGINT/SIGTERM, then stops every worker.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
-    let pool = Pool::start(config.workers.clone())?;
+    let pool = Pool::start(config.workers.clone(), config.sandbox.clone())?;
     let state = web::Data::new(AppState {
         config: Arc::clone(&config),
         pool: Arc::clone(&pool),

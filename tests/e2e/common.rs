@@ -324,8 +324,10 @@ fn processes() -> Vec<(u32, u32, char)> {
     out
 }
 
-/// Every living descendant of `root`.
+/// Every living descendant of `root` (which must be a real process, never 0 or 1: a test
+/// that signals "descendants" of those would hit unrelated processes).
 pub fn descendants(root: u32) -> Vec<u32> {
+    assert!(root > 1, "refusing to list the descendants of pid {root}");
     let procs = processes();
     let mut found = HashSet::from([root]);
     let mut changed = true;
@@ -381,7 +383,9 @@ pub fn busy_worker(service: &Service) -> u32 {
 /// The zygote's pid, from `/stats`.
 pub fn zygote_pid(service: &Service) -> u32 {
     let stats = service.get("/stats").json();
-    stats["workers"]["zygotePid"].as_u64().expect("zygotePid") as u32
+    let pid = stats["workers"]["zygotePid"].as_u64().expect("zygotePid") as u32;
+    assert!(pid > 1, "no zygote pid in /stats: {stats}");
+    pid
 }
 
 /// Polls `f` until it is true or `timeout` passes.

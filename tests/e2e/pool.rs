@@ -113,7 +113,10 @@ fn workers_are_recycled_after_recycle_after_executions() {
         stats["workers"]["recycled"], 6,
         "a fresh process for every execution"
     );
-    assert!(stats["workers"]["spawned"].as_u64() >= Some(7));
+    assert!(
+        stats["workers"]["spawned"].as_u64() >= Some(6),
+        "every execution had its own process"
+    );
 }
 
 #[test]

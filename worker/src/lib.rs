@@ -4,6 +4,7 @@
 //!   the engine, then forks workers on request.
 //! * [`serve`]: a worker's life: greet, then answer jobs on its one socket until told to stop.
 //! * [`js`]: the QuickJS host that runs one job in a fresh runtime.
+//! * [`lockdown`]: namespaces, rlimits, landlock and seccomp.
 //! * [`sys`]: the few raw system calls the above need.
 //!
 //! **Invariant:** nothing in this crate opens a network socket, and a worker never creates
@@ -11,6 +12,7 @@
 //! lockdown applies to the whole process.
 
 pub mod js;
+pub mod lockdown;
 pub mod serve;
 pub mod sys;
 pub mod zygote;

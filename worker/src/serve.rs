@@ -12,6 +12,7 @@ use isolate_shared::message::{
     ErrorKind, ExecuteOutcome, Hello, JobError, Preset, SupervisorMessage, ValidateOutcome,
     WorkerMessage,
 };
+use isolate_shared::zygote::LockdownReport;
 
 use crate::js;
 
@@ -28,9 +29,15 @@ const LIKELY_PRESET: Preset = Preset::Compute;
 /// Serves jobs on `sock` until the supervisor closes it. Returns the exit code.
 ///
 /// `prepared` is a context made ready before the fork; after each job the worker prepares the
-/// next one while it waits, so a job only pays for its own code.
-pub fn run(mut sock: UnixStream, mut prepared: Option<js::Prepared>) -> i32 {
-    if write_frame(&mut sock, &WorkerMessage::Hello(Hello::current())).is_err() {
+/// next one while it waits, so a job only pays for its own code. `lockdown` is what the worker
+/// applied to itself; it travels in the greeting.
+pub fn run(
+    mut sock: UnixStream,
+    mut prepared: Option<js::Prepared>,
+    lockdown: LockdownReport,
+) -> i32 {
+    let hello = WorkerMessage::Hello(Hello::current(), lockdown);
+    if write_frame(&mut sock, &hello).is_err() {
         return EXIT_SOCKET;
     }
     loop {

@@ -3,9 +3,11 @@
 //! The supervisor execs its own binary with the hidden `__zygote` argument and the zygote's end
 //! of a `SOCK_SEQPACKET` socket at descriptor [`CONTROL_FD`]. The zygote warms the engine once
 //! (code pages, allocator arenas and the time-zone database are touched before any fork, so
-//! every worker inherits them copy-on-write), greets with [`ZygoteReply::Hello`], then for each
-//! [`ZygoteRequest::Spawn`] forks a worker and hands the supervisor the worker's socket and a
-//! pidfd for it.
+//! every worker inherits them copy-on-write), greets with [`ZygoteReply::Hello`], takes its
+//! sandbox configuration ([`ZygoteRequest::Configure`]: it enters the namespaces and compiles
+//! the seccomp policy, see [`crate::lockdown`]), then for each [`ZygoteRequest::Spawn`] forks a
+//! worker, which locks itself down before greeting, and hands the supervisor the worker's
+//! socket and a pidfd for it.
 //!
 //! **Invariants:** the zygote never starts a thread (forking a threaded process is unsafe) and
 //! never runs user code. It ignores `SIGCHLD`, so the kernel reaps workers as they exit and no
@@ -22,6 +24,7 @@ use isolate_shared::frame::{decode_frame, encode};
 use isolate_shared::message::{ExecuteJob, Hello, JsLimits, Preset};
 use isolate_shared::zygote::{ZygoteReply, ZygoteRequest};
 
+use crate::lockdown::Lockdown;
 use crate::{js, serve, sys};
 
 /// Descriptor number of the control socket in the zygote, and of the job socket in a worker.
@@ -61,6 +64,7 @@ fn run(control: &OwnedFd) -> io::Result<()> {
     warm_up();
     // A context every worker inherits ready-made (copy-on-write); the zygote never uses it.
     let mut template = js::Prepared::new(Preset::Compute).ok();
+    let mut lockdown: Option<Lockdown> = None;
     send(control, &ZygoteReply::Hello(Hello::current()), &[])?;
     let mut buf = vec![0u8; 4096];
     loop {
@@ -70,7 +74,18 @@ fn run(control: &OwnedFd) -> io::Result<()> {
         }
         let request: ZygoteRequest = decode_frame(&buf[..n]).map_err(io::Error::other)?;
         match request {
-            ZygoteRequest::Spawn => match spawn(&mut template) {
+            ZygoteRequest::Configure(_) if lockdown.is_some() => {
+                let message = "the sandbox is already configured".to_string();
+                send(control, &ZygoteReply::ConfigureFailed { message }, &[])?;
+            }
+            ZygoteRequest::Configure(config) => match Lockdown::prepare(config) {
+                Ok((prepared, report)) => {
+                    lockdown = Some(prepared);
+                    send(control, &ZygoteReply::Configured(report), &[])?;
+                }
+                Err(message) => send(control, &ZygoteReply::ConfigureFailed { message }, &[])?,
+            },
+            ZygoteRequest::Spawn => match spawn(&mut template, lockdown.as_ref()) {
                 Ok((pid, sock, pidfd)) => send(
                     control,
                     &ZygoteReply::Spawned { pid },
@@ -105,7 +120,10 @@ fn warm_up() {
 }
 
 /// Forks one worker. Returns its pid, the supervisor's end of its socket and its pidfd.
-fn spawn(template: &mut Option<js::Prepared>) -> io::Result<(u32, OwnedFd, OwnedFd)> {
+fn spawn(
+    template: &mut Option<js::Prepared>,
+    lockdown: Option<&Lockdown>,
+) -> io::Result<(u32, OwnedFd, OwnedFd)> {
     let (ours, theirs) = UnixStream::pair()?;
     // SAFETY: getpid has no preconditions.
     let zygote_pid = unsafe { libc::getpid() };
@@ -116,8 +134,12 @@ fn spawn(template: &mut Option<js::Prepared>) -> io::Result<(u32, OwnedFd, Owned
         0 => {
             // The child's copy of the template becomes its first context.
             let first = template.take();
-            let code = catch_unwind(AssertUnwindSafe(|| worker_main(theirs, zygote_pid, first)))
-                .unwrap_or(EXIT_PANIC);
+            let none = Lockdown::none();
+            let lockdown = lockdown.unwrap_or(&none);
+            let code = catch_unwind(AssertUnwindSafe(|| {
+                worker_main(theirs, zygote_pid, first, lockdown)
+            }))
+            .unwrap_or(EXIT_PANIC);
             // SAFETY: ending the child without running the zygote's destructors or atexit
             // handlers, which belong to the parent.
             unsafe { libc::_exit(code) }
@@ -131,7 +153,12 @@ fn spawn(template: &mut Option<js::Prepared>) -> io::Result<(u32, OwnedFd, Owned
 }
 
 /// The first code a worker runs after the fork.
-fn worker_main(sock: UnixStream, zygote_pid: libc::pid_t, first: Option<js::Prepared>) -> i32 {
+fn worker_main(
+    sock: UnixStream,
+    zygote_pid: libc::pid_t,
+    first: Option<js::Prepared>,
+    lockdown: &Lockdown,
+) -> i32 {
     let setup = || -> io::Result<UnixStream> {
         sys::set_signal(libc::SIGCHLD, false)?;
         sys::set_parent_death_signal(libc::SIGKILL)?;
@@ -146,7 +173,8 @@ fn worker_main(sock: UnixStream, zygote_pid: libc::pid_t, first: Option<js::Prep
         Ok(UnixStream::from(fd))
     };
     match setup() {
-        Ok(sock) => serve::run(sock, first),
+        // Lock down last, once nothing but the job socket is left; then greet.
+        Ok(sock) => serve::run(sock, first, lockdown.apply()),
         Err(_) => EXIT_SETUP,
     }
 }

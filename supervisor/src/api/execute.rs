@@ -139,7 +139,7 @@ pub async fn execute(
         Ok((WorkerMessage::Executed(outcome), pid)) => (outcome, Some(pid)),
         Ok((other, pid)) => {
             let kind = match other {
-                WorkerMessage::Hello(_) => "Hello",
+                WorkerMessage::Hello(..) => "Hello",
                 WorkerMessage::Executed(_) => "Executed",
                 WorkerMessage::Validated(_) => "Validated",
             };

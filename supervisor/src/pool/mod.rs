@@ -12,7 +12,7 @@
 
 pub mod zygote;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -23,11 +23,12 @@ use std::time::{Duration, Instant};
 
 use isolate_shared::frame::{self, FrameError, HEADER_LEN, MAX_FRAME_BYTES};
 use isolate_shared::message::{SupervisorMessage, WorkerMessage};
+use isolate_shared::zygote::{LockdownReport, ZygoteReport};
 use isolate_worker::sys;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, Semaphore};
 
-use crate::config::WorkersConfig;
+use crate::config::{SandboxSettings, WorkersConfig};
 
 /// Why a job got no answer from a worker.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,26 @@ pub enum PoolError {
     /// The pool is shutting down.
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// A required sandbox layer is not available.
+    #[error("sandbox: {0}")]
+    Sandbox(String),
 }
+
+/// What `/status` shows of one live worker.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    /// When the worker greeted.
+    pub born: Instant,
+    /// Jobs it has answered.
+    pub executions: u32,
+    /// Whether it is running a job now.
+    pub busy: bool,
+    /// What it applied to itself.
+    pub lockdown: LockdownReport,
+}
+
+/// Every live worker by pid; a [`Worker`] registers itself when created and leaves on drop.
+pub type Registry = Arc<Mutex<HashMap<u32, WorkerInfo>>>;
 
 /// One worker process, owned by exactly one place at a time (the idle queue or a request).
 pub struct Worker {
@@ -61,15 +81,37 @@ pub struct Worker {
     stream: Option<StdUnixStream>,
     pidfd: OwnedFd,
     executions: u32,
+    registry: Registry,
 }
 
 impl Worker {
-    fn new(pid: u32, stream: StdUnixStream, pidfd: OwnedFd) -> Self {
+    fn new(
+        pid: u32,
+        stream: StdUnixStream,
+        pidfd: OwnedFd,
+        lockdown: LockdownReport,
+        registry: &Registry,
+    ) -> Self {
+        let info = WorkerInfo {
+            born: Instant::now(),
+            executions: 0,
+            busy: false,
+            lockdown,
+        };
+        lock(registry).insert(pid, info);
         Worker {
             pid,
             stream: Some(stream),
             pidfd,
             executions: 0,
+            registry: Arc::clone(registry),
+        }
+    }
+
+    fn set_busy(&self, busy: bool) {
+        if let Some(info) = lock(&self.registry).get_mut(&self.pid) {
+            info.busy = busy;
+            info.executions = self.executions;
         }
     }
 
@@ -117,6 +159,7 @@ impl Drop for Worker {
         // Always kill: a dropped worker may be mid-job (its request was cancelled). The zygote
         // ignores SIGCHLD, so the kernel reaps the process.
         let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+        lock(&self.registry).remove(&self.pid);
     }
 }
 
@@ -206,14 +249,17 @@ pub struct Pool {
     shutting_down: AtomicBool,
     zygote_pid: AtomicU32,
     zygote_starts: AtomicU64,
+    zygote_report: Mutex<Option<ZygoteReport>>,
+    registry: Registry,
     /// Lifetime counters.
     pub counters: PoolCounters,
 }
 
 impl Pool {
-    /// Starts the zygote manager (which starts the zygote and pre-warms workers). Fails when
-    /// the zygote cannot be started at all.
-    pub fn start(config: WorkersConfig) -> Result<Arc<Pool>, PoolError> {
+    /// Starts the zygote (with its sandbox) and the manager thread, and forks a first worker
+    /// to check that the sandbox holds. Fails when the zygote cannot be started or a layer
+    /// listed in `sandbox.require` is missing.
+    pub fn start(config: WorkersConfig, sandbox: SandboxSettings) -> Result<Arc<Pool>, PoolError> {
         let (tx, rx) = mpsc::channel();
         let pool = Arc::new(Pool {
             slots: Semaphore::new(config.max_concurrent),
@@ -226,11 +272,22 @@ impl Pool {
             shutting_down: AtomicBool::new(false),
             zygote_pid: AtomicU32::new(0),
             zygote_starts: AtomicU64::new(0),
+            zygote_report: Mutex::new(None),
+            registry: Arc::new(Mutex::new(HashMap::new())),
             counters: PoolCounters::default(),
         });
+        let spawn_timeout = Duration::from_millis(pool.config.spawn_timeout_ms);
         let mut manager =
-            zygote::ZygoteManager::new(Duration::from_millis(pool.config.spawn_timeout_ms));
+            zygote::ZygoteManager::new(spawn_timeout, sandbox.clone(), Arc::clone(&pool.registry));
         manager.ensure_started()?;
+        let first = manager.spawn()?;
+        warn_about_missing_layers(&sandbox, manager.report.as_ref(), &lock(&pool.registry));
+        pool.counters.spawned.fetch_add(1, Ordering::Relaxed);
+        lock(&pool.idle).push_back(first);
+        *lock(&pool.zygote_report) = manager.report.clone();
+        pool.zygote_pid
+            .store(manager.pid().unwrap_or(0), Ordering::Relaxed);
+        pool.zygote_starts.store(manager.starts, Ordering::Relaxed);
         let weak = Arc::downgrade(&pool);
         let handle = std::thread::Builder::new()
             .name("zygote-manager".into())
@@ -256,12 +313,14 @@ impl Pool {
         let _busy = CountGuard::new(&self.busy);
         let mut worker = self.checkout().await?;
         let pid = worker.pid;
+        worker.set_busy(true);
         let result = worker.call(msg, deadline).await;
         match &result {
             Ok(reply) => {
                 self.counters.jobs.fetch_add(1, Ordering::Relaxed);
                 worker.executions += 1;
                 let wants_recycle = matches!(reply, WorkerMessage::Executed(o) if o.recycle);
+                worker.set_busy(false);
                 if wants_recycle || worker.executions >= self.config.recycle_after {
                     self.counters.recycled.fetch_add(1, Ordering::Relaxed);
                     self.retire(worker);
@@ -351,6 +410,21 @@ impl Pool {
         }
     }
 
+    /// Every live worker: pid and what the pool knows of it.
+    pub fn workers(&self) -> Vec<(u32, WorkerInfo)> {
+        let mut list: Vec<_> = lock(&self.registry)
+            .iter()
+            .map(|(p, i)| (*p, i.clone()))
+            .collect();
+        list.sort_by_key(|(pid, _)| *pid);
+        list
+    }
+
+    /// What the current zygote set up.
+    pub fn zygote_report(&self) -> Option<ZygoteReport> {
+        lock(&self.zygote_report).clone()
+    }
+
     /// Stops the manager (which stops the zygote) and kills every idle worker.
     pub fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
@@ -416,6 +490,42 @@ fn manager_loop(
     }
     // Dropping the manager kills and reaps the zygote; the workers follow it (PDEATHSIG).
     drop(manager);
+}
+
+/// Logs a loud warning for every layer that is enabled but did not take effect.
+fn warn_about_missing_layers(
+    sandbox: &SandboxSettings,
+    zygote: Option<&ZygoteReport>,
+    workers: &HashMap<u32, WorkerInfo>,
+) {
+    if sandbox.namespaces {
+        if let Some(error) = zygote.and_then(|z| z.namespace_error.as_deref()) {
+            tracing::warn!("SANDBOX DEGRADED: namespaces are off: {error}");
+        }
+    }
+    for info in workers.values().take(1) {
+        for error in &info.lockdown.errors {
+            tracing::warn!("SANDBOX DEGRADED: {error}");
+        }
+        if sandbox.landlock && info.lockdown.landlock_status == "partial" {
+            tracing::warn!(
+                abi = info.lockdown.landlock_abi,
+                "SANDBOX DEGRADED: landlock is only partially enforced by this kernel"
+            );
+        }
+    }
+    for (layer, on) in [
+        ("seccomp", sandbox.seccomp),
+        ("landlock", sandbox.landlock),
+        ("namespaces", sandbox.namespaces),
+        ("rlimits", sandbox.rlimits),
+    ] {
+        if !on {
+            tracing::warn!(
+                "SANDBOX DEGRADED: sandbox.{layer} is switched off in the configuration"
+            );
+        }
+    }
 }
 
 /// Locks a mutex, recovering from poisoning (the guarded data stays consistent: every critical

@@ -18,11 +18,14 @@ use std::time::{Duration, Instant};
 use isolate_shared::frame::{decode_frame, encode, read_frame};
 use isolate_shared::message::WorkerMessage;
 use isolate_shared::version;
-use isolate_shared::zygote::{ZygoteReply, ZygoteRequest, SPAWNED_FDS};
+use isolate_shared::zygote::{
+    LockdownReport, SandboxConfig, ZygoteReply, ZygoteReport, ZygoteRequest, SPAWNED_FDS,
+};
 use isolate_worker::sys;
 use isolate_worker::zygote::CONTROL_FD;
 
-use super::{PoolError, Worker};
+use super::{PoolError, Registry, Worker};
+use crate::config::SandboxSettings;
 
 /// The hidden subcommand that turns the binary into a zygote.
 pub const ZYGOTE_ARG: &str = "__zygote";
@@ -44,17 +47,24 @@ impl Drop for Zygote {
 pub struct ZygoteManager {
     zygote: Option<Zygote>,
     spawn_timeout: Duration,
+    sandbox: SandboxSettings,
+    registry: Registry,
     /// How many times a zygote had to be (re)started, including the first.
     pub starts: u64,
+    /// What the current zygote set up.
+    pub report: Option<ZygoteReport>,
 }
 
 impl ZygoteManager {
     /// A manager that starts its zygote on first use.
-    pub fn new(spawn_timeout: Duration) -> Self {
+    pub fn new(spawn_timeout: Duration, sandbox: SandboxSettings, registry: Registry) -> Self {
         ZygoteManager {
             zygote: None,
             spawn_timeout,
+            sandbox,
+            registry,
             starts: 0,
+            report: None,
         }
     }
 
@@ -84,7 +94,13 @@ impl ZygoteManager {
     pub fn ensure_started(&mut self) -> Result<(), PoolError> {
         self.reap();
         if self.zygote.is_none() {
-            self.zygote = Some(self.start()?);
+            let zygote = self.start()?;
+            let report = configure(&zygote, self.sandbox.to_wire(), self.spawn_timeout)?;
+            if let Some(problem) = zygote_violation(&self.sandbox, &report) {
+                return Err(PoolError::Sandbox(problem));
+            }
+            self.report = Some(report);
+            self.zygote = Some(zygote);
             self.starts += 1;
         }
         Ok(())
@@ -191,15 +207,20 @@ impl ZygoteManager {
             stream.set_nonblocking(true)
         };
         match hello {
-            Ok(WorkerMessage::Hello(h)) if h.protocol == version::CURRENT => {
-                // Built only now, so that a failure below still kills the process on drop.
-                let worker = Worker::new(pid, stream, pidfd);
+            Ok(WorkerMessage::Hello(h, lockdown)) if h.protocol == version::CURRENT => {
+                let problem = worker_violation(&self.sandbox, &lockdown);
+                // Built now, so that any failure below still kills the process on drop.
+                let worker = Worker::new(pid, stream, pidfd, lockdown, &self.registry);
+                if let Some(problem) = problem {
+                    return Err(PoolError::Sandbox(problem));
+                }
                 ready(worker.stream.as_ref().ok_or(PoolError::Crashed(pid))?)
                     .map_err(PoolError::Zygote)?;
                 Ok(worker)
             }
             other => {
-                drop(Worker::new(pid, stream, pidfd));
+                // SAFETY: not applicable; killing through the pidfd needs no Worker.
+                let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
                 Err(match other {
                     Ok(msg) => PoolError::Protocol(format!("unexpected worker greeting {msg:?}")),
                     Err(e) => PoolError::Protocol(format!("worker {pid} did not greet: {e}")),
@@ -207,6 +228,71 @@ impl ZygoteManager {
             }
         }
     }
+}
+
+/// Sends the sandbox configuration to a new zygote and returns what it set up.
+fn configure(
+    zygote: &Zygote,
+    config: SandboxConfig,
+    timeout: Duration,
+) -> Result<ZygoteReport, PoolError> {
+    let frame = encode(&ZygoteRequest::Configure(config))
+        .map_err(|e| PoolError::Protocol(e.to_string()))?;
+    sys::send_with_fds(&zygote.control, &frame, &[]).map_err(PoolError::Zygote)?;
+    match recv_reply(&zygote.control, timeout)?.0 {
+        ZygoteReply::Configured(report) => Ok(report),
+        ZygoteReply::ConfigureFailed { message } => Err(PoolError::Sandbox(message)),
+        other => Err(PoolError::Protocol(format!(
+            "unexpected zygote reply {other:?}"
+        ))),
+    }
+}
+
+/// A required zygote-level layer that is missing, with how to fix it.
+fn zygote_violation(sandbox: &SandboxSettings, report: &ZygoteReport) -> Option<String> {
+    if sandbox.requires("namespaces") && report.namespaces.is_empty() {
+        return Some(format!(
+            "sandbox.require lists namespaces, but none could be entered: {}",
+            report
+                .namespace_error
+                .as_deref()
+                .unwrap_or("unknown reason")
+        ));
+    }
+    None
+}
+
+/// A required worker-level layer that did not take effect, with how to fix it.
+fn worker_violation(sandbox: &SandboxSettings, lockdown: &LockdownReport) -> Option<String> {
+    let detail = |layer: &str| {
+        lockdown
+            .errors
+            .iter()
+            .find(|e| e.starts_with(layer))
+            .cloned()
+            .unwrap_or_else(|| format!("{layer}: not applied"))
+    };
+    if sandbox.requires("seccomp") && lockdown.seccomp_mode != 2 {
+        return Some(format!(
+            "sandbox.require lists seccomp, but the worker could not install its filter ({}); \
+             the kernel needs CONFIG_SECCOMP_FILTER",
+            detail("seccomp")
+        ));
+    }
+    if sandbox.requires("landlock") && lockdown.landlock_abi == 0 {
+        return Some(format!(
+            "sandbox.require lists landlock, but it is not enforced ({}); it needs Linux 5.13+ \
+             with landlock in the lsm= boot parameter",
+            detail("landlock")
+        ));
+    }
+    if sandbox.requires("rlimits") && !lockdown.rlimits {
+        return Some(format!(
+            "sandbox.require lists rlimits, but they were not applied ({})",
+            detail("rlimits")
+        ));
+    }
+    None
 }
 
 /// Receives one reply from the zygote, waiting at most `timeout`.

@@ -1,0 +1,290 @@
+//! The walls behind the engine: namespaces (entered once by the zygote), and in every worker,
+//! after the fork and before it greets: `PR_SET_NO_NEW_PRIVS`, rlimits, a landlock ruleset that
+//! grants nothing, and the seccomp filters of `policies/seccomp/`.
+//!
+//! The order matters. Namespaces come first and once, in the zygote, because creating a network
+//! namespace costs far more than a fork. In the worker, rlimits and landlock need system calls
+//! that seccomp then forbids, so seccomp is always last. Each layer that is asked for and fails
+//! is reported, never silently skipped: the supervisor decides whether that is acceptable
+//! (`sandbox.require`).
+
+use std::io;
+
+use isolate_shared::zygote::{LockdownReport, Rlimits, SandboxConfig, ZygoteReport};
+use landlock::{
+    Access, AccessFs, AccessNet, LandlockStatus, Ruleset, RulesetAttr, RulesetStatus, Scope, ABI,
+};
+use seccompiler::{BpfProgram, TargetArch};
+use sha2::{Digest, Sha256};
+
+/// The seccomp policy for this architecture, compiled into the binary from `policies/`.
+#[cfg(target_arch = "x86_64")]
+pub const SECCOMP_POLICY: &str = include_str!("../../policies/seccomp/x86_64.json");
+/// The seccomp policy for this architecture, compiled into the binary from `policies/`.
+#[cfg(target_arch = "aarch64")]
+pub const SECCOMP_POLICY: &str = include_str!("../../policies/seccomp/aarch64.json");
+
+#[cfg(target_arch = "x86_64")]
+const ARCH: TargetArch = TargetArch::x86_64;
+#[cfg(target_arch = "aarch64")]
+const ARCH: TargetArch = TargetArch::aarch64;
+
+/// The landlock ABI whose rights this build handles (all file-system rights, TCP bind and
+/// connect, abstract-socket and signal scoping). Newer kernels enforce exactly these; older
+/// ones enforce what they know (best effort), and the report says which ABI was enforced.
+const LANDLOCK_ABI: ABI = ABI::V6;
+
+/// Compiled seccomp filters, in installation order.
+#[derive(Clone)]
+pub struct Filters {
+    kill: BpfProgram,
+    allow: BpfProgram,
+}
+
+/// Compiles `policy` (seccompiler JSON with the `worker_kill` and `worker` filters).
+pub fn compile_policy(policy: &str) -> Result<Filters, String> {
+    let mut map = seccompiler::compile_from_json(policy.as_bytes(), ARCH)
+        .map_err(|e| format!("invalid seccomp policy: {e}"))?;
+    let kill = map
+        .remove("worker_kill")
+        .ok_or("the seccomp policy has no worker_kill filter")?;
+    let allow = map
+        .remove("worker")
+        .ok_or("the seccomp policy has no worker filter")?;
+    Ok(Filters { kill, allow })
+}
+
+/// SHA-256 of a policy, as hex.
+pub fn policy_hash(policy: &str) -> String {
+    Sha256::digest(policy.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Everything a worker needs to lock itself down, prepared by the zygote before any fork.
+#[derive(Clone)]
+pub struct Lockdown {
+    config: SandboxConfig,
+    filters: Option<Filters>,
+}
+
+impl Lockdown {
+    /// Prepares the layers in the zygote: enters the namespaces (when asked) and compiles the
+    /// seccomp policy. Fails only when the policy itself is broken.
+    pub fn prepare(config: SandboxConfig) -> Result<(Lockdown, ZygoteReport), String> {
+        let filters = if config.seccomp {
+            Some(compile_policy(SECCOMP_POLICY)?)
+        } else {
+            None
+        };
+        let (namespaces, namespace_error) = if config.namespaces {
+            match enter_namespaces() {
+                Ok(entered) => (entered, None),
+                Err(e) => (Vec::new(), Some(e)),
+            }
+        } else {
+            (Vec::new(), None)
+        };
+        let report = ZygoteReport {
+            namespaces: namespaces.into_iter().map(String::from).collect(),
+            namespace_error,
+            seccomp_policy_sha256: config.seccomp.then(|| policy_hash(SECCOMP_POLICY)),
+            landlock_kernel_abi: landlock_kernel_abi(),
+        };
+        Ok((Lockdown { config, filters }, report))
+    }
+
+    /// No layer at all (used when the supervisor sent no configuration).
+    pub fn none() -> Lockdown {
+        Lockdown {
+            config: SandboxConfig {
+                seccomp: false,
+                landlock: false,
+                namespaces: false,
+                rlimits: None,
+            },
+            filters: None,
+        }
+    }
+
+    /// Applies every configured layer to the calling process (a freshly forked worker, still
+    /// single-threaded) and reports what took effect. Seccomp goes last.
+    pub fn apply(&self) -> LockdownReport {
+        let mut report = LockdownReport {
+            no_new_privs: false,
+            seccomp_mode: 0,
+            landlock_abi: 0,
+            landlock_status: "none".into(),
+            rlimits: false,
+            errors: Vec::new(),
+        };
+        // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integers.
+        report.no_new_privs = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0;
+        if let Err(e) = set_rlimit(libc::RLIMIT_CORE, 0) {
+            report.errors.push(format!("rlimit core: {e}"));
+        }
+        if let Some(limits) = self.config.rlimits {
+            match apply_rlimits(&limits) {
+                Ok(()) => report.rlimits = true,
+                Err(e) => report.errors.push(format!("rlimits: {e}")),
+            }
+        }
+        if self.config.landlock {
+            match restrict_landlock() {
+                Ok((abi, status)) => {
+                    report.landlock_abi = abi;
+                    report.landlock_status = status.into();
+                }
+                Err(e) => report.errors.push(format!("landlock: {e}")),
+            }
+        }
+        if let Some(filters) = &self.filters {
+            // The kill list first: once the allowlist is in place, installing a filter is
+            // itself refused.
+            let installed = seccompiler::apply_filter(&filters.kill)
+                .and_then(|()| seccompiler::apply_filter(&filters.allow));
+            match installed {
+                Ok(()) => report.seccomp_mode = 2,
+                Err(e) => report.errors.push(format!("seccomp: {e}")),
+            }
+        }
+        report
+    }
+}
+
+fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: setrlimit reads one rlimit struct we own.
+    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn apply_rlimits(r: &Rlimits) -> io::Result<()> {
+    set_rlimit(libc::RLIMIT_DATA, r.data_bytes)?;
+    set_rlimit(libc::RLIMIT_NOFILE, r.open_files)?;
+    set_rlimit(libc::RLIMIT_NPROC, r.processes)?;
+    set_rlimit(libc::RLIMIT_FSIZE, r.file_size_bytes)?;
+    // Writing past RLIMIT_FSIZE then fails with EFBIG instead of killing the worker.
+    crate::sys::set_signal(libc::SIGXFSZ, true)
+}
+
+/// The landlock ABI the running kernel offers (0 when landlock is unavailable).
+pub fn landlock_kernel_abi() -> i32 {
+    // SAFETY: landlock_create_ruleset with a null attribute, size 0 and the VERSION flag only
+    // returns the ABI version (or an error); it creates nothing.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            1u32, // LANDLOCK_CREATE_RULESET_VERSION
+        )
+    };
+    if v < 0 {
+        0
+    } else {
+        v as i32
+    }
+}
+
+/// Restricts the calling process with a ruleset that handles every right of
+/// [`LANDLOCK_ABI`] and grants none. Returns the ABI enforced and how fully.
+fn restrict_landlock() -> Result<(i32, &'static str), String> {
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(LANDLOCK_ABI))
+        .and_then(|r| r.handle_access(AccessNet::from_all(LANDLOCK_ABI)))
+        .and_then(|r| r.scope(Scope::from_all(LANDLOCK_ABI)))
+        .and_then(|r| r.create())
+        .and_then(|r| r.restrict_self())
+        .map_err(|e| e.to_string())?;
+    let abi = match status.landlock {
+        LandlockStatus::Available { effective_abi, .. } => effective_abi as i32,
+        _ => 0,
+    };
+    let how = match status.ruleset {
+        RulesetStatus::FullyEnforced => "full",
+        RulesetStatus::PartiallyEnforced => "partial",
+        RulesetStatus::NotEnforced => "none",
+    };
+    if how == "none" {
+        return Err("the kernel does not enforce landlock".into());
+    }
+    Ok((abi, how))
+}
+
+/// Enters new user, network, IPC, UTS and mount namespaces. Without unprivileged user
+/// namespaces it tries the others alone (which needs `CAP_SYS_ADMIN`). Returns the names of
+/// the namespaces entered.
+pub fn enter_namespaces() -> Result<Vec<&'static str>, String> {
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let others = libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWNS;
+    // SAFETY: unshare only changes this (single-threaded) process's namespaces.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER | others) } == 0 {
+        // Map our own ids to themselves, so that files and signals keep their meaning.
+        std::fs::write("/proc/self/setgroups", "deny")
+            .and_then(|()| std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")))
+            .and_then(|()| std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")))
+            .map_err(|e| format!("cannot write the user namespace's id maps: {e}"))?;
+        return Ok(vec!["user", "net", "ipc", "uts", "mnt"]);
+    }
+    let user_err = io::Error::last_os_error();
+    // SAFETY: as above.
+    if unsafe { libc::unshare(others) } == 0 {
+        return Ok(vec!["net", "ipc", "uts", "mnt"]);
+    }
+    Err(format!(
+        "cannot create namespaces ({user_err}); enable unprivileged user namespaces \
+         (sysctl kernel.unprivileged_userns_clone=1 or user.max_user_namespaces > 0) \
+         or run with CAP_SYS_ADMIN"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_policy_file_compiles_and_comments_every_rule() {
+        for (name, text) in [
+            ("x86_64", include_str!("../../policies/seccomp/x86_64.json")),
+            (
+                "aarch64",
+                include_str!("../../policies/seccomp/aarch64.json"),
+            ),
+        ] {
+            let arch = if name == "x86_64" {
+                TargetArch::x86_64
+            } else {
+                TargetArch::aarch64
+            };
+            let map = seccompiler::compile_from_json(text.as_bytes(), arch)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                map.contains_key("worker") && map.contains_key("worker_kill"),
+                "{name}"
+            );
+            // Every rule has a reason (seccompiler itself ignores comments).
+            let rules = text.matches("\"syscall\"").count();
+            let comments = text.matches("\"comment\"").count();
+            assert_eq!(rules, comments, "{name}: every rule needs a comment");
+        }
+        compile_policy(SECCOMP_POLICY).unwrap();
+        assert_eq!(policy_hash("abc").len(), 64);
+    }
+
+    #[test]
+    fn a_broken_policy_is_an_error() {
+        assert!(compile_policy("{").is_err());
+        assert!(compile_policy(
+            r#"{"other": {"default_action": "allow", "filter_action": "allow", "filter": []}}"#
+        )
+        .is_err());
+    }
+}
