@@ -14,6 +14,33 @@ pub enum SupervisorMessage {
     Execute(ExecuteJob),
     /// Parse a piece of JavaScript without running it.
     Validate(ValidateJob),
+    /// Attempt one forbidden operation and report how the sandbox answered. Only builds with
+    /// the `sandbox-selftest` feature act on it; others answer that it is not compiled in.
+    Probe(ProbeJob),
+}
+
+/// One sandbox probe: the name of the operation and the targets it aims at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeJob {
+    /// Which operation to attempt (see the worker's `selftest` module).
+    pub probe: String,
+    /// The supervisor's pid (target of kill, ptrace and process_vm_readv).
+    pub supervisor_pid: u32,
+    /// A TCP port on 127.0.0.1 to connect to.
+    pub tcp_port: u16,
+    /// A Unix socket path to connect to.
+    pub unix_path: String,
+}
+
+/// How a probe ended, when the worker survived it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProbeOutcome {
+    /// The operation succeeded (the sandbox did not stop it).
+    Succeeded,
+    /// The operation failed with this errno.
+    Failed(i32),
+    /// No such probe, or probes are not compiled into this build.
+    Unsupported(String),
 }
 
 /// A message from a worker to the supervisor.
@@ -25,6 +52,8 @@ pub enum WorkerMessage {
     Executed(ExecuteOutcome),
     /// The answer to [`SupervisorMessage::Validate`].
     Validated(ValidateOutcome),
+    /// The answer to [`SupervisorMessage::Probe`].
+    Probed(ProbeOutcome),
 }
 
 /// The handshake a process sends when it starts.

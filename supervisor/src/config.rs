@@ -98,6 +98,9 @@ impl Default for ServerConfig {
 pub struct AuthConfig {
     /// Bearer token every route but `/health` requires (`ISOLATE_AUTH_TOKEN`). Empty: no auth.
     pub token: Option<String>,
+    /// A separate token for `GET /status`; when set, only it opens `/status`. Unset: `/status`
+    /// takes `auth.token` like every other route.
+    pub admin_token: Option<String>,
     /// Requests per minute per token (burst of the same size); 0 disables. Default 60.
     /// Applies only when a token is set.
     pub rate_limit_per_minute: u32,
@@ -107,6 +110,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             token: None,
+            admin_token: None,
             rate_limit_per_minute: 60,
         }
     }
@@ -389,6 +393,9 @@ impl Config {
         }
         if self.auth.token.as_ref().is_some_and(|t| t.len() < 8) {
             return Err(invalid("auth.token", "must be at least 8 characters"));
+        }
+        if self.auth.admin_token.as_ref().is_some_and(|t| t.len() < 8) {
+            return Err(invalid("auth.admin_token", "must be at least 8 characters"));
         }
         let w = &self.workers;
         if w.max_concurrent == 0 {

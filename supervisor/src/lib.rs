@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod pool;
+pub mod procfs;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,6 +47,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         pool: Arc::clone(&pool),
         auth: Auth::new(
             config.auth.token.as_deref(),
+            config.auth.admin_token.as_deref(),
             config.auth.rate_limit_per_minute,
         ),
         started: Instant::now(),

@@ -7,3 +7,4 @@ mod api;
 mod config;
 mod execution;
 mod pool;
+mod status;

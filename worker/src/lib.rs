@@ -13,6 +13,8 @@
 
 pub mod js;
 pub mod lockdown;
+#[cfg(feature = "sandbox-selftest")]
+pub mod selftest;
 pub mod serve;
 pub mod sys;
 pub mod zygote;

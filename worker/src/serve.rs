@@ -83,6 +83,7 @@ fn answer(msg: SupervisorMessage, prepared: &mut Option<js::Prepared>) -> (Worke
             let recycle = outcome.recycle;
             (WorkerMessage::Executed(outcome), recycle)
         }
+        SupervisorMessage::Probe(job) => (WorkerMessage::Probed(probe(&job)), false),
         SupervisorMessage::Validate(job) => {
             match catch_unwind(AssertUnwindSafe(|| js::validate(&job))) {
                 Ok(outcome) => (WorkerMessage::Validated(outcome), false),
@@ -99,4 +100,16 @@ fn answer(msg: SupervisorMessage, prepared: &mut Option<js::Prepared>) -> (Worke
             }
         }
     }
+}
+
+#[cfg(feature = "sandbox-selftest")]
+fn probe(job: &isolate_shared::message::ProbeJob) -> isolate_shared::message::ProbeOutcome {
+    crate::selftest::run(job)
+}
+
+#[cfg(not(feature = "sandbox-selftest"))]
+fn probe(_: &isolate_shared::message::ProbeJob) -> isolate_shared::message::ProbeOutcome {
+    isolate_shared::message::ProbeOutcome::Unsupported(
+        "probes are not compiled into this build".into(),
+    )
 }

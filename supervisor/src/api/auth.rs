@@ -16,6 +16,7 @@ use super::error::ApiError;
 /// Checks tokens and rate limits.
 pub struct Auth {
     token_hash: Option<[u8; 32]>,
+    admin_hash: Option<[u8; 32]>,
     per_minute: u32,
     buckets: Mutex<HashMap<[u8; 32], Bucket>>,
 }
@@ -30,10 +31,12 @@ fn digest(s: &[u8]) -> [u8; 32] {
 }
 
 impl Auth {
-    /// `token`: the required bearer token (none: open). `per_minute`: 0 disables limiting.
-    pub fn new(token: Option<&str>, per_minute: u32) -> Self {
+    /// `token`: the required bearer token (none: open). `admin`: the token of `/status`, when
+    /// it has its own. `per_minute`: 0 disables limiting.
+    pub fn new(token: Option<&str>, admin: Option<&str>, per_minute: u32) -> Self {
         Auth {
             token_hash: token.map(|t| digest(t.as_bytes())),
+            admin_hash: admin.map(|t| digest(t.as_bytes())),
             per_minute,
             buckets: Mutex::new(HashMap::new()),
         }
@@ -46,7 +49,20 @@ impl Auth {
 
     /// Checks the `Authorization` header value and charges the rate limit.
     pub fn check(&self, authorization: Option<&[u8]>) -> Result<(), ApiError> {
-        let Some(expected) = self.token_hash else {
+        self.check_against(self.token_hash, authorization)
+    }
+
+    /// Checks a request to `/status`: against the admin token when one is set.
+    pub fn check_admin(&self, authorization: Option<&[u8]>) -> Result<(), ApiError> {
+        self.check_against(self.admin_hash.or(self.token_hash), authorization)
+    }
+
+    fn check_against(
+        &self,
+        expected: Option<[u8; 32]>,
+        authorization: Option<&[u8]>,
+    ) -> Result<(), ApiError> {
+        let Some(expected) = expected else {
             return Ok(());
         };
         let presented = authorization
@@ -95,7 +111,7 @@ mod tests {
 
     #[test]
     fn tokens_are_checked() {
-        let auth = Auth::new(Some("correct-token"), 0);
+        let auth = Auth::new(Some("correct-token"), Some("admin-token"), 0);
         assert!(matches!(auth.check(None), Err(ApiError::Unauthorized)));
         assert!(matches!(
             auth.check(Some(b"Basic abc")),
@@ -115,12 +131,17 @@ mod tests {
         ));
         auth.check(Some(b"Bearer correct-token")).unwrap();
         auth.check(Some(b"bearer  correct-token ")).unwrap();
-        Auth::new(None, 1).check(None).unwrap();
+        assert!(matches!(
+            auth.check_admin(Some(b"Bearer correct-token")),
+            Err(ApiError::Forbidden)
+        ));
+        auth.check_admin(Some(b"Bearer admin-token")).unwrap();
+        Auth::new(None, None, 1).check(None).unwrap();
     }
 
     #[test]
     fn the_bucket_refills_at_the_configured_rate() {
-        let auth = Auth::new(Some("t0123456"), 2);
+        let auth = Auth::new(Some("t0123456"), None, 2);
         let key = digest(b"t0123456");
         let t0 = Instant::now();
         auth.charge(key, t0).unwrap();

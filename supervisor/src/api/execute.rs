@@ -142,6 +142,7 @@ pub async fn execute(
                 WorkerMessage::Hello(..) => "Hello",
                 WorkerMessage::Executed(_) => "Executed",
                 WorkerMessage::Validated(_) => "Validated",
+                WorkerMessage::Probed(_) => "Probed",
             };
             tracing::error!(
                 pid,

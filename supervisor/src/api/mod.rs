@@ -9,6 +9,9 @@ pub mod auth;
 pub mod error;
 mod execute;
 mod request;
+#[cfg(feature = "sandbox-selftest")]
+mod selftest;
+mod status;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,7 +104,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/validate", web::post().to(execute::validate))
         .route("/health", web::get().to(health))
         .route("/stats", web::get().to(stats))
-        .default_service(web::to(not_found));
+        .route("/status", web::get().to(status::status));
+    #[cfg(feature = "sandbox-selftest")]
+    cfg.route("/_selftest", web::post().to(selftest::probe));
+    cfg.default_service(web::to(not_found));
 }
 
 /// Presets as listed by `/stats` and in preset errors.
@@ -121,7 +127,7 @@ pub fn available_presets() -> Vec<serde_json::Value> {
 async fn not_found(req: HttpRequest) -> HttpResponse {
     let allow = match req.path() {
         "/execute" | "/validate" => Some("POST"),
-        "/health" | "/stats" => Some("GET"),
+        "/health" | "/stats" | "/status" => Some("GET"),
         _ => None,
     };
     match allow {
@@ -181,7 +187,12 @@ pub async fn authenticate(
                 .headers()
                 .get(header::AUTHORIZATION)
                 .map(|v| v.as_bytes());
-            if let Err(e) = state.auth.check(header) {
+            let checked = if req.path() == "/status" {
+                state.auth.check_admin(header)
+            } else {
+                state.auth.check(header)
+            };
+            if let Err(e) = checked {
                 return Ok(req.into_response(e.error_response()).map_into_right_body());
             }
         }

@@ -1,0 +1,131 @@
+//! The lockdown seen from outside: `/proc` of every worker, `/status`, and strict mode.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::common::{binary, descendants, zygote_pid, Service};
+
+fn proc_field(pid: u32, key: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(&format!("{key}:"))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+#[test]
+fn every_worker_is_filtered_and_in_its_own_network_namespace() {
+    let s = Service::start();
+    s.execute(json!({"code": "1"}), 200);
+    let zygote = zygote_pid(&s);
+    let workers = descendants(zygote);
+    assert!(!workers.is_empty());
+    let supervisor_net = std::fs::read_link(format!("/proc/{}/ns/net", s.pid())).unwrap();
+    for pid in workers {
+        // A worker that exits between the listing and the read is skipped.
+        let Some(seccomp) = proc_field(pid, "Seccomp") else {
+            continue;
+        };
+        assert_eq!(seccomp, "2", "worker {pid}");
+        assert_eq!(
+            proc_field(pid, "NoNewPrivs").as_deref(),
+            Some("1"),
+            "worker {pid}"
+        );
+        assert_eq!(
+            proc_field(pid, "Seccomp_filters").as_deref(),
+            Some("2"),
+            "worker {pid}"
+        );
+        let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+        assert_ne!(
+            net, supervisor_net,
+            "worker {pid} shares the supervisor's network"
+        );
+    }
+    let status = s.get("/status").json();
+    let sandbox = &status["sandbox"];
+    for layer in ["seccomp", "landlock", "namespaces", "noNewPrivs"] {
+        assert_eq!(sandbox[layer]["active"], true, "{layer}: {status}");
+    }
+    assert_eq!(
+        sandbox["seccomp"]["policySha256"].as_str().map(str::len),
+        Some(64)
+    );
+    assert_eq!(
+        sandbox["namespaces"]["entered"],
+        json!(["user", "net", "ipc", "uts", "mnt"])
+    );
+    let listed: Vec<u64> = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["pid"].as_u64())
+        .collect();
+    assert!(!listed.is_empty());
+    for w in status["workers"].as_array().unwrap() {
+        assert_eq!(w["seccomp"], 2);
+        assert!(w["rssBytes"].as_u64() > Some(0));
+    }
+    assert_eq!(status["zygote"]["alive"], true);
+    assert!(status["supervisor"]["rssBytes"].as_u64() > Some(0));
+}
+
+#[test]
+fn status_reports_layers_switched_off_as_inactive() {
+    let s = Service::with_config(
+        "[sandbox]\nseccomp = false\nlandlock = false\nnamespaces = false\nrlimits = false\n",
+    );
+    let status = s.get("/status").json();
+    for layer in ["seccomp", "landlock", "namespaces"] {
+        assert_eq!(status["sandbox"][layer]["active"], false, "{layer}");
+        assert_eq!(status["sandbox"][layer]["enabled"], false, "{layer}");
+    }
+    for w in status["workers"].as_array().unwrap() {
+        assert_eq!(w["seccomp"], 0);
+    }
+    // Without the lockdown the code still runs, in separate processes.
+    assert_eq!(s.execute(json!({"code": "2 + 2"}), 200)["result"], 4);
+}
+
+#[test]
+fn status_takes_the_admin_token_when_one_is_set() {
+    let toml = "[auth]\ntoken = \"user-token-123456\"\nadmin_token = \"admin-token-123456\"\n";
+    let s = Service::with_config(toml);
+    assert_eq!(s.get("/status").status, 401);
+    let user = [("Authorization", "Bearer user-token-123456")];
+    let admin = [("Authorization", "Bearer admin-token-123456")];
+    assert_eq!(s.request("GET", "/status", &user, b"").status, 403);
+    assert_eq!(s.request("GET", "/status", &admin, b"").status, 200);
+    assert_eq!(s.request("GET", "/stats", &user, b"").status, 200);
+    assert_eq!(s.request("GET", "/stats", &admin, b"").status, 403);
+}
+
+#[test]
+fn strict_mode_starts_when_the_required_layers_hold_and_refuses_contradictions() {
+    let s = Service::with_config(
+        "[sandbox]\nrequire = [\"seccomp\", \"landlock\", \"namespaces\", \"rlimits\"]\n",
+    );
+    assert_eq!(
+        s.execute(json!({"code": "'strict'"}), 200)["result"],
+        "strict"
+    );
+    let dir = std::env::temp_dir().join(format!("isolate-e2e-strict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("strict.toml");
+    std::fs::write(
+        &path,
+        "[sandbox]\nseccomp = false\nrequire = [\"seccomp\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(&path)
+        .env("ISOLATE_PORT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sandbox.require"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

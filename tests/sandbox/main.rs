@@ -1,0 +1,191 @@
+//! Proof, not promise: each test starts the real binary (built with the `sandbox-selftest`
+//! feature), asks a real locked-down worker to attempt forbidden operations, and asserts
+//! exactly how each attempt ended: the errno it got, or the worker killed by seccomp.
+//! Layers are also switched on one at a time, to show that each denies something by itself.
+
+#[path = "../e2e/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
+
+use serde_json::{json, Value};
+
+use common::{alive, Service};
+
+/// The test's own targets: a TCP listener on loopback and a Unix socket. Nothing must reach
+/// either of them.
+struct Targets {
+    tcp: TcpListener,
+    unix: UnixListener,
+    unix_path: std::path::PathBuf,
+}
+
+impl Targets {
+    fn new() -> Targets {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let unix_path = std::env::temp_dir().join(format!(
+            "isolate-sandbox-{}-{:?}.sock",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_file(&unix_path);
+        let unix = UnixListener::bind(&unix_path).unwrap();
+        unix.set_nonblocking(true).unwrap();
+        Targets {
+            tcp,
+            unix,
+            unix_path,
+        }
+    }
+
+    fn assert_untouched(&self) {
+        assert_eq!(
+            self.tcp.accept().map(|_| ()).unwrap_err().kind(),
+            ErrorKind::WouldBlock,
+            "a worker reached the TCP listener"
+        );
+        assert_eq!(
+            self.unix.accept().map(|_| ()).unwrap_err().kind(),
+            ErrorKind::WouldBlock,
+            "a worker reached the Unix socket"
+        );
+    }
+}
+
+impl Drop for Targets {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.unix_path);
+    }
+}
+
+fn probe(s: &Service, t: &Targets, name: &str) -> Value {
+    let body = json!({
+        "probe": name,
+        "tcpPort": t.tcp.local_addr().unwrap().port(),
+        "unixPath": t.unix_path.to_str().unwrap(),
+    });
+    let res = s.post("/_selftest", &body.to_string());
+    assert_eq!(res.status, 200, "{name}: {}", res.body);
+    res.json()
+}
+
+fn failed(errno: i32) -> Value {
+    json!({"outcome": "failed", "errno": errno})
+}
+
+fn killed() -> Value {
+    json!({"outcome": "killed", "errno": null})
+}
+
+fn outcome(v: &Value) -> Value {
+    json!({"outcome": v["outcome"], "errno": v["errno"]})
+}
+
+#[test]
+fn every_forbidden_operation_fails_or_kills_inside_a_locked_down_worker() {
+    let s = Service::start();
+    let t = Targets::new();
+    let expected = [
+        // The allowlist refuses: the call fails with EPERM and the worker lives on.
+        ("open_passwd", failed(libc::EPERM)),
+        ("create_tmp_file", failed(libc::EPERM)),
+        ("tcp_connect", failed(libc::EPERM)),
+        ("unix_connect", failed(libc::EPERM)),
+        ("kill_supervisor", failed(libc::EPERM)),
+        // The kill list: the attempt alone ends the process.
+        ("execve", killed()),
+        ("fork", killed()),
+        ("ptrace", killed()),
+        ("mount", killed()),
+        ("unshare", killed()),
+        ("bpf", killed()),
+        ("io_uring_setup", killed()),
+        ("keyctl", killed()),
+        ("perf_event_open", killed()),
+        ("process_vm_readv", killed()),
+        // A control: an allowed call still works.
+        ("getpid", json!({"outcome": "succeeded", "errno": null})),
+    ];
+    for (name, want) in expected {
+        assert_eq!(outcome(&probe(&s, &t, name)), want, "{name}");
+    }
+    t.assert_untouched();
+    assert!(alive(s.pid()), "the supervisor survived every probe");
+    assert!(!std::path::Path::new("/tmp")
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .any(|e| e
+            .file_name()
+            .to_string_lossy()
+            .starts_with("isolate-selftest-")));
+    // Ordinary JavaScript still runs in the same locked-down workers.
+    assert_eq!(
+        s.execute(json!({"code": "[1, 2, 3].map(x => x * x)"}), 200)["result"],
+        json!([1, 4, 9])
+    );
+    let status = s.get("/status").json();
+    assert_eq!(status["sandbox"]["seccomp"]["active"], true, "{status}");
+}
+
+#[test]
+fn landlock_alone_denies_files_network_and_signals() {
+    let s = Service::with_config("[sandbox]\nseccomp = false\nnamespaces = false\n");
+    let t = Targets::new();
+    for (name, errno) in [
+        ("open_passwd", libc::EACCES),
+        ("create_tmp_file", libc::EACCES),
+        ("tcp_connect", libc::EACCES),
+        ("kill_supervisor", libc::EPERM),
+    ] {
+        assert_eq!(outcome(&probe(&s, &t, name)), failed(errno), "{name}");
+    }
+    t.assert_untouched();
+    let status = s.get("/status").json();
+    assert_eq!(status["sandbox"]["landlock"]["active"], true);
+    assert!(
+        status["sandbox"]["landlock"]["enforcedAbi"].as_i64() >= Some(6),
+        "{status}"
+    );
+    assert_eq!(status["sandbox"]["seccomp"]["active"], false);
+}
+
+#[test]
+fn the_network_namespace_alone_leaves_no_route_out() {
+    let s = Service::with_config("[sandbox]\nseccomp = false\nlandlock = false\n");
+    let t = Targets::new();
+    // The socket can be created, but its namespace has only a loopback that is down.
+    assert_eq!(
+        outcome(&probe(&s, &t, "tcp_connect")),
+        failed(libc::ENETUNREACH)
+    );
+    t.assert_untouched();
+    let status = s.get("/status").json();
+    assert_eq!(status["sandbox"]["namespaces"]["active"], true, "{status}");
+}
+
+#[test]
+fn rlimits_alone_stop_new_processes() {
+    let s =
+        Service::with_config("[sandbox]\nseccomp = false\nlandlock = false\nnamespaces = false\n");
+    let t = Targets::new();
+    // RLIMIT_NPROC is 0; only a process with CAP_SYS_RESOURCE (root) is exempt.
+    let got = outcome(&probe(&s, &t, "fork"));
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert_eq!(got, failed(libc::EAGAIN));
+    }
+    let status = s.get("/status").json();
+    assert_eq!(
+        status["sandbox"]["rlimits"]["inForce"]["processes"], "0",
+        "{status}"
+    );
+    assert_eq!(
+        status["sandbox"]["rlimits"]["inForce"]["fileSizeBytes"],
+        "0"
+    );
+}
