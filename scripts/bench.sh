@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Load benchmark of isolate-service: builds release binaries, starts the service on a free
 # port, and measures requests/s and latency percentiles with the repo's own load generator
-# (target/release/isolate-bench) for the README example on /execute at 1 and 8 connections
-# and for /health (the HTTP ceiling) at 8 connections.
+# (target/release/isolate-bench):
+#   - /execute with the README example at 1 and 8 connections, all sandbox layers on;
+#   - /health at 8 connections (the HTTP ceiling);
+#   - /execute at 8 connections again with every sandbox layer switched off, in the same run,
+#     so the two throughputs compare like for like;
+#   - the cost of the lockdown per worker and the time from fork request to a ready worker,
+#     read back from GET /status (measured by the workers and the supervisor themselves).
 #
 # Usage: scripts/bench.sh [seconds per scenario, default 10]
-# Output: a Markdown table on stdout, raw JSON lines in results/bench-<time>.jsonl.
+# Output: Markdown tables on stdout, raw JSON lines in results/bench-<time>.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -13,39 +18,70 @@ warmup=2
 
 cargo build --release -q -p isolate-service -p isolate-bench
 mkdir -p results
-out="results/bench-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out="results/bench-$stamp.jsonl"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
-log=$(mktemp)
-ISOLATE_PORT=0 ISOLATE_LOG_LEVEL=warn target/release/isolate-service >"$log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -f "$log"' EXIT
-for _ in $(seq 100); do
-  url=$(sed -n 's/^isolate-service listening on //p' "$log" | head -n 1)
-  [[ -n $url ]] && break
-  sleep 0.1
-done
-[[ -n ${url:-} ]] || { echo "the service did not start:"; cat "$log"; exit 1; }
+start() { # name config-text -> sets $url
+  printf '%s\n' "$2" >"$work/$1.toml"
+  ISOLATE_PORT=0 ISOLATE_LOG_LEVEL=warn target/release/isolate-service --config "$work/$1.toml" \
+    >"$work/$1.log" 2>&1 &
+  pids+=($!)
+  url=""
+  for _ in $(seq 100); do
+    url=$(sed -n 's/^isolate-service listening on //p' "$work/$1.log" | head -n 1)
+    [[ -n $url ]] && break
+    sleep 0.1
+  done
+  [[ -n $url ]] || { echo "the service did not start:"; cat "$work/$1.log"; exit 1; }
+}
 
 example='{"code":"return env.prices.reduce((a,b) => a+b, 0) / env.prices.length","preset":"compute","env":{"prices":[83.50,84.20,82.10]},"timeout":5000}'
 run() { # label connections path [body]
   local args=(--url "$url$3" --connections "$2" --duration "$duration" --warmup "$warmup"
               --label "$1" --expect-status 200 --json)
   [[ $# -ge 4 ]] && args+=(--body "$4")
-  target/release/isolate-bench "${args[@]}" 2>/dev/null | tee -a "$out"
+  target/release/isolate-bench "${args[@]}" 2>/dev/null >>"$out"
 }
-{
-  run "execute (README example)" 1 /execute "$example"
-  run "execute (README example)" 8 /execute "$example"
-  run "health" 8 /health
-} >/dev/null
+spawn_costs() { # label -> one JSON line with the mean lockdown and fork-to-ready times
+  curl -s "$url/status" | python3 -c '
+import json, sys
+s = json.load(sys.stdin); w = s["workers"]
+mean = lambda k: sum(x[k] for x in w) / len(w) if w else 0
+print(json.dumps({"label": sys.argv[1], "workers": len(w), "lockdown_us": mean("lockdownMicros"), "spawn_us": mean("spawnMicros")}))' "$1" >>"$out"
+}
 
-echo "| scenario | connections | req/s | p50 ms | p99 ms | errors |"
-echo "|---|---|---|---|---|---|"
+start on ""
+run "execute, sandbox on" 1 /execute "$example"
+run "execute, sandbox on" 8 /execute "$example"
+run "health" 8 /health
+spawn_costs "sandbox on"
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+
+start off $'[sandbox]\nseccomp = false\nlandlock = false\nnamespaces = false\nrlimits = false'
+run "execute, sandbox off" 8 /execute "$example"
+spawn_costs "sandbox off"
+
 python3 - "$out" <<'PY'
 import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(f"| {r['label']} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors']} |")
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print("| scenario | connections | req/s | p50 ms | p99 ms | errors |")
+print("|---|---|---|---|---|---|")
+for r in rows:
+    if "rps" in r:
+        print(f"| {r['label']} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors']} |")
+print()
+print("| workers | lockdown per worker (us) | fork request to ready worker (us) |")
+print("|---|---|---|")
+for r in rows:
+    if "lockdown_us" in r:
+        print(f"| {r['label']} ({r['workers']} live) | {r['lockdown_us']:.0f} | {r['spawn_us']:.0f} |")
 PY
 echo
 echo "raw results: $out"

@@ -76,6 +76,8 @@ pub struct LockdownReport {
     pub rlimits: bool,
     /// Layers that were asked for and failed, with the reason.
     pub errors: Vec<String>,
+    /// Time spent applying the lockdown, in microseconds.
+    pub micros: u64,
 }
 
 /// An answer from the zygote.

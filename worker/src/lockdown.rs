@@ -111,6 +111,7 @@ impl Lockdown {
     /// Applies every configured layer to the calling process (a freshly forked worker, still
     /// single-threaded) and reports what took effect. Seccomp goes last.
     pub fn apply(&self) -> LockdownReport {
+        let started = std::time::Instant::now();
         let mut report = LockdownReport {
             no_new_privs: false,
             seccomp_mode: 0,
@@ -118,6 +119,7 @@ impl Lockdown {
             landlock_status: "none".into(),
             rlimits: false,
             errors: Vec::new(),
+            micros: 0,
         };
         // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integers.
         report.no_new_privs = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0;
@@ -149,6 +151,7 @@ impl Lockdown {
                 Err(e) => report.errors.push(format!("seccomp: {e}")),
             }
         }
+        report.micros = started.elapsed().as_micros() as u64;
         report
     }
 }

@@ -57,6 +57,8 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             "landlockAbi": info.lockdown.landlock_abi,
             "landlockStatus": info.lockdown.landlock_status,
             "lockdownErrors": info.lockdown.errors,
+            "lockdownMicros": info.lockdown.micros,
+            "spawnMicros": info.spawn_micros,
         }));
     }
     let all = |n: usize| counted > 0 && n == counted;

@@ -70,6 +70,8 @@ pub struct WorkerInfo {
     pub busy: bool,
     /// What it applied to itself.
     pub lockdown: LockdownReport,
+    /// Microseconds from the spawn request to its greeting (fork, lockdown, first frame).
+    pub spawn_micros: u64,
 }
 
 /// Every live worker by pid; a [`Worker`] registers itself when created and leaves on drop.
@@ -90,6 +92,7 @@ impl Worker {
         stream: StdUnixStream,
         pidfd: OwnedFd,
         lockdown: LockdownReport,
+        spawn_micros: u64,
         registry: &Registry,
     ) -> Self {
         let info = WorkerInfo {
@@ -97,6 +100,7 @@ impl Worker {
             executions: 0,
             busy: false,
             lockdown,
+            spawn_micros,
         };
         lock(registry).insert(pid, info);
         Worker {

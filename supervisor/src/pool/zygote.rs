@@ -178,6 +178,7 @@ impl ZygoteManager {
         let Some(zygote) = self.zygote.as_ref() else {
             return Err(PoolError::Zygote(io::Error::other("no zygote")));
         };
+        let started = Instant::now();
         let frame =
             encode(&ZygoteRequest::Spawn).map_err(|e| PoolError::Protocol(e.to_string()))?;
         sys::send_with_fds(&zygote.control, &frame, &[]).map_err(PoolError::Zygote)?;
@@ -210,7 +211,14 @@ impl ZygoteManager {
             Ok(WorkerMessage::Hello(h, lockdown)) if h.protocol == version::CURRENT => {
                 let problem = worker_violation(&self.sandbox, &lockdown);
                 // Built now, so that any failure below still kills the process on drop.
-                let worker = Worker::new(pid, stream, pidfd, lockdown, &self.registry);
+                let worker = Worker::new(
+                    pid,
+                    stream,
+                    pidfd,
+                    lockdown,
+                    started.elapsed().as_micros() as u64,
+                    &self.registry,
+                );
                 if let Some(problem) = problem {
                     return Err(PoolError::Sandbox(problem));
                 }
