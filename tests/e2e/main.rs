@@ -6,5 +6,6 @@ mod common;
 mod api;
 mod config;
 mod execution;
+mod hostile;
 mod pool;
 mod status;

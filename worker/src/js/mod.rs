@@ -82,7 +82,7 @@ impl Prepared {
         let sink = Rc::new(RefCell::new(LogSink::default()));
         ctx.with(|ctx| -> rquickjs::Result<()> {
             console::install(&ctx, &sink)?;
-            let helpers: Vec<rquickjs::Function> = prelude::run(&ctx)?;
+            let helpers: Vec<Value> = prelude::run(&ctx)?;
             let _ = ctx.store_userdata(HelpersSlot(Helpers::from_prelude(&ctx, helpers)));
             Ok(())
         })
@@ -181,6 +181,11 @@ fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobE
             }
         })
     });
+    // Once the deadline has fired the answer is TIMEOUT, even when the code swallowed the
+    // interrupt (a looping `Error.prepareStackTrace` hook can) and went on to a result.
+    if timed_out.load(Ordering::Relaxed) {
+        return Err(timeout_error(timeout_ms));
+    }
     outcome.map_err(|mut err| {
         // When the heap is exhausted QuickJS may not even manage to allocate its "out of
         // memory" error and throws `null` instead. A thrown non-Error (no stack) with the heap
@@ -194,6 +199,17 @@ fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobE
         }
         err
     })
+}
+
+fn timeout_error(timeout_ms: u64) -> JobError {
+    JobError {
+        kind: ErrorKind::Timeout,
+        name: "TimeoutError".into(),
+        message: format!("execution exceeded the timeout of {timeout_ms} ms"),
+        stack: None,
+        line: None,
+        column: None,
+    }
 }
 
 fn output_limit(message: String) -> JobError {
@@ -358,14 +374,7 @@ fn settle<'js>(
 
 /// Turns a failure into the error the API reports.
 fn classify<'js>(failure: Failure<'js>, timed_out: &AtomicBool, timeout_ms: u64) -> JobError {
-    let timeout = || JobError {
-        kind: ErrorKind::Timeout,
-        name: "TimeoutError".into(),
-        message: format!("execution exceeded the timeout of {timeout_ms} ms"),
-        stack: None,
-        line: None,
-        column: None,
-    };
+    let timeout = || timeout_error(timeout_ms);
     if timed_out.load(Ordering::Relaxed) {
         return timeout();
     }

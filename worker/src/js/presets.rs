@@ -94,13 +94,13 @@ pub const PRELUDE: &str = r#"(() => {
   if (typeof RegExp === 'function') add(getProto(/a/[Symbol.matchAll]('')));
   if (typeof Map !== 'function') {
     for (const o of all) freeze(o);
-    return [];
+    return [null, null, JSON.stringify];
   }
   add(getProto(new Map().entries()));
   add(getProto(new Set().values()));
   for (const o of all) freeze(o);
   const from = Array.from, entries = Map.prototype.entries, values = Set.prototype.values;
-  return [(m) => from(entries.call(m)), (s) => from(values.call(s))];
+  return [(m) => from(entries.call(m)), (s) => from(values.call(s)), JSON.stringify];
 })()"#;
 
 /// The names reported by `/stats` and the descriptions shown to users.

@@ -57,16 +57,28 @@ impl From<rquickjs::Error> for SerializeError {
 pub struct Helpers {
     map_entries: Option<Persistent<Function<'static>>>,
     set_values: Option<Persistent<Function<'static>>>,
+    /// `JSON.stringify`, for strings Rust cannot hold (lone UTF-16 surrogates).
+    stringify: Option<Persistent<Function<'static>>>,
 }
 
 impl Helpers {
     /// Keeps the functions the prelude returned (an empty list in presets without Map/Set).
-    pub fn from_prelude<'js>(ctx: &Ctx<'js>, list: Vec<Function<'js>>) -> Helpers {
-        let mut it = list.into_iter();
+    /// `[mapEntries, setValues, stringify]`; the first two are `null` without Map/Set.
+    pub fn from_prelude<'js>(ctx: &Ctx<'js>, list: Vec<Value<'js>>) -> Helpers {
+        let mut it = list
+            .into_iter()
+            .map(|v| v.into_function().map(|f| Persistent::save(ctx, f)));
         Helpers {
-            map_entries: it.next().map(|f| Persistent::save(ctx, f)),
-            set_values: it.next().map(|f| Persistent::save(ctx, f)),
+            map_entries: it.next().flatten(),
+            set_values: it.next().flatten(),
+            stringify: it.next().flatten(),
         }
+    }
+
+    /// JSON text of a string value with lone surrogates, escaped as `JSON.stringify` does.
+    fn escaped<'js>(&self, ctx: &Ctx<'js>, v: &Value<'js>) -> Option<String> {
+        let out = Helpers::call(&self.stringify, ctx, v).ok()?;
+        out.as_string()?.to_string().ok()
     }
 
     fn call<'js>(
@@ -116,14 +128,17 @@ pub fn inspect<'js>(
     budget: Budget,
     out: &mut String,
 ) -> rquickjs::Result<()> {
-    if let Some(s) = value.as_string() {
-        let s = s.to_string()?;
-        push_cut(out, &s, budget.max_bytes);
-        return Ok(());
-    }
     let helpers = ctx.userdata::<HelpersSlot>();
     let empty = Helpers::default();
     let helpers = helpers.as_ref().map(|h| &h.0).unwrap_or(&empty);
+    if let Some(s) = value.as_string() {
+        let s = match s.to_string() {
+            Ok(s) => s,
+            Err(_) => helpers.escaped(ctx, value).unwrap_or_default(),
+        };
+        push_cut(out, &s, budget.max_bytes);
+        return Ok(());
+    }
     let start = out.len();
     let mut w = Writer {
         ctx,
@@ -221,10 +236,14 @@ impl<'js> Writer<'_, 'js> {
                 let _ = write!(self.out, "{}", v.as_int().unwrap_or(0));
             }
             Type::Float => self.number(v.as_float().unwrap_or(f64::NAN)),
-            Type::String => {
-                let s = v.as_string().map(|s| s.to_string()).transpose()?;
-                self.string(s.as_deref().unwrap_or(""));
-            }
+            Type::String => match v.as_string().map(|s| s.to_string()) {
+                Some(Ok(s)) => self.string(&s),
+                // Lone surrogates are not UTF-8: take JSON.stringify's escaped form.
+                _ => match self.helpers.escaped(self.ctx, v) {
+                    Some(json) => self.out.push_str(&json),
+                    None => self.out.push_str("null"),
+                },
+            },
             Type::BigInt => {
                 let Coerced(s): Coerced<String> = v.get()?;
                 self.string(&s);

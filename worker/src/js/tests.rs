@@ -89,6 +89,13 @@ fn serialisation_rules() {
     );
     assert!(e.ends_with(r#","code":7}"#), "{e}");
     assert_eq!(ok("() => 1"), "null");
+    assert_eq!(ok("String.fromCharCode(0xD800) + 'a'"), r#""\ud800a""#);
+    assert_eq!(
+        ok("({k: String.fromCharCode(0xDC00)})"),
+        r#"{"k":"\udc00"}"#
+    );
+    let out = execute(&job("console.log(String.fromCharCode(0xD800)); 1"));
+    assert_eq!(out.logs[0].message, r#""\ud800""#);
 }
 
 #[test]
@@ -166,6 +173,8 @@ fn timeouts_end_hostile_loops() {
         "return new Promise(function loop(r) { Promise.resolve().then(() => loop(r)) })",
         "({ get x() { while (true) {} } })",
         "({ toJSON() { for (;;) {} } })",
+        // The hook swallows the interrupt; the answer must still be TIMEOUT.
+        "Error.prepareStackTrace = () => { while (true) {} }; new Error('x').stack",
     ] {
         let mut j = job(code);
         j.timeout_ms = 50;
