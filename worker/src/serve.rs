@@ -23,8 +23,9 @@ pub const EXIT_PROTOCOL: i32 = 2;
 /// The socket failed.
 pub const EXIT_SOCKET: i32 = 3;
 
-/// The preset a worker prepares for while it waits (the API's default).
-const LIKELY_PRESET: Preset = Preset::Compute;
+/// The preset a new worker prepares for (the API's default). After a job, a worker prepares for
+/// the preset that job used, so a client that keeps to one preset never waits for a context.
+const FIRST_PRESET: Preset = Preset::Compute;
 
 /// Serves jobs on `sock` until the supervisor closes it. Returns the exit code.
 ///
@@ -40,9 +41,10 @@ pub fn run(
     if write_frame(&mut sock, &hello).is_err() {
         return EXIT_SOCKET;
     }
+    let mut likely = FIRST_PRESET;
     loop {
         if prepared.is_none() {
-            prepared = js::Prepared::new(LIKELY_PRESET).ok();
+            prepared = js::Prepared::new(likely).ok();
         }
         let msg = match read_frame::<_, SupervisorMessage>(&mut sock, MAX_FRAME_BYTES) {
             Ok(msg) => msg,
@@ -50,6 +52,9 @@ pub fn run(
             Err(FrameError::Io(_)) | Err(FrameError::Truncated) => return EXIT_SOCKET,
             Err(_) => return EXIT_PROTOCOL,
         };
+        if let SupervisorMessage::Execute(job) = &msg {
+            likely = job.preset;
+        }
         let (answer, recycle) = answer(msg, &mut prepared);
         if write_frame(&mut sock, &answer).is_err() {
             return EXIT_SOCKET;
