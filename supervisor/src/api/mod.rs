@@ -8,7 +8,7 @@
 pub mod auth;
 pub mod error;
 mod execute;
-mod request;
+pub mod request;
 #[cfg(feature = "sandbox-selftest")]
 mod selftest;
 mod status;

@@ -34,7 +34,12 @@ pub async fn read_object(
         }
         body.extend_from_slice(&chunk);
     }
-    match serde_json::from_slice::<Value>(&body) {
+    parse_object(&body)
+}
+
+/// Parses a complete body as a JSON object.
+pub fn parse_object(body: &[u8]) -> Result<Body, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::NotAnObject),
         Err(_) => Err(ApiError::InvalidJson),
