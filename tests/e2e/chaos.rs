@@ -165,7 +165,9 @@ fn faults_during_load_get_named_answers_and_the_service_recovers() {
 fn a_burst_past_the_queue_bound_gets_busy_and_everything_else_is_served() {
     let s = Service::with_config("[workers]\nprewarm = 2\nmax_concurrent = 4\nqueue_size = 8\n");
     let addr = s.addr;
-    let body = json!({"code": "let s = 0; for (let i = 0; i < 3e6; i++) s += i; 'done'", "timeout": 5000}).to_string();
+    let body =
+        json!({"code": "let s = 0; for (let i = 0; i < 3e6; i++) s += i; 'done'", "timeout": 5000})
+            .to_string();
     let burst: Vec<_> = (0..40)
         .map(|_| {
             let body = body.clone();
@@ -186,8 +188,14 @@ fn a_burst_past_the_queue_bound_gets_busy_and_everything_else_is_served() {
         }
     }
     assert_eq!(served + busy, 40);
-    assert!(served >= 12, "4 running and 8 queued were served ({served})");
+    assert!(
+        served >= 12,
+        "4 running and 8 queued were served ({served})"
+    );
     assert!(busy >= 1, "the burst went past the bound");
     assert_eq!(s.get("/stats").json()["workers"]["rejectedBusy"], busy);
-    assert_eq!(s.execute(json!({"code": "'after'"}), 200)["result"], "after");
+    assert_eq!(
+        s.execute(json!({"code": "'after'"}), 200)["result"],
+        "after"
+    );
 }
