@@ -54,6 +54,13 @@ pub enum WorkerMessage {
     Validated(ValidateOutcome),
     /// The answer to [`SupervisorMessage::Probe`].
     Probed(ProbeOutcome),
+    /// The worker attempted a system call on the seccomp kill list and is exiting. Written by
+    /// its SIGSYS handler from a pre-encoded template, so the payload has a fixed layout: the
+    /// system call number as 4 little-endian bytes.
+    Violation {
+        /// The system call number, little-endian.
+        syscall_le: [u8; 4],
+    },
 }
 
 /// The handshake a process sends when it starts.

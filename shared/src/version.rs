@@ -10,5 +10,8 @@ pub const V1_JAVASCRIPT: u32 = 1;
 /// The zygote is configured with the sandbox layers; workers report their lockdown.
 pub const V2_LOCKDOWN: u32 = 2;
 
+/// A worker reports a seccomp violation (`WorkerMessage::Violation`) before it exits.
+pub const V3_VIOLATIONS: u32 = 3;
+
 /// The version this build speaks.
-pub const CURRENT: u32 = V2_LOCKDOWN;
+pub const CURRENT: u32 = V3_VIOLATIONS;

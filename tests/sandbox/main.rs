@@ -74,15 +74,16 @@ fn probe(s: &Service, t: &Targets, name: &str) -> Value {
 }
 
 fn failed(errno: i32) -> Value {
-    json!({"outcome": "failed", "errno": errno})
+    json!({"outcome": "failed", "errno": errno, "syscall": null})
 }
 
-fn killed() -> Value {
-    json!({"outcome": "killed", "errno": null})
+/// Stopped by the seccomp kill list, which names the system call it trapped.
+fn killed(syscall: &str) -> Value {
+    json!({"outcome": "killed", "errno": null, "syscall": syscall})
 }
 
 fn outcome(v: &Value) -> Value {
-    json!({"outcome": v["outcome"], "errno": v["errno"]})
+    json!({"outcome": v["outcome"], "errno": v["errno"], "syscall": v["syscall"]})
 }
 
 #[test]
@@ -96,19 +97,23 @@ fn every_forbidden_operation_fails_or_kills_inside_a_locked_down_worker() {
         ("tcp_connect", failed(libc::EPERM)),
         ("unix_connect", failed(libc::EPERM)),
         ("kill_supervisor", failed(libc::EPERM)),
-        // The kill list: the attempt alone ends the process.
-        ("execve", killed()),
-        ("fork", killed()),
-        ("ptrace", killed()),
-        ("mount", killed()),
-        ("unshare", killed()),
-        ("bpf", killed()),
-        ("io_uring_setup", killed()),
-        ("keyctl", killed()),
-        ("perf_event_open", killed()),
-        ("process_vm_readv", killed()),
+        // The kill list: the call never runs, the worker reports which call it was and exits.
+        // (glibc's fork() is the clone system call.)
+        ("execve", killed("execve")),
+        ("fork", killed("clone")),
+        ("ptrace", killed("ptrace")),
+        ("mount", killed("mount")),
+        ("unshare", killed("unshare")),
+        ("bpf", killed("bpf")),
+        ("io_uring_setup", killed("io_uring_setup")),
+        ("keyctl", killed("keyctl")),
+        ("perf_event_open", killed("perf_event_open")),
+        ("process_vm_readv", killed("process_vm_readv")),
         // A control: an allowed call still works.
-        ("getpid", json!({"outcome": "succeeded", "errno": null})),
+        (
+            "getpid",
+            json!({"outcome": "succeeded", "errno": null, "syscall": null}),
+        ),
     ];
     for (name, want) in expected {
         assert_eq!(outcome(&probe(&s, &t, name)), want, "{name}");
@@ -188,4 +193,16 @@ fn rlimits_alone_stop_new_processes() {
         status["sandbox"]["rlimits"]["inForce"]["fileSizeBytes"],
         "0"
     );
+}
+
+#[test]
+fn a_forbidden_system_call_is_reported_by_name_and_counted_apart_from_crashes() {
+    let s = Service::start();
+    let t = Targets::new();
+    let res = probe(&s, &t, "execve");
+    assert_eq!(res["syscall"], "execve");
+    let stats = s.get("/stats").json();
+    assert_eq!(stats["workers"]["violations"], 1);
+    assert_eq!(stats["workers"]["crashed"], 0, "a violation is not a crash");
+    assert_eq!(s.execute(json!({"code": "'next'"}), 200)["result"], "next");
 }

@@ -9,6 +9,7 @@
 //! (`sandbox.require`).
 
 use std::io;
+use std::sync::OnceLock;
 
 use isolate_shared::zygote::{LockdownReport, Rlimits, SandboxConfig, ZygoteReport};
 use landlock::{
@@ -33,6 +34,62 @@ const ARCH: TargetArch = TargetArch::aarch64;
 /// connect, abstract-socket and signal scoping). Newer kernels enforce exactly these; older
 /// ones enforce what they know (best effort), and the report says which ABI was enforced.
 const LANDLOCK_ABI: ABI = ABI::V6;
+
+/// The frame a worker sends when it hits the kill list, encoded before any fork so that the
+/// SIGSYS handler only copies it, patches in the system call number and writes it.
+static VIOLATION_FRAME: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// Exit code of a worker that attempted a system call on the kill list.
+pub const EXIT_VIOLATION: i32 = 31;
+
+/// Offset of `si_syscall` in a SIGSYS `siginfo_t` on 64-bit Linux: signo, errno, code, padding
+/// (16 bytes), then `_sigsys { void *_call_addr; int _syscall; unsigned _arch; }`.
+const SI_SYSCALL_OFFSET: usize = 24;
+
+extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // Only async-signal-safe work here: a copy on the stack, one write(2), _exit(2).
+    // SAFETY: the kernel passes a valid siginfo_t for a SA_SIGINFO handler; for SIGSYS the
+    // system call number lies at SI_SYSCALL_OFFSET.
+    let nr = unsafe {
+        info.cast::<u8>()
+            .add(SI_SYSCALL_OFFSET)
+            .cast::<i32>()
+            .read_unaligned()
+    };
+    if let Some(template) = VIOLATION_FRAME.get() {
+        let mut buf = [0u8; 32];
+        let n = template.len().min(buf.len());
+        buf[..n].copy_from_slice(&template[..n]);
+        if n >= 4 {
+            buf[n - 4..n].copy_from_slice(&(nr as u32).to_le_bytes());
+        }
+        // SAFETY: writing our own buffer to the job socket, which the worker owns.
+        unsafe { libc::write(crate::zygote::CONTROL_FD, buf.as_ptr().cast(), n) };
+    }
+    // SAFETY: ends the process without running anything else.
+    unsafe { libc::_exit(EXIT_VIOLATION) }
+}
+
+/// Installs the SIGSYS handler that reports a trapped system call and exits.
+fn install_sigsys_handler() -> io::Result<()> {
+    // SAFETY: sigaction with a zeroed struct, our handler and SA_SIGINFO; the handler only
+    // performs async-signal-safe calls.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigsys as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(libc::SIGSYS, &action, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn violation_template() -> Vec<u8> {
+    let msg = isolate_shared::message::WorkerMessage::Violation { syscall_le: [0; 4] };
+    isolate_shared::frame::encode(&msg).unwrap_or_default()
+}
 
 /// Compiled seccomp filters, in installation order.
 #[derive(Clone)]
@@ -73,6 +130,7 @@ impl Lockdown {
     /// Prepares the layers in the zygote: enters the namespaces (when asked) and compiles the
     /// seccomp policy. Fails only when the policy itself is broken.
     pub fn prepare(config: SandboxConfig) -> Result<(Lockdown, ZygoteReport), String> {
+        VIOLATION_FRAME.get_or_init(violation_template);
         let filters = if config.seccomp {
             Some(compile_policy(SECCOMP_POLICY)?)
         } else {
@@ -142,6 +200,11 @@ impl Lockdown {
             }
         }
         if let Some(filters) = &self.filters {
+            if let Err(e) = install_sigsys_handler() {
+                report
+                    .errors
+                    .push(format!("seccomp: cannot install the SIGSYS handler: {e}"));
+            }
             // The kill list first: once the allowlist is in place, installing a filter is
             // itself refused.
             let installed = seccompiler::apply_filter(&filters.kill)
@@ -280,6 +343,22 @@ mod tests {
         }
         compile_policy(SECCOMP_POLICY).unwrap();
         assert_eq!(policy_hash("abc").len(), 64);
+    }
+
+    #[test]
+    fn the_violation_frame_ends_with_the_syscall_number() {
+        use isolate_shared::message::WorkerMessage;
+        let mut frame = violation_template();
+        let n = frame.len();
+        assert!(n <= 32, "the handler's buffer holds it");
+        frame[n - 4..].copy_from_slice(&59u32.to_le_bytes());
+        let msg: WorkerMessage = isolate_shared::frame::decode_frame(&frame).unwrap();
+        assert_eq!(
+            msg,
+            WorkerMessage::Violation {
+                syscall_le: 59u32.to_le_bytes()
+            }
+        );
     }
 
     #[test]

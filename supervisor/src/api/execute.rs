@@ -143,6 +143,7 @@ pub async fn execute(
                 WorkerMessage::Executed(_) => "Executed",
                 WorkerMessage::Validated(_) => "Validated",
                 WorkerMessage::Probed(_) => "Probed",
+                WorkerMessage::Violation { .. } => "Violation",
             };
             tracing::error!(
                 pid,
@@ -168,6 +169,17 @@ pub async fn execute(
                 "TimeoutError",
                 format!(
                     "execution exceeded the timeout of {timeout_ms} ms; the worker was stopped"
+                ),
+            ),
+            None,
+        ),
+        Err(PoolError::Violation(nr)) => (
+            failed(
+                ErrorKind::Security,
+                "SecurityError",
+                format!(
+                    "the code attempted a forbidden system call ({}); its worker was stopped",
+                    crate::pool::syscall_name(nr)
                 ),
             ),
             None,

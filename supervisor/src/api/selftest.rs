@@ -11,8 +11,9 @@ use super::error::ApiError;
 use super::{request, AppState};
 use crate::pool::PoolError;
 
-/// Body: `{probe, tcpPort, unixPath}`. Answer: `{probe, outcome, errno}` where `outcome` is
-/// `succeeded`, `failed` (with `errno`), `killed` (the worker died) or `unsupported`.
+/// Body: `{probe, tcpPort, unixPath}`. Answer: `{probe, outcome, errno, syscall}` where
+/// `outcome` is `succeeded`, `failed` (with `errno`), `killed` (the worker died; `syscall`
+/// names the forbidden call when seccomp stopped it) or `unsupported`.
 pub async fn probe(
     req: HttpRequest,
     payload: web::Payload,
@@ -34,6 +35,7 @@ pub async fn probe(
             .unwrap_or("")
             .to_string(),
     };
+    let mut syscall = None;
     let (outcome, errno) = match state
         .pool
         .call(&SupervisorMessage::Probe(job), Duration::from_secs(5))
@@ -42,9 +44,14 @@ pub async fn probe(
         Ok((WorkerMessage::Probed(ProbeOutcome::Succeeded), _)) => ("succeeded", None),
         Ok((WorkerMessage::Probed(ProbeOutcome::Failed(e)), _)) => ("failed", Some(e)),
         Ok((WorkerMessage::Probed(ProbeOutcome::Unsupported(_)), _)) => ("unsupported", None),
+        Err(PoolError::Violation(nr)) => {
+            syscall = Some(crate::pool::syscall_name(nr));
+            ("killed", None)
+        }
         Err(PoolError::Crashed(_)) => ("killed", None),
         Err(PoolError::Busy(_)) => return Err(ApiError::Busy),
         _ => return Err(ApiError::Internal),
     };
-    Ok(HttpResponse::Ok().json(json!({ "probe": probe, "outcome": outcome, "errno": errno })))
+    Ok(HttpResponse::Ok()
+        .json(json!({ "probe": probe, "outcome": outcome, "errno": errno, "syscall": syscall })))
 }

@@ -54,6 +54,9 @@ pub enum PoolError {
     /// The pool is shutting down.
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// The worker attempted a system call on the seccomp kill list (its number) and exited.
+    #[error("the worker attempted the forbidden system call {}", syscall_name(*.0))]
+    Violation(u32),
     /// A required sandbox layer is not available.
     #[error("sandbox: {0}")]
     Sandbox(String),
@@ -153,6 +156,10 @@ impl Worker {
                 Err(PoolError::Crashed(self.pid))
             }
             Ok(Err(e)) => Err(PoolError::Protocol(e.to_string())),
+            Ok(Ok(WorkerMessage::Violation { syscall_le })) => {
+                let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+                Err(PoolError::Violation(u32::from_le_bytes(syscall_le)))
+            }
             Ok(Ok(reply)) => Ok(reply),
         }
     }
@@ -207,6 +214,8 @@ pub struct PoolCounters {
     pub busy: AtomicU64,
     /// Jobs answered by a worker.
     pub jobs: AtomicU64,
+    /// Workers that hit the seccomp kill list.
+    pub violations: AtomicU64,
 }
 
 /// A snapshot of the pool for status routes.
@@ -235,6 +244,8 @@ pub struct PoolSnapshot {
     pub crashed: u64,
     /// Requests refused with BUSY.
     pub rejected_busy: u64,
+    /// Workers stopped for attempting a forbidden system call.
+    pub violations: u64,
     /// The zygote's pid (0 when none runs).
     pub zygote_pid: u32,
     /// Zygote starts, the first included.
@@ -340,6 +351,15 @@ impl Pool {
                 self.counters.crashed.fetch_add(1, Ordering::Relaxed);
                 self.retire(worker);
             }
+            Err(PoolError::Violation(nr)) => {
+                self.counters.violations.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    pid,
+                    syscall = syscall_name(*nr),
+                    "a worker attempted a forbidden system call"
+                );
+                self.retire(worker);
+            }
             Err(_) => self.retire(worker),
         }
         result.map(|reply| (reply, pid))
@@ -409,6 +429,7 @@ impl Pool {
             killed: c.killed.load(Ordering::Relaxed),
             crashed: c.crashed.load(Ordering::Relaxed),
             rejected_busy: c.busy.load(Ordering::Relaxed),
+            violations: c.violations.load(Ordering::Relaxed),
             zygote_pid: self.zygote_pid.load(Ordering::Relaxed),
             zygote_starts: self.zygote_starts.load(Ordering::Relaxed),
         }
@@ -530,6 +551,55 @@ fn warn_about_missing_layers(
             );
         }
     }
+}
+
+/// The name of a system call on the seccomp kill list, for answers and logs.
+pub fn syscall_name(nr: u32) -> String {
+    macro_rules! names {
+        ($($name:ident),* $(,)?) => {
+            $(if i64::from(nr) == libc::$name as i64 {
+                return stringify!($name).trim_start_matches("SYS_").to_string();
+            })*
+        };
+    }
+    names!(
+        SYS_execve,
+        SYS_execveat,
+        SYS_clone,
+        SYS_clone3,
+        SYS_ptrace,
+        SYS_process_vm_readv,
+        SYS_process_vm_writev,
+        SYS_bpf,
+        SYS_io_uring_setup,
+        SYS_io_uring_enter,
+        SYS_io_uring_register,
+        SYS_keyctl,
+        SYS_add_key,
+        SYS_request_key,
+        SYS_perf_event_open,
+        SYS_userfaultfd,
+        SYS_mount,
+        SYS_umount2,
+        SYS_pivot_root,
+        SYS_chroot,
+        SYS_unshare,
+        SYS_setns,
+        SYS_kexec_load,
+        SYS_kexec_file_load,
+        SYS_init_module,
+        SYS_finit_module,
+        SYS_delete_module,
+        SYS_reboot,
+        SYS_swapon,
+        SYS_swapoff,
+        SYS_open_by_handle_at,
+        SYS_name_to_handle_at,
+        SYS_personality,
+    );
+    #[cfg(target_arch = "x86_64")]
+    names!(SYS_fork, SYS_vfork, SYS_modify_ldt, SYS_iopl, SYS_ioperm);
+    format!("#{nr}")
 }
 
 /// Locks a mutex, recovering from poisoning (the guarded data stays consistent: every critical
