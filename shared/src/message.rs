@@ -197,6 +197,33 @@ pub struct JobError {
     pub column: Option<u32>,
 }
 
+impl ExecuteOutcome {
+    /// An outcome with only an error: no logs, and the worker is to be replaced.
+    pub fn failed(error: JobError) -> Self {
+        ExecuteOutcome {
+            result: Err(error),
+            logs: Vec::new(),
+            logs_truncated: false,
+            elapsed_us: 0,
+            recycle: true,
+        }
+    }
+}
+
+impl JobError {
+    /// An error with no stack or position.
+    pub fn new(kind: ErrorKind, name: impl Into<String>, message: impl Into<String>) -> Self {
+        JobError {
+            kind,
+            name: name.into(),
+            message: message.into(),
+            stack: None,
+            line: None,
+            column: None,
+        }
+    }
+}
+
 /// Stable error classes; [`ErrorKind::as_str`] gives the API's `type` string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorKind {

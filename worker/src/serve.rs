@@ -71,19 +71,12 @@ fn answer(msg: SupervisorMessage, prepared: &mut Option<js::Prepared>) -> (Worke
         SupervisorMessage::Execute(job) => {
             let ready = prepared.take();
             let outcome = catch_unwind(AssertUnwindSafe(|| js::execute_prepared(ready, &job)))
-                .unwrap_or_else(|_| ExecuteOutcome {
-                    result: Err(JobError {
-                        kind: ErrorKind::Internal,
-                        name: "InternalError".into(),
-                        message: "the engine failed while running this code".into(),
-                        stack: None,
-                        line: None,
-                        column: None,
-                    }),
-                    logs: Vec::new(),
-                    logs_truncated: false,
-                    elapsed_us: 0,
-                    recycle: true,
+                .unwrap_or_else(|_| {
+                    ExecuteOutcome::failed(JobError::new(
+                        ErrorKind::Internal,
+                        "InternalError",
+                        "the engine failed while running this code",
+                    ))
                 });
             let recycle = outcome.recycle;
             (WorkerMessage::Executed(outcome), recycle)

@@ -97,17 +97,6 @@ fn logs_out(logs: &[LogEntry]) -> Vec<LogOut<'_>> {
         .collect()
 }
 
-fn job_error(kind: ErrorKind, name: &str, message: String) -> JobError {
-    JobError {
-        kind,
-        name: name.into(),
-        message,
-        stack: None,
-        line: None,
-        column: None,
-    }
-}
-
 /// `POST /execute`: runs code in a worker and answers its result or its error.
 pub async fn execute(
     req: HttpRequest,
@@ -264,13 +253,7 @@ pub async fn execute(
 }
 
 fn failed(kind: ErrorKind, name: &str, message: String) -> ExecuteOutcome {
-    ExecuteOutcome {
-        result: Err(job_error(kind, name, message)),
-        logs: Vec::new(),
-        logs_truncated: false,
-        elapsed_us: 0,
-        recycle: true,
-    }
+    ExecuteOutcome::failed(JobError::new(kind, name, message))
 }
 
 /// `POST /validate`: parses code in a worker without running it.

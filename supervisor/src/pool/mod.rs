@@ -212,8 +212,6 @@ pub struct PoolCounters {
     pub crashed: AtomicU64,
     /// Requests refused with BUSY.
     pub busy: AtomicU64,
-    /// Jobs answered by a worker.
-    pub jobs: AtomicU64,
     /// Workers that hit the seccomp kill list.
     pub violations: AtomicU64,
 }
@@ -332,7 +330,6 @@ impl Pool {
         let result = worker.call(msg, deadline).await;
         match &result {
             Ok(reply) => {
-                self.counters.jobs.fetch_add(1, Ordering::Relaxed);
                 worker.executions += 1;
                 let wants_recycle = matches!(reply, WorkerMessage::Executed(o) if o.recycle);
                 worker.set_busy(false);
@@ -396,10 +393,17 @@ impl Pool {
 
     async fn checkout(&self) -> Result<Worker, PoolError> {
         loop {
-            let next = lock(&self.idle).pop_front();
+            let (next, left) = {
+                let mut idle = lock(&self.idle);
+                (idle.pop_front(), idle.len())
+            };
             match next {
                 Some(w) if w.alive() => {
-                    self.send(Command::Replenish);
+                    // Wake the manager only when the pool fell below its target; a busy pool
+                    // otherwise pays a cross-thread wake-up on every request.
+                    if left < self.config.prewarm {
+                        self.send(Command::Replenish);
+                    }
                     return Ok(w);
                 }
                 Some(dead) => {

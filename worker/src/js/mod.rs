@@ -157,14 +157,11 @@ fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobE
             }
             err
         })?;
-        let helpers = ctx.userdata::<HelpersSlot>();
-        let empty = Helpers::default();
-        let helpers = helpers.as_ref().map(|h| &h.0).unwrap_or(&empty);
         let budget = Budget {
             max_bytes: job.limits.max_result_bytes,
             max_depth: job.limits.max_result_depth,
         };
-        serialize::to_json(&ctx, helpers, &value, budget).map_err(|e| match e {
+        serialize::to_json(&ctx, &value, budget).map_err(|e| match e {
             SerializeError::Js(_) => {
                 let failure = Failure::Exception(ctx.catch());
                 let mut err = classify(failure, timed_out, timeout_ms);
@@ -202,36 +199,20 @@ fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobE
 }
 
 fn timeout_error(timeout_ms: u64) -> JobError {
-    JobError {
-        kind: ErrorKind::Timeout,
-        name: "TimeoutError".into(),
-        message: format!("execution exceeded the timeout of {timeout_ms} ms"),
-        stack: None,
-        line: None,
-        column: None,
-    }
+    let message = format!("execution exceeded the timeout of {timeout_ms} ms");
+    JobError::new(ErrorKind::Timeout, "TimeoutError", message)
 }
 
 fn output_limit(message: String) -> JobError {
-    JobError {
-        kind: ErrorKind::OutputLimit,
-        name: "OutputLimitError".into(),
-        message,
-        stack: None,
-        line: None,
-        column: None,
-    }
+    JobError::new(ErrorKind::OutputLimit, "OutputLimitError", message)
 }
 
 fn memory_limit() -> JobError {
-    JobError {
-        kind: ErrorKind::MemoryLimit,
-        name: "MemoryLimitError".into(),
-        message: "the code exhausted its memory limit".into(),
-        stack: None,
-        line: None,
-        column: None,
-    }
+    JobError::new(
+        ErrorKind::MemoryLimit,
+        "MemoryLimitError",
+        "the code exhausted its memory limit",
+    )
 }
 
 /// Exposes the request's `env` as the globals `env` and `input` (`{}` when absent).
@@ -382,15 +363,11 @@ fn classify<'js>(failure: Failure<'js>, timed_out: &AtomicBool, timeout_ms: u64)
         Failure::Deadline => return timeout(),
         Failure::Engine(message) => return internal(message),
         Failure::NeverSettled => {
-            return JobError {
-                kind: ErrorKind::Runtime,
-                name: "Error".into(),
-                message: "the result is a promise that never settles (nothing is left to run)"
-                    .into(),
-                stack: None,
-                line: None,
-                column: None,
-            }
+            return JobError::new(
+                ErrorKind::Runtime,
+                "Error",
+                "the result is a promise that never settles (nothing is left to run)",
+            )
         }
         Failure::Exception(exc) => exc,
     };
@@ -471,14 +448,7 @@ fn position(stack: &str) -> (Option<u32>, Option<u32>) {
 }
 
 fn internal(message: String) -> JobError {
-    JobError {
-        kind: ErrorKind::Internal,
-        name: "InternalError".into(),
-        message,
-        stack: None,
-        line: None,
-        column: None,
-    }
+    JobError::new(ErrorKind::Internal, "InternalError", message)
 }
 
 /// Parses `job.code` (as a script, or as a function body when it has a top-level `return`)

@@ -96,10 +96,12 @@ impl Helpers {
 /// Serialises `value` as the result of an execution.
 pub fn to_json<'js>(
     ctx: &Ctx<'js>,
-    helpers: &Helpers,
     value: &Value<'js>,
     budget: Budget,
 ) -> Result<String, SerializeError> {
+    let slot = ctx.userdata::<HelpersSlot>();
+    let empty = Helpers::default();
+    let helpers = slot.as_ref().map(|h| &h.0).unwrap_or(&empty);
     let mut out = String::new();
     let mut w = Writer {
         ctx,
