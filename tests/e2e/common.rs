@@ -324,8 +324,9 @@ fn processes() -> Vec<(u32, u32, char)> {
     out
 }
 
-/// Every living descendant of `root` (which must be a real process, never 0 or 1: a test
-/// that signals "descendants" of those would hit unrelated processes).
+/// Every descendant of `root`, zombies included (so that tests can look for them; use
+/// [`alive`] or [`state`] for liveness). `root` must be a real process, never 0 or 1: a test
+/// that signals "descendants" of those would hit unrelated processes.
 pub fn descendants(root: u32) -> Vec<u32> {
     assert!(root > 1, "refusing to list the descendants of pid {root}");
     let procs = processes();
@@ -333,8 +334,8 @@ pub fn descendants(root: u32) -> Vec<u32> {
     let mut changed = true;
     while changed {
         changed = false;
-        for (pid, ppid, state) in &procs {
-            if *state != 'Z' && found.contains(ppid) && found.insert(*pid) {
+        for (pid, ppid, _) in &procs {
+            if found.contains(ppid) && found.insert(*pid) {
                 changed = true;
             }
         }

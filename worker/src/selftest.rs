@@ -105,7 +105,12 @@ pub fn run(job: &ProbeJob) -> ProbeOutcome {
                 if pid == 0 {
                     libc::_exit(0);
                 }
-                errno(pid)
+                let outcome = errno(pid);
+                if pid > 0 {
+                    // The sandbox let it through (a layer is off): reap it, leave no zombie.
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                outcome
             }
             "ptrace" => errno(libc::ptrace(libc::PTRACE_ATTACH, target, 0, 0)),
             "kill_supervisor" => errno(libc::kill(target, 0)),
