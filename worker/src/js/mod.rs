@@ -11,12 +11,16 @@
 //!   line numbers are unchanged and `await` is allowed.
 //!
 //! A result that is a promise is awaited by running the job queue until it settles, the
-//! deadline passes, or nothing is left to run ("the promise never settled").
+//! deadline passes, or nothing is left to run ("the promise never settled"). When the queue is
+//! empty and a timer is scheduled, the worker sleeps until it is due (or the deadline, if that
+//! comes first) and runs it; timers still scheduled when the result is ready never run.
 
 pub mod console;
 pub mod prelude;
 pub mod presets;
 pub mod serialize;
+pub mod timers;
+pub mod web;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -84,7 +88,7 @@ impl Prepared {
             console::install(&ctx, &sink)?;
             let helpers: Vec<Value> = prelude::run(&ctx)?;
             let _ = ctx.store_userdata(HelpersSlot(Helpers::from_prelude(&ctx, helpers)));
-            Ok(())
+            presets::install(&ctx, preset)
         })
         .map_err(|e| internal(format!("cannot prepare the context: {e}")))?;
         Ok(Prepared {
@@ -345,8 +349,24 @@ fn settle<'js>(
                     timed_out.store(true, Ordering::Relaxed);
                     return Err(Failure::Deadline);
                 }
-                if !ctx.execute_pending_job() {
+                if ctx.execute_pending_job() {
+                    continue;
+                }
+                // The job queue is empty: the next timer, if any, is all that can settle it.
+                let Some(due) = timers::peek(ctx) else {
                     return Err(Failure::NeverSettled);
+                };
+                let now = Instant::now();
+                if due > deadline {
+                    std::thread::sleep(deadline.saturating_duration_since(now));
+                    timed_out.store(true, Ordering::Relaxed);
+                    return Err(Failure::Deadline);
+                }
+                std::thread::sleep(due.saturating_duration_since(now));
+                if let Some((_, id)) = timers::next(ctx) {
+                    if timers::fire(ctx, id).is_err() {
+                        return Err(Failure::Exception(ctx.catch()));
+                    }
                 }
             }
         }
