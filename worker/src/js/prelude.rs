@@ -82,7 +82,7 @@ impl Script {
                     ctx.as_raw().as_ptr(),
                     &mut len,
                     func.as_raw(),
-                    qjs::JS_WRITE_OBJ_BYTECODE as i32,
+                    (qjs::JS_WRITE_OBJ_BYTECODE | qjs::JS_WRITE_OBJ_STRIP_SOURCE) as i32,
                 );
                 if buf.is_null() {
                     ctx.catch();
