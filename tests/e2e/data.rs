@@ -6,7 +6,8 @@ use serde_json::json;
 
 use crate::common::Service;
 
-const LOCKED: &str = "[sandbox]\nrequire = [\"seccomp\", \"landlock\", \"namespaces\", \"rlimits\"]\n";
+const LOCKED: &str =
+    "[sandbox]\nrequire = [\"seccomp\", \"landlock\", \"namespaces\", \"rlimits\"]\n";
 
 fn data(s: &Service, code: &str, status: u16) -> serde_json::Value {
     s.execute(json!({"code": code, "preset": "data"}), status)
@@ -76,7 +77,11 @@ fn web_crypto_buffer_and_text_in_locked_down_workers() {
         "{res}"
     );
     // Web Crypto failures reject with DOMException names.
-    let res = data(&s, "await crypto.subtle.digest('MD5', new Uint8Array(1))", 422);
+    let res = data(
+        &s,
+        "await crypto.subtle.digest('MD5', new Uint8Array(1))",
+        422,
+    );
     assert_eq!(res["error"]["type"], "RUNTIME");
     assert_eq!(res["error"]["name"], "NotSupportedError");
     let res = data(&s, "atob('%%%')", 422);
@@ -145,7 +150,10 @@ fn timers_sleep_inside_locked_down_workers() {
     );
     assert_eq!(res["result"], "now");
     assert_eq!(res["logs"], json!([]));
-    let res = s.execute(json!({"code": "typeof setTimeout", "preset": "minimal"}), 200);
+    let res = s.execute(
+        json!({"code": "typeof setTimeout", "preset": "minimal"}),
+        200,
+    );
     assert_eq!(res["result"], "undefined");
     assert_locked_down(&s);
 }
@@ -156,7 +164,18 @@ fn data_globals_do_not_leak_and_prototypes_are_frozen() {
     let probe = "[typeof Buffer, typeof crypto, typeof TextEncoder, typeof URL, typeof atob, typeof structuredClone]";
     for preset in ["minimal", "compute"] {
         let res = s.execute(json!({"code": probe, "preset": preset}), 200);
-        assert_eq!(res["result"], json!(["undefined", "undefined", "undefined", "undefined", "undefined", "undefined"]), "{preset}");
+        assert_eq!(
+            res["result"],
+            json!([
+                "undefined",
+                "undefined",
+                "undefined",
+                "undefined",
+                "undefined",
+                "undefined"
+            ]),
+            "{preset}"
+        );
     }
     // Alternate presets on the same workers: a data context never leaves anything behind.
     let res = data(&s, probe, 200);
@@ -165,7 +184,17 @@ fn data_globals_do_not_leak_and_prototypes_are_frozen() {
         json!(["function", "object", "function", "function", "function", "function"])
     );
     let res = s.execute(json!({"code": probe, "preset": "compute"}), 200);
-    assert_eq!(res["result"], json!(["undefined", "undefined", "undefined", "undefined", "undefined", "undefined"]));
+    assert_eq!(
+        res["result"],
+        json!([
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined"
+        ])
+    );
     let res = data(
         &s,
         "'use strict';\n\

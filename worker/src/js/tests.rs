@@ -328,7 +328,9 @@ fn timers_are_cancelled_when_the_result_is_ready() {
     assert_eq!(out.result.unwrap(), "\"done\"");
     assert!(out.logs.is_empty(), "{:?}", out.logs);
     // A cleared timer is gone from the schedule: nothing is left to run.
-    let mut j = job("const id = setTimeout(() => {}, 60000); clearTimeout(id); await new Promise(() => {})");
+    let mut j = job(
+        "const id = setTimeout(() => {}, 60000); clearTimeout(id); await new Promise(() => {})",
+    );
     j.timeout_ms = 500;
     let e = err(j);
     assert_eq!(e.kind, ErrorKind::Runtime);
@@ -353,8 +355,13 @@ fn timer_errors_and_limits() {
     let e = err(job(
         "setTimeout(() => { throw new RangeError('boom') }, 0); await new Promise((r) => setTimeout(r, 5))",
     ));
-    assert_eq!((e.name.as_str(), e.message.as_str()), ("RangeError", "boom"));
-    let e = err(job("for (let i = 0; i <= 1000; i++) setTimeout(() => {}, 1000)"));
+    assert_eq!(
+        (e.name.as_str(), e.message.as_str()),
+        ("RangeError", "boom")
+    );
+    let e = err(job(
+        "for (let i = 0; i <= 1000; i++) setTimeout(() => {}, 1000)",
+    ));
     assert_eq!(e.name, "RangeError");
     assert!(e.message.contains("too many timers"), "{e:?}");
     assert_eq!(
@@ -362,7 +369,8 @@ fn timer_errors_and_limits() {
         "\"ok\""
     );
     assert_eq!(err(job("setTimeout('code', 0)")).name, "TypeError");
-    let mut j = job("[typeof setTimeout, typeof setInterval, typeof clearTimeout, typeof queueMicrotask]");
+    let mut j =
+        job("[typeof setTimeout, typeof setInterval, typeof clearTimeout, typeof queueMicrotask]");
     j.preset = Preset::Minimal;
     assert_eq!(
         execute(&j).result.unwrap(),

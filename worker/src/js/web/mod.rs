@@ -18,7 +18,9 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::aes::{Aes128, Aes192, Aes256};
 use aes_gcm::{AesGcm, Nonce};
 use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{
+    GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD,
+};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -75,7 +77,9 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
 fn bytes(a: &TypedArray<'_, u8>) -> Vec<u8> {
     // SAFETY: the slice is read and copied at once, while no JavaScript runs that could detach
     // or resize the buffer behind it.
-    unsafe { a.as_bytes() }.map(<[u8]>::to_vec).unwrap_or_default()
+    unsafe { a.as_bytes() }
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
 }
 
 /// A new `Uint8Array` on the QuickJS heap holding `data`.

@@ -161,16 +161,41 @@ fn aes_gcm_spec_test_cases() {
     let c = "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985";
     // (key, iv, plaintext, aad, ciphertext || tag): test cases 2, 3, 4 and 14 (256-bit key).
     let cases = [
-        ("00".repeat(16), "00".repeat(12), "00".repeat(16), String::new(),
-            "0388dace60b6a392f328c2b971b2fe78ab6e47d42cec13bdf53a67b21257bddf".to_string()),
-        (k.into(), iv.into(), p.into(), String::new(), format!("{c}4d5c2af327cd64a62cf35abd2ba6fab4")),
-        (k.into(), iv.into(), p[..120].into(), "feedfacedeadbeeffeedfacedeadbeefabaddad2".into(),
-            format!("{}5bc94fbc3221a5db94fae95ae7121a47", &c[..120])),
-        ("00".repeat(32), "00".repeat(12), "00".repeat(16), String::new(),
-            "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919".to_string()),
+        (
+            "00".repeat(16),
+            "00".repeat(12),
+            "00".repeat(16),
+            String::new(),
+            "0388dace60b6a392f328c2b971b2fe78ab6e47d42cec13bdf53a67b21257bddf".to_string(),
+        ),
+        (
+            k.into(),
+            iv.into(),
+            p.into(),
+            String::new(),
+            format!("{c}4d5c2af327cd64a62cf35abd2ba6fab4"),
+        ),
+        (
+            k.into(),
+            iv.into(),
+            p[..120].into(),
+            "feedfacedeadbeeffeedfacedeadbeefabaddad2".into(),
+            format!("{}5bc94fbc3221a5db94fae95ae7121a47", &c[..120]),
+        ),
+        (
+            "00".repeat(32),
+            "00".repeat(12),
+            "00".repeat(16),
+            String::new(),
+            "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919".to_string(),
+        ),
     ];
     for (key, iv, plain, aad, sealed) in cases {
-        let aad = if aad.is_empty() { "undefined".into() } else { format!("bytes('{aad}')") };
+        let aad = if aad.is_empty() {
+            "undefined".into()
+        } else {
+            format!("bytes('{aad}')")
+        };
         let code = format!(
             "const k = await crypto.subtle.importKey('raw', bytes('{key}'), 'AES-GCM', false, ['encrypt', 'decrypt']);\n\
              const alg = {{name: 'AES-GCM', iv: bytes('{iv}'), additionalData: {aad}}};\n\
@@ -181,7 +206,10 @@ fn aes_gcm_spec_test_cases() {
              try {{ await crypto.subtle.decrypt(alg, k, tampered); }} catch (e) {{ rejected = e.name; }}\n\
              [hex(sealed), hex(opened), rejected]"
         );
-        check(&code, &format!("[\"{sealed}\",\"{plain}\",\"OperationError\"]"));
+        check(
+            &code,
+            &format!("[\"{sealed}\",\"{plain}\",\"OperationError\"]"),
+        );
     }
     // A shorter tag is the prefix of the full one.
     check(
@@ -196,13 +224,54 @@ fn aes_gcm_spec_test_cases() {
 #[test]
 fn pbkdf2_rfc_6070_and_sha256() {
     let cases = [
-        ("password", "salt", 1, 20, "SHA-1", "0c60c80f961f0e71f3a9b524af6012062fe037a6"),
-        ("password", "salt", 2, 20, "SHA-1", "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"),
-        ("password", "salt", 4096, 20, "SHA-1", "4b007901b765489abead49d926f721d065a429c1"),
-        ("passwordPASSWORDpassword", "saltSALTsaltSALTsaltSALTsaltSALTsalt", 4096, 25, "SHA-1",
-            "3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038"),
-        ("pass\\0word", "sa\\0lt", 4096, 16, "SHA-1", "56fa6aa75548099dcc37d7f03425e0c3"),
-        ("password", "salt", 4096, 32, "SHA-256", "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a"),
+        (
+            "password",
+            "salt",
+            1,
+            20,
+            "SHA-1",
+            "0c60c80f961f0e71f3a9b524af6012062fe037a6",
+        ),
+        (
+            "password",
+            "salt",
+            2,
+            20,
+            "SHA-1",
+            "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957",
+        ),
+        (
+            "password",
+            "salt",
+            4096,
+            20,
+            "SHA-1",
+            "4b007901b765489abead49d926f721d065a429c1",
+        ),
+        (
+            "passwordPASSWORDpassword",
+            "saltSALTsaltSALTsaltSALTsaltSALTsalt",
+            4096,
+            25,
+            "SHA-1",
+            "3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038",
+        ),
+        (
+            "pass\\0word",
+            "sa\\0lt",
+            4096,
+            16,
+            "SHA-1",
+            "56fa6aa75548099dcc37d7f03425e0c3",
+        ),
+        (
+            "password",
+            "salt",
+            4096,
+            32,
+            "SHA-256",
+            "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a",
+        ),
     ];
     for (password, salt, iterations, len, hash, expected) in cases {
         let code = format!(
@@ -225,7 +294,8 @@ fn pbkdf2_rfc_6070_and_sha256() {
 
 #[test]
 fn hkdf_rfc_5869() {
-    let hex_range = |from: u32, to: u32| (from..=to).map(|b| format!("{b:02x}")).collect::<String>();
+    let hex_range =
+        |from: u32, to: u32| (from..=to).map(|b| format!("{b:02x}")).collect::<String>();
     let cases = [
         ("0b".repeat(22), hex_range(0, 0x0c), hex_range(0xf0, 0xf9), 42,
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"),
@@ -285,7 +355,13 @@ fn base64_and_hex_rfc_4648() {
 #[test]
 fn atob_btoa_errors() {
     check("[atob(' Zm9v\\nYmFy '), atob('Zm9vYg'), btoa('\\u00ff\\u0000'), atob('/w==').charCodeAt(0)]", r##"["foobar","foob","/wA=",255]"##);
-    for code in ["btoa('é€')", "atob('Zm9vY')", "atob('Zm9v!')", "atob('Zg=a')", "atob('-_')"] {
+    for code in [
+        "btoa('é€')",
+        "atob('Zm9vY')",
+        "atob('Zm9v!')",
+        "atob('Zg=a')",
+        "atob('-_')",
+    ] {
         let e = err(code);
         assert_eq!(e.name, "InvalidCharacterError", "{code}: {e:?}");
     }
@@ -326,14 +402,26 @@ fn buffer_api() {
           b.readUint16BE(1), b.readUInt32BE(5).toString(16), b.readInt16LE(13), String(c.readBigUInt64LE()), String(c.readBigInt64LE()), d.readDoubleBE(), hex(d)]",
         r##"[[1,3,5,9,13,14],"fe34121234efbeaddefffffffeff0000",254,4660,4660,"deadbeef",-2,-1,13330,"efbeadde",255,"18446744073709551614","-2",1.5,"3ff8000000000000"]"##,
     );
-    for code in ["Buffer.alloc(2).readUInt32LE(0)", "Buffer.alloc(4).writeUInt8(256, 0)", "Buffer.alloc(4).readUInt8(1.5)", "Buffer.alloc(-1)"] {
+    for code in [
+        "Buffer.alloc(2).readUInt32LE(0)",
+        "Buffer.alloc(4).writeUInt8(256, 0)",
+        "Buffer.alloc(4).readUInt8(1.5)",
+        "Buffer.alloc(-1)",
+    ] {
         assert_eq!(err(code).name, "RangeError", "{code}");
     }
-    for code in ["Buffer.from(5)", "Buffer.from('x', 'nope')", "Buffer.alloc(8).writeBigInt64LE(1)"] {
+    for code in [
+        "Buffer.from(5)",
+        "Buffer.from('x', 'nope')",
+        "Buffer.alloc(8).writeBigInt64LE(1)",
+    ] {
         assert_eq!(err(code).name, "TypeError", "{code}");
     }
     // A Buffer result serialises as Node's JSON form.
-    check("Buffer.from('ok')", r##"{"type":"Buffer","data":[111,107]}"##);
+    check(
+        "Buffer.from('ok')",
+        r##"{"type":"Buffer","data":[111,107]}"##,
+    );
 }
 
 #[test]
@@ -352,7 +440,10 @@ fn text_encoder_decoder() {
     assert_eq!(e.name, "TypeError");
     assert!(e.message.contains("not valid utf-8"), "{e:?}");
     assert_eq!(err("new TextDecoder('latin2')").name, "RangeError");
-    check("new TextDecoder('utf-8', {fatal: true}).decode(new Uint8Array([0xe2, 0x82, 0xac]))", "\"€\"");
+    check(
+        "new TextDecoder('utf-8', {fatal: true}).decode(new Uint8Array([0xe2, 0x82, 0xac]))",
+        "\"€\"",
+    );
 }
 
 #[test]
@@ -418,7 +509,10 @@ fn structured_clone() {
         let e = err(code);
         assert_eq!(e.name, "DataCloneError", "{code}: {e:?}");
     }
-    check("try { structuredClone(Symbol()) } catch (e) { [e instanceof DOMException, e.code] }", "[true,25]");
+    check(
+        "try { structuredClone(Symbol()) } catch (e) { [e instanceof DOMException, e.code] }",
+        "[true,25]",
+    );
 }
 
 #[test]
@@ -431,9 +525,18 @@ fn random_values_and_uuid() {
         r##"[true,true,true,"bigint"]"##,
     );
     for (code, name) in [
-        ("crypto.getRandomValues(new Uint8Array(65537))", "QuotaExceededError"),
-        ("crypto.getRandomValues(new Float64Array(2))", "TypeMismatchError"),
-        ("crypto.getRandomValues(new DataView(new ArrayBuffer(2)))", "TypeMismatchError"),
+        (
+            "crypto.getRandomValues(new Uint8Array(65537))",
+            "QuotaExceededError",
+        ),
+        (
+            "crypto.getRandomValues(new Float64Array(2))",
+            "TypeMismatchError",
+        ),
+        (
+            "crypto.getRandomValues(new DataView(new ArrayBuffer(2)))",
+            "TypeMismatchError",
+        ),
         ("crypto.getRandomValues([1, 2])", "TypeMismatchError"),
     ] {
         assert_eq!(err(code).name, name, "{code}");
