@@ -371,6 +371,41 @@
       }
     }
   }
+  // Variable-width integers of 1 to 6 bytes: readUIntLE(offset, byteLength) and friends.
+  for (const signed of [false, true]) {
+    for (const little of [true, false]) {
+      const kind = `${signed ? 'Int' : 'UInt'}${little ? 'LE' : 'BE'}`;
+      const at = (i, width) => (little ? i : width - 1 - i);
+      const read = {
+        [`read${kind}`](offset, byteLength) {
+          const width = integer('byteLength', byteLength, 1, 6);
+          const start = offsetOf(this, offset, width);
+          let v = 0;
+          for (let i = width - 1; i >= 0; i--) v = v * 256 + this[start + at(i, width)];
+          return signed && v >= 2 ** (8 * width - 1) ? v - 2 ** (8 * width) : v;
+        },
+      }[`read${kind}`];
+      const write = {
+        [`write${kind}`](value, offset, byteLength) {
+          const width = integer('byteLength', byteLength, 1, 6);
+          const start = offsetOf(this, offset, width);
+          const min = signed ? -(2 ** (8 * width - 1)) : 0, max = signed ? 2 ** (8 * width - 1) - 1 : 2 ** (8 * width) - 1;
+          value = Math.trunc(+value);
+          if (!(value >= min && value <= max)) throw range('value', value, min, max);
+          if (value < 0) value += 2 ** (8 * width);
+          for (let i = 0; i < width; i++) { this[start + at(i, width)] = value % 256; value = Math.floor(value / 256); }
+          return start + width;
+        },
+      }[`write${kind}`];
+      define(Buffer.prototype, `read${kind}`, read);
+      define(Buffer.prototype, `write${kind}`, write);
+      if (!signed) {
+        define(Buffer.prototype, `read${kind.replace('UInt', 'Uint')}`, read);
+        define(Buffer.prototype, `write${kind.replace('UInt', 'Uint')}`, write);
+      }
+    }
+  }
+  define(Buffer.prototype, 'toLocaleString', Buffer.prototype.toString);
   expose('Buffer', Buffer);
 
   // ---- URL / URLSearchParams --------------------------------------------------------------
