@@ -33,7 +33,8 @@ pub static SCRIPT: Script = Script::new(c"timers.js", SOURCE);
 /// Defines the four globals over a private callback table; returns `fire(id)`.
 const SOURCE: &str = r#"(function (schedule, cancel, max) {
   'use strict';
-  const callbacks = new Map(), g = globalThis;
+  const g = globalThis, { Object, TypeError, RangeError } = g;
+  const callbacks = new Map();
   let last = 0;
   const add = (name, callback, delay, args, repeat) => {
     if (typeof callback !== 'function') {

@@ -1,6 +1,12 @@
 (function (n) {
   'use strict';
   const g = globalThis;
+  // Every global this script uses is captured now, so code that reassigns a global later
+  // (`Uint8Array = null`) cannot change how these APIs behave.
+  const { Object, Array, Uint8Array, Int8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array,
+    Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array, DataView, ArrayBuffer,
+    SharedArrayBuffer, Map, Set, WeakMap, Date, RegExp, Error, EvalError, RangeError, ReferenceError,
+    SyntaxError, TypeError, URIError, Symbol, Math, Number, String, Boolean, BigInt, Reflect } = g;
   const { defineProperty, freeze, getPrototypeOf, setPrototypeOf, getOwnPropertyDescriptor, keys } = Object;
   const apply = Reflect.apply;
   const getter = (o, k) => getOwnPropertyDescriptor(o, k).get;
@@ -109,13 +115,13 @@
   };
   expose('btoa', function btoa(data) {
     need('btoa', arguments, 1);
-    const bytes = n.latin1Encode(String(data), true);
+    const bytes = n.latin1Encode(wellFormed(data), true);
     if (bytes == null) throw fail('InvalidCharacterError', 'btoa: the string contains characters outside of the Latin1 range');
     return n.base64Encode(bytes, false);
   });
   expose('atob', function atob(data) {
     need('atob', arguments, 1);
-    const s = n.atob(String(data));
+    const s = n.atob(wellFormed(data));
     if (s == null) throw fail('InvalidCharacterError', 'atob: the string to be decoded is not correctly encoded');
     return s;
   });
@@ -143,8 +149,8 @@
   const encode = (s, e) => {
     switch (e) {
       case 'utf8': return n.utf8Encode(wellFormed(s));
-      case 'hex': return n.hexDecode(s);
-      case 'base64': case 'base64url': return n.base64Decode(s);
+      case 'hex': return n.hexDecode(wellFormed(s));
+      case 'base64': case 'base64url': return n.base64Decode(wellFormed(s));
       case 'latin1': case 'ascii': return n.latin1Encode(wellFormed(s), false);
       default: return utf16Encode(s);
     }
@@ -769,6 +775,7 @@
         bits = algorithm.length === undefined ? blockBits[hashOf(algorithm.hash)] : Number(algorithm.length);
         if (!Number.isInteger(bits) || bits <= 0) throw fail('OperationError', 'HMAC key length must be a positive number of bits');
       }
+      if (bits > n.maxDerivedBytes * 8) throw fail('OperationError', `generated keys are limited to ${n.maxDerivedBytes * 8} bits`);
       const bytes = n.randomBytes(Math.ceil(bits / 8));
       if (bits % 8 !== 0) bytes[bytes.length - 1] &= (0xFF << (8 - bits % 8)) & 0xFF;
       const alg = name === 'HMAC' ? { name, hash: algorithm.hash, length: bits } : { name };
