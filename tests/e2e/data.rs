@@ -206,3 +206,23 @@ fn data_globals_do_not_leak_and_prototypes_are_frozen() {
     );
     assert_eq!(res["result"], json!([true, "TypeError", "safe"]));
 }
+
+#[test]
+fn a_native_call_past_the_deadline_is_a_timeout() {
+    // PBKDF2 runs in one native call the engine cannot interrupt: the supervisor's hard
+    // deadline (timeout + kill grace) ends the worker, the answer is TIMEOUT, and a
+    // replacement serves the next request.
+    let s = Service::start();
+    let res = s.execute(
+        json!({
+            "preset": "data",
+            "timeout": 200,
+            "code": "const k = await crypto.subtle.importKey('raw', new Uint8Array(8), 'PBKDF2', false, ['deriveBits']);\n\
+                     await crypto.subtle.deriveBits({name: 'PBKDF2', hash: 'SHA-512', salt: new Uint8Array(8), iterations: 4294967295}, k, 512)"
+        }),
+        422,
+    );
+    assert_eq!(res["error"]["type"], "TIMEOUT", "{res}");
+    let res = data(&s, "Buffer.from('still here').toString('base64')", 200);
+    assert_eq!(res["result"], "c3RpbGwgaGVyZQ==");
+}
