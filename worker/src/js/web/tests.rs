@@ -438,6 +438,18 @@ fn text_encoder_decoder() {
             .replace(r##"[["utf-8"]"##, r##"["utf-8""##)
             .as_str(),
     );
+    // Streaming: a character split across chunks, and a BOM split across chunks.
+    check(
+        "const d = new TextDecoder();\n\
+         const euro = [0xe2, 0x82, 0xac];\n\
+         const parts = [d.decode(new Uint8Array([0xef, 0xbb]), {stream: true}), d.decode(new Uint8Array([0xbf, 0x61, euro[0]]), {stream: true}),\n\
+                        d.decode(new Uint8Array([euro[1]]), {stream: true}), d.decode(new Uint8Array([euro[2], 0x62]), {stream: true}), d.decode()];\n\
+         const cut = new TextDecoder().decode(new Uint8Array([0x61, 0xe2, 0x82]));\n\
+         const f = new TextDecoder('utf-8', {fatal: true}); f.decode(new Uint8Array([0xe2]), {stream: true});\n\
+         let e = null; try { f.decode(); } catch (x) { e = x.name; }\n\
+         [parts, cut, e, new TextDecoder().decode(new Uint8Array([0xef, 0xbb, 0xbf, 0xef, 0xbb, 0xbf])).length]",
+        r##"[["","a","","€b",""],"a�","TypeError",1]"##,
+    );
     let e = err("new TextDecoder('utf-8', {fatal: true}).decode(new Uint8Array([0xc3, 0x28]))");
     assert_eq!(e.name, "TypeError");
     assert!(e.message.contains("not valid utf-8"), "{e:?}");

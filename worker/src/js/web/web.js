@@ -80,8 +80,19 @@
   expose('TextEncoder', TextEncoder);
 
   const utf8Labels = ['utf-8', 'utf8', 'unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8', 'x-unicode20utf8'];
+  /** How many bytes at the end of `b` start a UTF-8 sequence that is not complete yet. */
+  const incompleteTail = (b) => {
+    for (let i = 1; i <= 3 && i <= b.length; i++) {
+      const c = b[b.length - i];
+      if ((c & 0xC0) === 0x80) continue;
+      const need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+      return need > i ? i : 0;
+    }
+    return 0;
+  };
+  const BOM = [0xEF, 0xBB, 0xBF];
   class TextDecoder {
-    #fatal; #ignoreBOM;
+    #fatal; #ignoreBOM; #pending = null; #started = false;
     constructor(label = 'utf-8', options = undefined) {
       const l = String(label).trim().toLowerCase();
       if (!utf8Labels.includes(l)) {
@@ -94,16 +105,37 @@
     get fatal() { return this.#fatal; }
     get ignoreBOM() { return this.#ignoreBOM; }
     decode(input = undefined, options = undefined) {
-      if (options && options.stream) {
-        throw new TypeError('TextDecoder.decode: streaming ({stream: true}) is not supported');
+      const stream = !!(options && options.stream);
+      let bytes = input === undefined ? new Uint8Array(0) : source(input, 'TextDecoder.decode: the input');
+      if (this.#pending !== null) {
+        const all = new Uint8Array(this.#pending.length + bytes.length);
+        all.set(this.#pending);
+        all.set(bytes, this.#pending.length);
+        bytes = all;
+        this.#pending = null;
       }
-      if (input === undefined) return '';
-      let bytes = source(input, 'TextDecoder.decode: the input');
-      if (!this.#ignoreBOM && bytes.length >= 3 && bytes[0] === 0xEF && bytes[1] === 0xBB && bytes[2] === 0xBF) {
-        bytes = bytes.subarray(3);
+      if (!this.#started && !this.#ignoreBOM) {
+        const prefix = bytes.length < 3 && bytes.every((x, i) => x === BOM[i]);
+        if (stream && prefix) {
+          this.#pending = copy(bytes);
+          return '';
+        }
+        if (bytes.length >= 3 && bytes[0] === 0xEF && bytes[1] === 0xBB && bytes[2] === 0xBF) bytes = bytes.subarray(3);
+      }
+      this.#started = stream;
+      if (stream) {
+        const tail = incompleteTail(bytes);
+        if (tail > 0) {
+          this.#pending = copy(bytes.subarray(bytes.length - tail));
+          bytes = bytes.subarray(0, bytes.length - tail);
+        }
       }
       const s = n.utf8Decode(bytes, this.#fatal);
-      if (s == null) throw new TypeError('TextDecoder.decode: the encoded data is not valid utf-8');
+      if (s == null) {
+        this.#pending = null;
+        this.#started = false;
+        throw new TypeError('TextDecoder.decode: the encoded data is not valid utf-8');
+      }
       return s;
     }
   }
