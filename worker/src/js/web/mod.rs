@@ -35,11 +35,12 @@ use super::prelude::Script;
 /// The JavaScript half, compiled once per process.
 pub static SCRIPT: Script = Script::new(c"web.js", SOURCE);
 
-/// Defines the classes and globals over the natives it is called with.
-/// Natives answer `undefined` (a Rust `None`) where the script tests for a missing value.
+/// Defines the classes and globals over the natives it is called with. Natives answer
+/// `undefined` (a Rust `None`) where the script expects a missing value, and the script tests
+/// for it with `== null`.
 const SOURCE: &str = include_str!("web.js");
 
-/// The most bytes `deriveBits`/`deriveKey` may produce with PBKDF2 in one call.
+/// The most bytes PBKDF2 (`deriveBits`/`deriveKey`) and `generateKey` may produce in one call.
 const MAX_DERIVED_BYTES: usize = 1 << 16;
 
 /// Installs the `data` preset's Web APIs in `ctx` (after the prelude, so the script sees the
