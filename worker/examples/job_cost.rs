@@ -33,7 +33,7 @@ fn main() {
         let p = js::Prepared::new(Preset::Compute).ok();
         prepare += t.elapsed();
         let t = Instant::now();
-        js::execute_prepared(p, &job);
+        js::execute_prepared(p, &job, None);
         warm += t.elapsed();
     }
     let (prepare, warm) = (prepare / n, warm / n);

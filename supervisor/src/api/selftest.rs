@@ -38,7 +38,7 @@ pub async fn probe(
     let mut syscall = None;
     let (outcome, errno) = match state
         .pool
-        .call(&SupervisorMessage::Probe(job), Duration::from_secs(5))
+        .call(&SupervisorMessage::Probe(job), Duration::from_secs(5), None)
         .await
     {
         Ok((WorkerMessage::Probed(ProbeOutcome::Succeeded), _)) => ("succeeded", None),

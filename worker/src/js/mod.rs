@@ -14,6 +14,7 @@
 //! deadline passes, or nothing is left to run ("the promise never settled").
 
 pub mod console;
+pub mod fetch;
 pub mod prelude;
 pub mod presets;
 pub mod serialize;
@@ -62,6 +63,7 @@ pub struct Prepared {
     sink: Rc<RefCell<LogSink>>,
     deadline: Rc<Cell<Option<Instant>>>,
     timed_out: Arc<AtomicBool>,
+    host: fetch::HostSlot,
 }
 
 impl Prepared {
@@ -80,8 +82,12 @@ impl Prepared {
         })));
         let ctx = presets::new_context(&rt, preset).map_err(|e| internal(e.to_string()))?;
         let sink = Rc::new(RefCell::new(LogSink::default()));
+        let host: fetch::HostSlot = Rc::new(RefCell::new(None));
         ctx.with(|ctx| -> rquickjs::Result<()> {
             console::install(&ctx, &sink)?;
+            if preset == Preset::Agent {
+                fetch::install(&ctx, &host)?;
+            }
             let helpers: Vec<Value> = prelude::run(&ctx)?;
             let _ = ctx.store_userdata(HelpersSlot(Helpers::from_prelude(&ctx, helpers)));
             Ok(())
@@ -94,6 +100,7 @@ impl Prepared {
             sink,
             deadline,
             timed_out,
+            host,
         })
     }
 
@@ -103,14 +110,20 @@ impl Prepared {
     }
 }
 
-/// Runs one job to completion in a fresh runtime and reports its outcome.
+/// Runs one job to completion in a fresh runtime and reports its outcome. `fetch` (in the
+/// `agent` preset) rejects: there is no supervisor to ask.
 pub fn execute(job: &ExecuteJob) -> ExecuteOutcome {
-    execute_prepared(None, job)
+    execute_prepared(None, job, None)
 }
 
 /// Runs one job, in `prepared` when it was built for the job's preset, otherwise in a runtime
-/// made now. Never panics on user input.
-pub fn execute_prepared(prepared: Option<Prepared>, job: &ExecuteJob) -> ExecuteOutcome {
+/// made now. `host` performs the job's fetches (only the `agent` preset has `fetch`); it is
+/// dropped with the context when the job ends. Never panics on user input.
+pub fn execute_prepared(
+    prepared: Option<Prepared>,
+    job: &ExecuteJob,
+    host: Option<fetch::HostFetch>,
+) -> ExecuteOutcome {
     let start = Instant::now();
     let prepared = match prepared.filter(|p| p.preset == job.preset) {
         Some(p) => Ok(p),
@@ -121,7 +134,9 @@ pub fn execute_prepared(prepared: Option<Prepared>, job: &ExecuteJob) -> Execute
             let deadline = start + Duration::from_millis(job.timeout_ms);
             *p.sink.borrow_mut() =
                 LogSink::new(job.limits.max_log_entries, job.limits.max_log_bytes);
+            *p.host.borrow_mut() = host;
             let result = run(&p, job, deadline);
+            p.host.borrow_mut().take();
             let sink = std::mem::take(&mut *p.sink.borrow_mut());
             (result, sink.entries, sink.truncated)
         }

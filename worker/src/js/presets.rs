@@ -32,13 +32,14 @@ type ComputeIntrinsics = (
 
 /// Creates a context with the intrinsics of `preset`.
 ///
-/// Only `minimal` and `compute` exist in this build; the supervisor refuses the others before a
-/// job is sent, so asking for them here is a protocol error.
+/// `agent` gets the `compute` intrinsics here; its `fetch` API is installed on top by
+/// [`super::fetch::install`]. `data` does not exist in this build; the supervisor refuses it
+/// before a job is sent, so asking for it here is a protocol error.
 pub fn new_context(rt: &Runtime, preset: Preset) -> Result<Context, PresetError> {
     let ctx = match preset {
         Preset::Minimal => Context::custom::<MinimalIntrinsics>(rt),
-        Preset::Compute => Context::custom::<ComputeIntrinsics>(rt),
-        Preset::Data | Preset::Agent => return Err(PresetError::Unavailable(preset)),
+        Preset::Compute | Preset::Agent => Context::custom::<ComputeIntrinsics>(rt),
+        Preset::Data => return Err(PresetError::Unavailable(preset)),
     };
     ctx.map_err(|e| PresetError::Engine(e.to_string()))
 }
@@ -115,6 +116,8 @@ pub fn description(preset: Preset) -> &'static str {
         Preset::Data => {
             "compute plus Buffer, TextEncoder/Decoder, atob/btoa, crypto (not in this build)"
         }
-        Preset::Agent => "data plus a supervised fetch (not in this build)",
+        Preset::Agent => {
+            "compute plus fetch, Headers, Request and Response, through the service's egress policy"
+        }
     }
 }
