@@ -219,7 +219,7 @@ fn every_request_error_is_named() {
     assert_eq!(res.status, 400);
     assert_eq!(res.json()["error"], "Unknown preset \"turbo\"");
     assert!(res.json()["presets"].is_array());
-    for preset in ["data", "agent"] {
+    for preset in ["data"] {
         let res = s.post(
             "/execute",
             &json!({"code": "1", "preset": preset}).to_string(),

@@ -7,6 +7,7 @@ mod api;
 mod chaos;
 mod config;
 mod execution;
+mod fetch;
 mod hostile;
 mod pool;
 mod status;

@@ -98,7 +98,7 @@ struct DeniedAddress {
 
 impl std::fmt::Display for DeniedAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} is a {}", self.addr, self.reason)
+        write!(f, "{} is {}", self.addr, self.reason)
     }
 }
 
@@ -406,7 +406,7 @@ impl FetchContext {
             egress
                 .addresses
                 .check(ip)
-                .map_err(|why| deny(format!("{ip} is a {why}")))?;
+                .map_err(|why| deny(format!("{ip} is {why}")))?;
         }
         Ok(())
     }

@@ -204,22 +204,22 @@ pub fn special_range(ip: IpAddr) -> Option<&'static str> {
 
 fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
     const RANGES: [([u8; 4], u8, &str); 16] = [
-        ([0, 0, 0, 0], 8, "unspecified or \"this network\" address"),
-        ([127, 0, 0, 0], 8, "loopback address"),
-        ([10, 0, 0, 0], 8, "private address (RFC 1918)"),
-        ([172, 16, 0, 0], 12, "private address (RFC 1918)"),
-        ([192, 168, 0, 0], 16, "private address (RFC 1918)"),
-        ([169, 254, 0, 0], 16, "link-local address"),
-        ([100, 64, 0, 0], 10, "shared address space (CGNAT)"),
-        ([192, 0, 0, 0], 24, "IETF protocol assignment"),
-        ([192, 0, 2, 0], 24, "documentation address"),
-        ([198, 51, 100, 0], 24, "documentation address"),
-        ([203, 0, 113, 0], 24, "documentation address"),
-        ([198, 18, 0, 0], 15, "benchmarking address"),
-        ([192, 88, 99, 0], 24, "6to4 relay anycast address"),
-        ([224, 0, 0, 0], 4, "multicast address"),
-        ([255, 255, 255, 255], 32, "broadcast address"),
-        ([240, 0, 0, 0], 4, "reserved address"),
+        ([0, 0, 0, 0], 8, "an unspecified or \"this network\" address"),
+        ([127, 0, 0, 0], 8, "a loopback address"),
+        ([10, 0, 0, 0], 8, "a private address (RFC 1918)"),
+        ([172, 16, 0, 0], 12, "a private address (RFC 1918)"),
+        ([192, 168, 0, 0], 16, "a private address (RFC 1918)"),
+        ([169, 254, 0, 0], 16, "a link-local address"),
+        ([100, 64, 0, 0], 10, "in the shared address space (CGNAT)"),
+        ([192, 0, 0, 0], 24, "an IETF protocol assignment"),
+        ([192, 0, 2, 0], 24, "a documentation address"),
+        ([198, 51, 100, 0], 24, "a documentation address"),
+        ([203, 0, 113, 0], 24, "a documentation address"),
+        ([198, 18, 0, 0], 15, "a benchmarking address"),
+        ([192, 88, 99, 0], 24, "a 6to4 relay anycast address"),
+        ([224, 0, 0, 0], 4, "a multicast address"),
+        ([255, 255, 255, 255], 32, "the broadcast address"),
+        ([240, 0, 0, 0], 4, "a reserved address"),
     ];
     RANGES
         .iter()
@@ -233,21 +233,21 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
     }
     let seg = ip.segments();
     if ip.is_unspecified() {
-        return Some("unspecified address");
+        return Some("an unspecified address");
     }
     if ip.is_loopback() {
-        return Some("loopback address");
+        return Some("a loopback address");
     }
     // IPv4-compatible (deprecated, ::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed
     // an IPv4 address that the network may route to: judge them by it.
     let embedded = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     if seg[..6] == [0; 6] {
-        return special_v4(embedded(seg[6], seg[7])).or(Some("IPv4-compatible address"));
+        return special_v4(embedded(seg[6], seg[7])).or(Some("an IPv4-compatible address"));
     }
     if v6_in(ip, Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96)
         || v6_in(ip, Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48)
     {
-        return special_v4(embedded(seg[6], seg[7])).or(Some("NAT64 address"));
+        return special_v4(embedded(seg[6], seg[7])).or(Some("a NAT64 address"));
     }
     if seg[0] == 0x2002 {
         if let Some(why) = special_v4(embedded(seg[1], seg[2])) {
@@ -255,13 +255,13 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
         }
     }
     const RANGES: [(Ipv6Addr, u8, &str); 7] = [
-        (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, "unique local address (ULA)"),
-        (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "link-local address"),
-        (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, "site-local address"),
-        (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "multicast address"),
-        (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, "documentation address"),
-        (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64, "discard-only address"),
-        (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23, "IETF protocol assignment"),
+        (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, "a unique local address (ULA)"),
+        (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "a link-local address"),
+        (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, "a site-local address"),
+        (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "a multicast address"),
+        (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, "a documentation address"),
+        (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64, "a discard-only address"),
+        (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23, "an IETF protocol assignment"),
     ];
     RANGES
         .iter()
