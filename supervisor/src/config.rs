@@ -481,7 +481,10 @@ impl Config {
             HostPattern::parse(h).map_err(|e| invalid("fetch.allow_hosts", e))?;
         }
         if f.allow_schemes.is_empty() {
-            return Err(invalid("fetch.allow_schemes", "must name at least one scheme"));
+            return Err(invalid(
+                "fetch.allow_schemes",
+                "must name at least one scheme",
+            ));
         }
         for s in &f.allow_schemes {
             if !matches!(s.as_str(), "https" | "http") {

@@ -287,7 +287,10 @@ fn get_and_post_json_with_headers_and_the_audit() {
     assert_eq!(r["echo"]["custom"], "one");
     let seen = up.seen();
     assert_eq!(seen.len(), 2);
-    assert_eq!((seen[0].method.as_str(), seen[0].path.as_str()), ("GET", "/json"));
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("GET", "/json")
+    );
     assert_eq!(seen[1].body, br#"{"q":"hi"}"#);
     let audit = res["fetches"].as_array().expect("an audit");
     assert_eq!(audit.len(), 2);
@@ -392,7 +395,10 @@ fn redirects_are_followed_by_hand_and_every_hop_is_checked() {
         "TypeError: fetch to 10.0.0.1 denied by egress policy: the host is not on the allowlist"
     );
     let audit = res["fetches"].as_array().unwrap();
-    assert_eq!(audit[2]["denied"], "10.0.0.1: the host is not on the allowlist");
+    assert_eq!(
+        audit[2]["denied"],
+        "10.0.0.1: the host is not on the allowlist"
+    );
     assert_eq!(audit[2]["url"], up.url("/redirect-denied"));
     assert!(up.seen().iter().all(|r| !r.path.contains("meta-data")));
 
@@ -434,10 +440,7 @@ fn slow_servers_hit_the_per_fetch_timeout_and_the_execution_timeout() {
     assert_eq!(res["result"][0], "TypeError: fetch timed out after 1000 ms");
     let waited = res["result"][1].as_u64().unwrap();
     assert!((900..2900).contains(&waited), "waited {waited} ms");
-    assert_eq!(
-        res["fetches"][0]["error"],
-        "fetch timed out after 1000 ms"
-    );
+    assert_eq!(res["fetches"][0]["error"], "fetch timed out after 1000 ms");
 
     // An execution timeout shorter than the fetch timeout bounds the fetch, and the execution
     // ends as TIMEOUT.
@@ -526,9 +529,8 @@ fn hosts_off_the_list_and_special_addresses_are_denied_before_any_connection() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    let denied = |target: &str, reason: &str| {
-        format!("fetch to {target} denied by egress policy: {reason}")
-    };
+    let denied =
+        |target: &str, reason: &str| format!("fetch to {target} denied by egress policy: {reason}");
     assert_eq!(
         got,
         [
@@ -537,7 +539,10 @@ fn hosts_off_the_list_and_special_addresses_are_denied_before_any_connection() {
             &denied("169.254.169.254", "169.254.169.254 is a link-local address"),
             &denied("::1", "::1 is a loopback address"),
             &denied("::ffff:127.0.0.1", "::ffff:127.0.0.1 is a loopback address"),
-            &denied("0.0.0.0", "0.0.0.0 is an unspecified or \"this network\" address"),
+            &denied(
+                "0.0.0.0",
+                "0.0.0.0 is an unspecified or \"this network\" address"
+            ),
             &denied("localhost", "127.0.0.1 is a loopback address"),
             &denied("example.com", "the host is not on the allowlist"),
             &denied("127.0.0.1", "the scheme \"https\" is not allowed"),
@@ -551,7 +556,9 @@ fn hosts_off_the_list_and_special_addresses_are_denied_before_any_connection() {
     assert_eq!(up.connections(), 0, "no connection reached the server");
     let audit = res["fetches"].as_array().unwrap();
     assert_eq!(audit.len(), 12, "the relative URL never left the sandbox");
-    assert!(audit[..11].iter().all(|a| a["denied"].is_string() || a["error"].is_string()));
+    assert!(audit[..11]
+        .iter()
+        .all(|a| a["denied"].is_string() || a["error"].is_string()));
 
     // With no [fetch] section at all, every fetch is denied; other presets have no fetch.
     let s = Service::start();
@@ -565,8 +572,14 @@ fn hosts_off_the_list_and_special_addresses_are_denied_before_any_connection() {
         res["result"],
         "fetch to example.com denied by egress policy: the host is not on the allowlist"
     );
-    let res = s.execute(json!({"code": "[typeof fetch, typeof Headers, typeof Response]"}), 200);
-    assert_eq!(res["result"], json!(["undefined", "undefined", "undefined"]));
+    let res = s.execute(
+        json!({"code": "[typeof fetch, typeof Headers, typeof Response]"}),
+        200,
+    );
+    assert_eq!(
+        res["result"],
+        json!(["undefined", "undefined", "undefined"])
+    );
     assert!(res.get("fetches").is_none());
 }
 
@@ -584,7 +597,10 @@ fn a_request_narrows_the_allowlist_and_cannot_widen_it() {
     );
     assert_eq!(
         res["result"],
-        json!([200, "fetch to 127.0.0.1 denied by egress policy: the host is not on the allowlist"])
+        json!([
+            200,
+            "fetch to 127.0.0.1 denied by egress policy: the host is not on the allowlist"
+        ])
     );
     for (fetch, problem) in [
         (
@@ -662,7 +678,10 @@ value_env = "TEST_FETCH_SECRET"
     );
     let s = Service::with(
         &config,
-        &[("TEST_FETCH_SECRET", SECRET), ("ISOLATE_LOG_LEVEL", "debug")],
+        &[
+            ("TEST_FETCH_SECRET", SECRET),
+            ("ISOLATE_LOG_LEVEL", "debug"),
+        ],
     );
     let code = r#"
         const r = await fetch(env.base + '/echo', { headers: { 'X-Api-Key': 'mine', Authorization: 'Bearer code' } });
@@ -689,10 +708,16 @@ value_env = "TEST_FETCH_SECRET"
         "credentials are dropped when a redirect leaves the origin"
     );
     let seen = up.seen();
-    assert_eq!(seen[0].headers.get("x-api-key").map(String::as_str), Some(SECRET));
+    assert_eq!(
+        seen[0].headers.get("x-api-key").map(String::as_str),
+        Some(SECRET)
+    );
     assert!(seen[3].headers.get("x-api-key").is_none());
     let answer = res.to_string();
-    assert!(!answer.contains(SECRET), "the answer holds the secret: {answer}");
+    assert!(
+        !answer.contains(SECRET),
+        "the answer holds the secret: {answer}"
+    );
     std::thread::sleep(Duration::from_millis(200));
     let logs = s.logs().join("\n");
     assert!(!logs.is_empty(), "debug logging is on");
@@ -716,7 +741,13 @@ fn fetches_run_one_after_another_inside_the_hard_deadline() {
     assert_eq!(res["result"], json!(["world", "world", "world"]));
     assert!(started.elapsed() < Duration::from_secs(10));
     // Nothing carries over from one agent execution to the next.
-    let a = s.execute(json!({"preset": "agent", "code": "globalThis.x = 1; 0"}), 200);
+    let a = s.execute(
+        json!({"preset": "agent", "code": "globalThis.x = 1; 0"}),
+        200,
+    );
     let b = s.execute(json!({"preset": "agent", "code": "typeof x"}), 200);
-    assert_eq!((a["result"].clone(), b["result"].clone()), (json!(0), json!("undefined")));
+    assert_eq!(
+        (a["result"].clone(), b["result"].clone()),
+        (json!(0), json!("undefined"))
+    );
 }

@@ -118,14 +118,15 @@ fn answer(
         ),
         SupervisorMessage::Execute(job) => {
             let ready = prepared.take();
-            let outcome = catch_unwind(AssertUnwindSafe(|| js::execute_prepared(ready, &job, host)))
-                .unwrap_or_else(|_| {
-                    ExecuteOutcome::failed(JobError::new(
-                        ErrorKind::Internal,
-                        "InternalError",
-                        "the engine failed while running this code",
-                    ))
-                });
+            let outcome =
+                catch_unwind(AssertUnwindSafe(|| js::execute_prepared(ready, &job, host)))
+                    .unwrap_or_else(|_| {
+                        ExecuteOutcome::failed(JobError::new(
+                            ErrorKind::Internal,
+                            "InternalError",
+                            "the engine failed while running this code",
+                        ))
+                    });
             let recycle = outcome.recycle;
             (WorkerMessage::Executed(outcome), recycle)
         }

@@ -121,15 +121,16 @@ pub async fn execute(
     request::language(&body)?;
     let allow = request::fetch_allow(&body)?;
     let fetch = if preset == Preset::Agent {
-        let hosts = match allow {
-            Some(entries) => Some(state.egress.narrow(&entries).map_err(|problem| {
-                ApiError::InvalidField {
-                    field: "fetch",
-                    problem,
-                }
-            })?),
-            None => None,
-        };
+        let hosts =
+            match allow {
+                Some(entries) => Some(state.egress.narrow(&entries).map_err(|problem| {
+                    ApiError::InvalidField {
+                        field: "fetch",
+                        problem,
+                    }
+                })?),
+                None => None,
+            };
         Some(
             state
                 .egress
@@ -202,8 +203,7 @@ pub async fn execute(
             failed(
                 ErrorKind::Security,
                 "SecurityError",
-                "the worker made a host call this execution does not allow; it was stopped"
-                    .into(),
+                "the worker made a host call this execution does not allow; it was stopped".into(),
             ),
             None,
         ),

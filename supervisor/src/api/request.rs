@@ -132,10 +132,16 @@ pub fn fetch_allow(body: &Body) -> Result<Option<Vec<String>>, ApiError> {
     let fetch = match body.get("fetch") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(o)) => o,
-        Some(_) => return Err(invalid("must be an object like {\"allow\": [\"api.example.com\"]}")),
+        Some(_) => {
+            return Err(invalid(
+                "must be an object like {\"allow\": [\"api.example.com\"]}",
+            ))
+        }
     };
     if let Some(key) = fetch.keys().find(|k| k.as_str() != "allow") {
-        return Err(invalid(&format!("has an unknown key {key:?} (known: \"allow\")")));
+        return Err(invalid(&format!(
+            "has an unknown key {key:?} (known: \"allow\")"
+        )));
     }
     match fetch.get("allow") {
         None | Some(Value::Null) => Ok(None),

@@ -109,9 +109,8 @@ impl reqwest::dns::Resolve for CheckedResolver {
         let addresses = Arc::clone(&self.addresses);
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut first_denial = None;
             let mut allowed = Vec::with_capacity(resolved.len());
             for addr in resolved {
@@ -434,7 +433,10 @@ impl FetchContext {
         loop {
             self.check_url(&url)?;
             let mut hop = headers.clone();
-            let host = url.host_str().map(policy::normalize_host).unwrap_or_default();
+            let host = url
+                .host_str()
+                .map(policy::normalize_host)
+                .unwrap_or_default();
             let mut sent_secrets = Vec::new();
             for secret in self.egress.secrets.iter().filter(|s| s.host.matches(&host)) {
                 hop.remove(&secret.name);
@@ -458,7 +460,9 @@ impl FetchContext {
                 .get(reqwest::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
                 .map(str::to_string);
-            if status.is_redirection() && location.is_some() && request.redirect != RedirectMode::Manual
+            if status.is_redirection()
+                && location.is_some()
+                && request.redirect != RedirectMode::Manual
             {
                 if request.redirect == RedirectMode::Error {
                     return Err(FetchFailure::Redirect(format!(
@@ -533,9 +537,8 @@ fn code_headers(pairs: &[(String, String)]) -> Result<HeaderMap, FetchFailure> {
         if FORBIDDEN_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("proxy-") {
             continue;
         }
-        let value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
-            FetchFailure::InvalidRequest(format!("the value of the header {name}"))
-        })?;
+        let value = HeaderValue::from_bytes(value.as_bytes())
+            .map_err(|_| FetchFailure::InvalidRequest(format!("the value of the header {name}")))?;
         map.append(name, value);
     }
     if !map.contains_key(reqwest::header::USER_AGENT) {
@@ -558,7 +561,11 @@ fn response_headers(headers: &HeaderMap, secrets: &[HeaderValue]) -> Vec<(String
                 let s = String::from_utf8_lossy(s.as_bytes());
                 !s.is_empty() && text.contains(s.as_ref())
             });
-            let text = if leaks { "[redacted]".to_string() } else { text };
+            let text = if leaks {
+                "[redacted]".to_string()
+            } else {
+                text
+            };
             (name.as_str().to_string(), text)
         })
         .collect()

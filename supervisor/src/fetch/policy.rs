@@ -56,7 +56,9 @@ impl HostPattern {
         if let Some(rest) = t.strip_prefix("*.") {
             let domain = normalize_host(rest);
             if !valid_name(&domain) || domain.parse::<IpAddr>().is_ok() {
-                return Err(format!("{text:?} is not a valid wildcard (use *.example.com)"));
+                return Err(format!(
+                    "{text:?} is not a valid wildcard (use *.example.com)"
+                ));
             }
             return Ok(HostPattern::Below(domain));
         }
@@ -151,9 +153,12 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_eq(u128::from(u32::from(net)), u128::from(u32::from(ip)), 32, self.prefix)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
+                u128::from(u32::from(net)),
+                u128::from(u32::from(ip)),
+                32,
+                self.prefix,
+            ),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 prefix_eq(u128::from(net), u128::from(ip), 128, self.prefix)
             }
@@ -204,7 +209,11 @@ pub fn special_range(ip: IpAddr) -> Option<&'static str> {
 
 fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
     const RANGES: [([u8; 4], u8, &str); 16] = [
-        ([0, 0, 0, 0], 8, "an unspecified or \"this network\" address"),
+        (
+            [0, 0, 0, 0],
+            8,
+            "an unspecified or \"this network\" address",
+        ),
         ([127, 0, 0, 0], 8, "a loopback address"),
         ([10, 0, 0, 0], 8, "a private address (RFC 1918)"),
         ([172, 16, 0, 0], 12, "a private address (RFC 1918)"),
@@ -240,7 +249,8 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
     }
     // IPv4-compatible (deprecated, ::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed
     // an IPv4 address that the network may route to: judge them by it.
-    let embedded = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    let embedded =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     if seg[..6] == [0; 6] {
         return special_v4(embedded(seg[6], seg[7])).or(Some("an IPv4-compatible address"));
     }
@@ -255,13 +265,41 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
         }
     }
     const RANGES: [(Ipv6Addr, u8, &str); 7] = [
-        (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, "a unique local address (ULA)"),
-        (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "a link-local address"),
-        (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, "a site-local address"),
-        (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "a multicast address"),
-        (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, "a documentation address"),
-        (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64, "a discard-only address"),
-        (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23, "an IETF protocol assignment"),
+        (
+            Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
+            7,
+            "a unique local address (ULA)",
+        ),
+        (
+            Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
+            10,
+            "a link-local address",
+        ),
+        (
+            Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0),
+            10,
+            "a site-local address",
+        ),
+        (
+            Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0),
+            8,
+            "a multicast address",
+        ),
+        (
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
+            32,
+            "a documentation address",
+        ),
+        (
+            Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0),
+            64,
+            "a discard-only address",
+        ),
+        (
+            Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0),
+            23,
+            "an IETF protocol assignment",
+        ),
     ];
     RANGES
         .iter()
@@ -398,7 +436,14 @@ mod tests {
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
         assert!(!Cidr::parse("0.0.0.0/0").unwrap().contains(ip("::1")));
         assert!(Cidr::parse("::/0").unwrap().contains(ip("::1")));
-        for bad in ["", "127.0.0.1/33", "::1/129", "localhost", "10.0.0.0/x", "1.2.3/8"] {
+        for bad in [
+            "",
+            "127.0.0.1/33",
+            "::1/129",
+            "localhost",
+            "10.0.0.0/x",
+            "1.2.3/8",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -419,9 +464,19 @@ mod tests {
         assert!(!wild.matches(".example.com"));
         let v6 = HostPattern::parse("[::1]").unwrap();
         assert!(v6.matches(&normalize_host("[0:0::1]")));
-        assert!(HostPattern::parse("127.0.0.1").unwrap().matches("127.0.0.1"));
+        assert!(HostPattern::parse("127.0.0.1")
+            .unwrap()
+            .matches("127.0.0.1"));
         assert!(HostPattern::parse("*").unwrap().matches("anything.test"));
-        for bad in ["", "*.", "*.*.example.com", "exa mple.com", "http://x", "*.10.0.0.1", "a..b"] {
+        for bad in [
+            "",
+            "*.",
+            "*.*.example.com",
+            "exa mple.com",
+            "http://x",
+            "*.10.0.0.1",
+            "a..b",
+        ] {
             assert!(HostPattern::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -444,6 +499,8 @@ mod tests {
         }
         let any = HostSet(vec![HostPattern::Any]);
         assert!(any.narrow(&["*".into(), "x.y".into()]).is_ok());
-        assert!(HostSet::default().narrow(&["a.example.com".into()]).is_err());
+        assert!(HostSet::default()
+            .narrow(&["a.example.com".into()])
+            .is_err());
     }
 }

@@ -363,8 +363,8 @@ impl Pool {
         match &result {
             Ok(reply) => {
                 worker.executions += 1;
-                let wants_recycle = fetch.is_some()
-                    || matches!(reply, WorkerMessage::Executed(o) if o.recycle);
+                let wants_recycle =
+                    fetch.is_some() || matches!(reply, WorkerMessage::Executed(o) if o.recycle);
                 worker.set_busy(false);
                 if wants_recycle || worker.executions >= self.config.recycle_after {
                     self.counters.recycled.fetch_add(1, Ordering::Relaxed);
