@@ -219,17 +219,15 @@ fn every_request_error_is_named() {
     assert_eq!(res.status, 400);
     assert_eq!(res.json()["error"], "Unknown preset \"turbo\"");
     assert!(res.json()["presets"].is_array());
-    for preset in ["data"] {
-        let res = s.post(
-            "/execute",
-            &json!({"code": "1", "preset": preset}).to_string(),
-        );
-        assert_eq!(res.status, 400);
-        assert_eq!(
-            res.json()["error"],
-            format!("Preset \"{preset}\" is not available in this version of isolate-service")
-        );
-    }
+    let res = s.post(
+        "/execute",
+        &json!({"code": "1", "preset": "data"}).to_string(),
+    );
+    assert_eq!(res.status, 400);
+    assert_eq!(
+        res.json()["error"],
+        "Preset \"data\" is not available in this version of isolate-service"
+    );
     // The timeout is capped, not refused.
     let res = s.execute(json!({"code": "1", "timeout": 99999999}), 200);
     assert_eq!(res["stats"]["timeout"], 30000);
