@@ -254,10 +254,11 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if seg[..6] == [0; 6] {
         return special_v4(embedded(seg[6], seg[7])).or(Some("an IPv4-compatible address"));
     }
-    if v6_in(ip, Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96)
-        || v6_in(ip, Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48)
-    {
-        return special_v4(embedded(seg[6], seg[7])).or(Some("a NAT64 address"));
+    if v6_in(ip, Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96) {
+        return special_v4(embedded(seg[6], seg[7]));
+    }
+    if v6_in(ip, Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48) {
+        return Some("a local-use NAT64 address");
     }
     if seg[0] == 0x2002 {
         if let Some(why) = special_v4(embedded(seg[1], seg[2])) {
@@ -377,6 +378,7 @@ mod tests {
             "64:ff9b::a00:1",
             "2002:a00:1::1",
             "2002:7f00:1::1",
+            "64:ff9b:1::1",
         ] {
             assert!(
                 policy.check(ip(denied)).is_err(),
