@@ -66,6 +66,30 @@ pub fn run(sock: UnixStream, mut prepared: Option<js::Prepared>, lockdown: Lockd
                 host = Some(host_fetch(Rc::clone(&sock), Rc::clone(&broken)));
             }
         }
+        #[cfg(feature = "sandbox-selftest")]
+        if let SupervisorMessage::Probe(p) = &msg {
+            if p.probe == crate::selftest::HOST_CALL_PROBE {
+                // A host call during a job that allows none: the supervisor must refuse it
+                // (it kills the worker), so reaching the answer below means it did not.
+                let mut call = host_fetch(Rc::clone(&sock), Rc::clone(&broken));
+                let _ = call(isolate_shared::message::FetchRequest {
+                    method: "GET".into(),
+                    url: "http://127.0.0.1/".into(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    redirect: isolate_shared::message::RedirectMode::Follow,
+                });
+                if broken.get() {
+                    return EXIT_PROTOCOL;
+                }
+                let answer =
+                    WorkerMessage::Probed(isolate_shared::message::ProbeOutcome::Succeeded);
+                if write_frame(&mut *sock.borrow_mut(), &answer).is_err() {
+                    return EXIT_SOCKET;
+                }
+                continue;
+            }
+        }
         let (answer, recycle) = answer(msg, &mut prepared, host);
         if broken.get() {
             return EXIT_PROTOCOL;
