@@ -2,7 +2,8 @@
 //! `cargo run --release -p isolate-worker --example job_cost`.
 //!
 //! Prints microseconds per job for the README example in a runtime made on the spot, in a
-//! runtime prepared ahead (what a warm worker does), and for the preparation alone.
+//! runtime prepared ahead (what a warm worker does), and for the preparation alone; then the
+//! preparation of an `agent` context.
 
 use std::time::Instant;
 
@@ -39,5 +40,13 @@ fn main() {
     let (prepare, warm) = (prepare / n, warm / n);
     println!(
         "per job: fresh runtime {cold:?}, prepared runtime {warm:?}, preparation alone {prepare:?}"
+    );
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = js::Prepared::new(Preset::Agent);
+    }
+    println!(
+        "agent preparation (compute plus fetch, Headers, Request, Response) {:?}",
+        t.elapsed() / n
     );
 }

@@ -276,6 +276,10 @@ pub struct FetchContext {
     state: Mutex<State>,
 }
 
+/// How far past the execution's remaining time a fetch may run (well inside the hard
+/// deadline's grace).
+const EXECUTION_SLACK: Duration = Duration::from_millis(20);
+
 /// Headers the code may not set: they belong to the connection, or the client sets them.
 const FORBIDDEN_HEADERS: [&str; 11] = [
     "host",
@@ -321,7 +325,9 @@ impl FetchContext {
             let left = (started + self.timeout).saturating_duration_since(begun);
             (state.count, left)
         };
-        let budget = Duration::from_millis(limits.timeout_ms).min(remaining);
+        // When the execution's own time is what bounds the fetch, give it a little more, so
+        // that the worker's deadline passes first and the execution answers TIMEOUT.
+        let budget = Duration::from_millis(limits.timeout_ms).min(remaining + EXECUTION_SLACK);
         let method = request.method.clone();
         let url = request.url.clone();
         let outcome = if count > limits.max_requests {

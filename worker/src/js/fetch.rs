@@ -30,7 +30,14 @@ pub type HostFetch = Box<dyn FnMut(FetchRequest) -> FetchResult>;
 /// supervisor), in which case `fetch` rejects.
 pub type HostSlot = Rc<RefCell<Option<HostFetch>>>;
 
-const SOURCE: &str = include_str!("fetch.js");
+static SOURCE: super::prelude::Compiled =
+    super::prelude::Compiled::new(include_str!("fetch.js"), c"fetch.js");
+
+/// Compiles the JavaScript half to bytecode now (the zygote's warm-up), so that each `agent`
+/// context only loads it.
+pub fn warm() {
+    SOURCE.warm();
+}
 
 /// Installs `fetch`, `Headers`, `Request` and `Response` into `ctx`, calling the host through
 /// `slot`. Must run before any user code.
@@ -112,11 +119,7 @@ pub fn install<'js>(ctx: &Ctx<'js>, slot: &HostSlot) -> rquickjs::Result<()> {
             }
         },
     )?;
-    let mut options = rquickjs::context::EvalOptions::default();
-    options.global = true;
-    options.strict = true;
-    options.filename = Some("fetch.js".into());
-    let setup: Function = ctx.eval_with_options(SOURCE, options)?;
+    let setup: Function = SOURCE.run(ctx)?;
     setup.call::<_, Value>((host, encode, decode))?;
     Ok(())
 }

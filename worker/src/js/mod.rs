@@ -134,7 +134,7 @@ pub fn execute_prepared(
             let deadline = start + Duration::from_millis(job.timeout_ms);
             *p.sink.borrow_mut() =
                 LogSink::new(job.limits.max_log_entries, job.limits.max_log_bytes);
-            *p.host.borrow_mut() = host;
+            *p.host.borrow_mut() = host.map(|host| within_deadline(host, &p));
             let result = run(&p, job, deadline);
             p.host.borrow_mut().take();
             let sink = std::mem::take(&mut *p.sink.borrow_mut());
@@ -151,6 +151,22 @@ pub fn execute_prepared(
         elapsed_us: start.elapsed().as_micros() as u64,
         recycle,
     }
+}
+
+/// Wraps the job's host call so that one returning after the engine's deadline (the
+/// supervisor lets a fetch run up to the execution's remaining time) ends the execution as
+/// `TIMEOUT` rather than letting the code go on with a rejected fetch.
+fn within_deadline(mut host: fetch::HostFetch, p: &Prepared) -> fetch::HostFetch {
+    let deadline = Rc::clone(&p.deadline);
+    let timed_out = Arc::clone(&p.timed_out);
+    Box::new(move |request| {
+        let result = host(request);
+        if deadline.get().is_some_and(|d| Instant::now() >= d) {
+            timed_out.store(true, Ordering::Relaxed);
+            return Err("the execution ran out of time during this fetch".into());
+        }
+        result
+    })
 }
 
 fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobError> {

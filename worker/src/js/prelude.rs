@@ -1,42 +1,79 @@
 //! Running [`PRELUDE`] cheaply: it is compiled to QuickJS bytecode once per process (in the
 //! zygote's warm-up, so every worker inherits the bytes) and each new context only loads and
-//! runs the bytecode, which skips parsing on every execution.
+//! runs the bytecode, which skips parsing on every execution. The `agent` preset's fetch
+//! source ([`super::fetch`]) is run the same way through [`Compiled`].
 //!
 //! The bytecode is produced by this process from a constant source and never leaves it, so
 //! loading it cannot be used to smuggle in crafted bytecode.
 
+use std::ffi::CStr;
 use std::sync::OnceLock;
 
 use rquickjs::{qjs, Context, Ctx, FromJs, Runtime, Value};
 
 use super::presets::PRELUDE;
 
-static BYTECODE: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+/// A constant script compiled to bytecode once per process, on first use.
+pub struct Compiled {
+    source: &'static str,
+    name: &'static CStr,
+    bytecode: OnceLock<Option<Vec<u8>>>,
+}
 
-/// Compiles the prelude now (called by the zygote before it forks).
+impl Compiled {
+    /// A script named `name` (shown in stack traces).
+    pub const fn new(source: &'static str, name: &'static CStr) -> Compiled {
+        Compiled {
+            source,
+            name,
+            bytecode: OnceLock::new(),
+        }
+    }
+
+    /// Compiles now (the zygote calls this before it forks).
+    pub fn warm(&self) {
+        let _ = self.bytecode();
+    }
+
+    fn bytecode(&self) -> Option<&[u8]> {
+        self.bytecode
+            .get_or_init(|| compile(self.source, self.name))
+            .as_deref()
+    }
+
+    /// Runs the script in `ctx` (from bytecode when it compiled, from source otherwise) and
+    /// converts its completion value.
+    pub fn run<'js, T: FromJs<'js>>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<T> {
+        match self.bytecode() {
+            Some(code) => run_bytecode(ctx, code),
+            None => ctx.eval(self.source),
+        }
+    }
+}
+
+static PRELUDE_SCRIPT: Compiled = Compiled::new(PRELUDE, c"prelude.js");
+
+/// Compiles the prelude and the fetch source now (called by the zygote before it forks).
 pub fn warm() {
-    let _ = bytecode();
+    PRELUDE_SCRIPT.warm();
+    super::fetch::warm();
 }
 
-fn bytecode() -> Option<&'static [u8]> {
-    BYTECODE.get_or_init(compile).as_deref()
-}
-
-fn compile() -> Option<Vec<u8>> {
+fn compile(source: &str, name: &CStr) -> Option<Vec<u8>> {
     let rt = Runtime::new().ok()?;
     let ctx = Context::full(&rt).ok()?;
     ctx.with(|ctx| {
-        let mut src = PRELUDE.as_bytes().to_vec();
+        let mut src = source.as_bytes().to_vec();
         src.push(0);
-        // SAFETY: `src` is NUL-terminated with PRELUDE.len() bytes before the NUL. The
+        // SAFETY: `src` is NUL-terminated with source.len() bytes before the NUL. The
         // compiled function is owned by `func` and freed on drop; the buffer JS_WriteObject
         // returns is copied and then released with js_free on the same context.
         unsafe {
             let raw = qjs::JS_Eval(
                 ctx.as_raw().as_ptr(),
                 src.as_ptr().cast(),
-                PRELUDE.len() as _,
-                c"prelude.js".as_ptr(),
+                source.len() as _,
+                name.as_ptr(),
                 (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32,
             );
             let func = Value::from_raw(ctx.clone(), raw);
@@ -64,10 +101,11 @@ fn compile() -> Option<Vec<u8>> {
 
 /// Runs the prelude in `ctx` and converts its value.
 pub fn run<'js, T: FromJs<'js>>(ctx: &Ctx<'js>) -> rquickjs::Result<T> {
-    let Some(code) = bytecode() else {
-        return ctx.eval(PRELUDE);
-    };
-    // SAFETY: `code` is bytecode this process compiled from PRELUDE with the same QuickJS
+    PRELUDE_SCRIPT.run(ctx)
+}
+
+fn run_bytecode<'js, T: FromJs<'js>>(ctx: &Ctx<'js>, code: &[u8]) -> rquickjs::Result<T> {
+    // SAFETY: `code` is bytecode this process compiled from a constant source with the same QuickJS
     // build. JS_ReadObject returns a new function value (or an exception) owned by `func`;
     // JS_EvalFunction consumes that reference, so `func` is forgotten rather than dropped.
     let value = unsafe {

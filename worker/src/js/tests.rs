@@ -473,3 +473,15 @@ fn user_code_cannot_tamper_with_fetch_internals() {
     "#;
     assert_eq!(agent_with(code, host).unwrap(), "[1]");
 }
+
+#[test]
+fn a_fetch_that_returns_past_the_deadline_ends_the_execution_as_timeout() {
+    let host: fetch::HostFetch = Box::new(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        Err("fetch timed out after 60 ms".into())
+    });
+    let mut j = agent("try { await fetch('https://a.example/'); } catch (e) { 'caught' }");
+    j.timeout_ms = 60;
+    let e = execute_prepared(None, &j, Some(host)).result.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e:?}");
+}
