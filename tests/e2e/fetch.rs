@@ -523,6 +523,11 @@ fn hosts_off_the_list_and_special_addresses_are_denied_before_any_connection() {
         "ftp://127.0.0.1/".to_string(),
         format!("http://user:pw@127.0.0.1:{port}/"),
         "/relative".to_string(),
+        // Other spellings of loopback that URL parsers accept.
+        format!("http://0x7f000001:{port}/json"),
+        format!("http://2130706433:{port}/json"),
+        format!("http://127.1:{port}/json"),
+        format!("http://LocalHost:{port}/json"),
     ];
     let res = agent(&s, code, json!({"urls": urls}), 200);
     let got: Vec<&str> = res["result"]
@@ -552,13 +557,17 @@ fn hosts_off_the_list_and_special_addresses_are_denied_before_any_connection() {
             &denied("127.0.0.1", "the scheme \"ftp\" is not allowed"),
             &format!("invalid URL \"http://127.0.0.1:{port}/\": it must not contain credentials"),
             "Invalid URL: \"/relative\" (it must be absolute)",
+            &denied("127.0.0.1", "127.0.0.1 is a loopback address"),
+            &denied("127.0.0.1", "127.0.0.1 is a loopback address"),
+            &denied("127.0.0.1", "127.0.0.1 is a loopback address"),
+            &denied("localhost", "127.0.0.1 is a loopback address"),
         ],
         "{res}"
     );
     assert_eq!(up.connections(), 0, "no connection reached the server");
     let audit = res["fetches"].as_array().unwrap();
-    assert_eq!(audit.len(), 12, "the relative URL never left the sandbox");
-    assert!(audit[..11]
+    assert_eq!(audit.len(), 16, "the relative URL never left the sandbox");
+    assert!(audit
         .iter()
         .all(|a| a["denied"].is_string() || a["error"].is_string()));
 
