@@ -762,3 +762,34 @@ fn fetches_run_one_after_another_inside_the_hard_deadline() {
         (json!(0), json!("undefined"))
     );
 }
+
+#[test]
+fn https_goes_through_tls_and_a_failed_handshake_is_named() {
+    // The test server speaks plain HTTP, so the TLS handshake of an https fetch fails: the
+    // client really starts TLS (rustls), and the code gets a named network error.
+    let up = Upstream::start();
+    let config = format!(
+        "[fetch]\nallow_hosts = [\"127.0.0.1\"]\nallow_ports = [{}]\n\
+         allow_addresses = [\"127.0.0.1/32\"]\n",
+        up.port
+    );
+    let s = Service::with_config(&config);
+    let res = agent(
+        &s,
+        "try { await fetch(env.url); return 'fetched'; } catch (e) { return `${e.name}: ${e.message}` }",
+        json!({"url": format!("https://127.0.0.1:{}/json", up.port)}),
+        200,
+    );
+    let message = res["result"].as_str().unwrap();
+    assert!(
+        message.starts_with("TypeError: fetch to 127.0.0.1 failed: "),
+        "{message}"
+    );
+    assert!(crate::common::eventually(Duration::from_secs(5), || up
+        .connections()
+        == 1));
+    assert!(
+        up.seen().iter().all(|r| r.path != "/json"),
+        "no HTTP request was made in clear"
+    );
+}
