@@ -793,3 +793,56 @@ fn https_goes_through_tls_and_a_failed_handshake_is_named() {
         "no HTTP request was made in clear"
     );
 }
+
+#[test]
+fn concurrent_agent_executions_share_the_client_safely() {
+    let up = Upstream::start();
+    let s = service_for(&up, "");
+    let url = up.url("/json");
+    let addr = s.addr;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let code = "let n = 0; for (let i = 0; i < 3; i++) \
+                                n += (await (await fetch(env.url)).json()).n.length; return n";
+                    let body = json!({"preset": "agent", "code": code, "env": {"url": url}});
+                    let headers = [("Content-Type", "application/json")];
+                    let body = body.to_string();
+                    crate::common::request(addr, "POST", "/execute", &headers, body.as_bytes())
+                })
+            })
+            .collect();
+        for h in handles {
+            let res = h.join().unwrap();
+            assert_eq!(res.status, 200, "{}", res.body);
+            let res = res.json();
+            assert_eq!(res["result"], 9, "{res}");
+            assert_eq!(res["fetches"].as_array().unwrap().len(), 3);
+        }
+    });
+    assert_eq!(up.seen().len(), 24);
+}
+
+#[test]
+fn a_fetch_cut_short_by_the_hard_deadline_still_shows_in_the_audit() {
+    let up = Upstream::start();
+    // A fetch timeout longer than the slow server, and a grace too short for it: the
+    // supervisor's hard deadline stops the execution while the fetch is in flight.
+    let config = format!(
+        "[limits]\nkill_grace_ms = 0\n[fetch]\nallow_hosts = [\"127.0.0.1\"]\n\
+         allow_schemes = [\"http\"]\nallow_ports = [{}]\nallow_addresses = [\"127.0.0.1/32\"]\n",
+        up.port
+    );
+    let s = Service::with_config(&config);
+    let res = s.execute(
+        json!({"preset": "agent", "timeout": 200, "env": {"url": up.url("/slow")},
+               "code": "await fetch(env.url)"}),
+        422,
+    );
+    assert_eq!(res["error"]["type"], "TIMEOUT", "{res}");
+    let audit = res["fetches"].as_array().unwrap();
+    assert_eq!(audit.len(), 1, "{res}");
+    assert_eq!(audit[0]["url"], up.url("/slow"));
+    assert!(audit[0]["error"].is_string(), "{res}");
+}

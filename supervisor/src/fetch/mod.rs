@@ -318,12 +318,24 @@ impl FetchContext {
     pub async fn perform(&self, request: FetchRequest) -> FetchResult {
         let begun = Instant::now();
         let limits = &self.egress.limits;
-        let (count, remaining) = {
+        // The entry is recorded before the fetch starts, so a fetch cut short by the hard
+        // deadline (which drops this future) still shows in the audit.
+        let (count, remaining, index) = {
             let mut state = self.lock();
             state.count = state.count.saturating_add(1);
             let started = *state.started.get_or_insert(begun);
             let left = (started + self.timeout).saturating_duration_since(begun);
-            (state.count, left)
+            state.audit.push(FetchAudit {
+                method: request.method.clone(),
+                url: request.url.clone(),
+                status: None,
+                bytes: None,
+                redirects: 0,
+                ms: 0,
+                denied: None,
+                error: Some("the execution was stopped during this fetch".into()),
+            });
+            (state.count, left, state.audit.len() - 1)
         };
         // When the execution's own time is what bounds the fetch, give it a little more, so
         // that the worker's deadline passes first and the execution answers TIMEOUT.
@@ -367,7 +379,9 @@ impl FetchContext {
                 Err(message)
             }
         };
-        self.lock().audit.push(entry);
+        if let Some(slot) = self.lock().audit.get_mut(index) {
+            *slot = entry;
+        }
         result
     }
 
