@@ -480,7 +480,7 @@ impl FetchContext {
                 .get(reqwest::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
                 .map(str::to_string);
-            if status.is_redirection()
+            if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
                 && location.is_some()
                 && request.redirect != RedirectMode::Manual
             {

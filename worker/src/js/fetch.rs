@@ -114,7 +114,11 @@ pub fn install<'js>(ctx: &Ctx<'js>, slot: &HostSlot) -> rquickjs::Result<()> {
             // SAFETY: the array belongs to a body that fetch.js just took; no JavaScript runs
             // while it is decoded.
             match unsafe { bytes.as_bytes() } {
-                Some(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+                // Like the Encoding standard's UTF-8 decode: a leading BOM is dropped.
+                Some(b) => {
+                    let b = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b);
+                    Ok(String::from_utf8_lossy(b).into_owned())
+                }
                 None => Err(Exception::throw_type(&ctx, "the body was detached")),
             }
         },

@@ -342,6 +342,7 @@ fn request_and_response_constructors_follow_fetch_rules() {
                     r.bodyUsed, await r.clone().text(), await r.text(), r.bodyUsed];
         const bin = new Response(new Uint8Array([1, 2, 3]));
         out.bin = Array.from(new Uint8Array(await bin.arrayBuffer()));
+        out.bom = await new Response(new Uint8Array([0xEF, 0xBB, 0xBF, 0x61, 0xFF])).text();
         out.json = await Response.json({ x: [1] }).json();
         out.redirect = [Response.redirect('https://a.example/', 301).status,
                         Response.redirect('https://a.example/').headers.get('location')];
@@ -371,6 +372,7 @@ fn request_and_response_constructors_follow_fetch_rules() {
         serde_json::json!({
             "resp": [201, true, "Made", "text/plain;charset=UTF-8", "b", false, "héllo", "héllo", true],
             "bin": [1, 2, 3],
+            "bom": "a\u{fffd}",
             "json": {"x": [1]},
             "redirect": [301, "https://a.example/"],
             "req": ["POST", "https://api.example.com/x", "follow", "1", "PUT", "b", true],
