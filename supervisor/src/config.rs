@@ -788,6 +788,16 @@ mod tests {
         )
         .unwrap();
         assert!(c.resolve_secrets(&env(&[])).is_err());
+        assert!(c.resolve_secrets(&env(&[("API_TOKEN", "")])).is_err());
+        let mut both = c.clone();
+        both.fetch.secret_headers[0].value = Some("inline".into());
+        let err = both
+            .resolve_secrets(&env(&[("API_TOKEN", "x")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("both value and value_env"),
+            "{err}"
+        );
         c.resolve_secrets(&env(&[("API_TOKEN", "Bearer s3cr3t")]))
             .unwrap();
         c.validate().unwrap();
