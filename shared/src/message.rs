@@ -1,9 +1,19 @@
 //! Messages between the supervisor and one worker.
 //!
 //! A worker speaks first: it sends [`WorkerMessage::Hello`] as soon as it is ready. From then on
-//! the exchange is strictly request/answer: the supervisor sends one [`SupervisorMessage`], the
-//! worker answers with exactly one [`WorkerMessage`]. A worker that answers out of turn, or with
-//! the wrong kind of answer, is treated as broken and killed.
+//! the exchange is strictly request/answer: the supervisor sends one job
+//! ([`SupervisorMessage::Execute`], `Validate` or `Probe`), the worker answers with exactly one
+//! final [`WorkerMessage`]. A worker that answers out of turn, or with the wrong kind of answer,
+//! is treated as broken and killed.
+//!
+//! **Host calls** (protocol [`crate::version::V4_FETCH`]). While it runs an `Execute` job of the
+//! `agent` preset, a worker may send [`WorkerMessage::Fetch`] instead of its final answer. It
+//! then blocks until the supervisor writes exactly one [`SupervisorMessage::FetchResult`] (a
+//! response, or why there is none: a denial is an answer too), and goes on running the job. So
+//! a job's exchange is `Execute, (Fetch, FetchResult)*, Executed`, strictly alternating, and the
+//! worker never has more than one host call outstanding. A host call for a job that allows none,
+//! a `FetchResult` the worker did not ask for, or a job frame while a host call is outstanding is
+//! a protocol error: the supervisor kills such a worker, and the worker exits on such a frame.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +27,8 @@ pub enum SupervisorMessage {
     /// Attempt one forbidden operation and report how the sandbox answered. Only builds with
     /// the `sandbox-selftest` feature act on it; others answer that it is not compiled in.
     Probe(ProbeJob),
+    /// The answer to the worker's [`WorkerMessage::Fetch`] host call.
+    FetchResult(FetchResult),
 }
 
 /// One sandbox probe: the name of the operation and the targets it aims at.
@@ -61,6 +73,61 @@ pub enum WorkerMessage {
         /// The system call number, little-endian.
         syscall_le: [u8; 4],
     },
+    /// A host call: perform this HTTP request under the egress policy and answer with
+    /// [`SupervisorMessage::FetchResult`]. Only during an `agent` job.
+    Fetch(FetchRequest),
+}
+
+/// The largest request or response body a host call carries, in bytes. The supervisor's
+/// configured fetch limits may not exceed it, and a worker refuses to send a larger request body.
+pub const FETCH_MAX_BODY_BYTES: u64 = 32 << 20;
+
+/// What to do with a redirect answer (the `redirect` option of `fetch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RedirectMode {
+    /// Follow it (each hop is checked against the egress policy again).
+    Follow,
+    /// Fail the fetch.
+    Error,
+    /// Return the redirect answer itself.
+    Manual,
+}
+
+/// One HTTP request asked for by the code. Nothing in it is trusted: the supervisor parses
+/// and checks every field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// The method, as the code wrote it.
+    pub method: String,
+    /// The absolute URL, as the code wrote it.
+    pub url: String,
+    /// Header names and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for none).
+    pub body: Vec<u8>,
+    /// What to do with redirects.
+    pub redirect: RedirectMode,
+}
+
+/// The answer to a [`FetchRequest`]: a response, or the message of the `TypeError` the
+/// promise rejects with.
+pub type FetchResult = Result<FetchResponse, String>;
+
+/// An HTTP response as the code sees it (headers the configuration attached never appear).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchResponse {
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase.
+    pub status_text: String,
+    /// The URL of the final hop.
+    pub url: String,
+    /// Whether at least one redirect was followed.
+    pub redirected: bool,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The whole body.
+    pub body: Vec<u8>,
 }
 
 /// The handshake a process sends when it starts.

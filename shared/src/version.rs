@@ -13,5 +13,9 @@ pub const V2_LOCKDOWN: u32 = 2;
 /// A worker reports a seccomp violation (`WorkerMessage::Violation`) before it exits.
 pub const V3_VIOLATIONS: u32 = 3;
 
+/// Host calls: a worker running an `agent` job may send `WorkerMessage::Fetch` and wait for
+/// `SupervisorMessage::FetchResult` before its final answer.
+pub const V4_FETCH: u32 = 4;
+
 /// The version this build speaks.
-pub const CURRENT: u32 = V3_VIOLATIONS;
+pub const CURRENT: u32 = V4_FETCH;

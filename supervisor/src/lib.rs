@@ -2,6 +2,7 @@
 //!
 //! * [`config`]: the typed configuration and its layers (defaults, TOML, environment).
 //! * [`pool`]: the zygote manager and the pool of sandboxed workers.
+//! * [`fetch`]: the `agent` preset's fetch, performed here under the egress policy.
 //! * [`api`]: routes, middleware and the mapping of errors to HTTP answers.
 //!
 //! **Invariant:** the supervisor never runs or parses user code; every piece of it goes to a
@@ -9,6 +10,7 @@
 
 pub mod api;
 pub mod config;
+pub mod fetch;
 pub mod pool;
 pub mod procfs;
 
@@ -28,6 +30,9 @@ pub enum ServeError {
     /// The worker pool could not start.
     #[error("cannot start the worker pool: {0}")]
     Pool(#[from] PoolError),
+    /// The fetch policy or its HTTP client could not be set up.
+    #[error("cannot set up fetch: {0}")]
+    Egress(#[from] fetch::EgressError),
     /// The listener could not be bound or the server failed.
     #[error("cannot serve on {addr}: {source}")]
     Listen {
@@ -41,10 +46,12 @@ pub enum ServeError {
 /// Starts the pool and serves HTTP until SIGINT/SIGTERM, then stops every worker.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
+    let egress = Arc::new(fetch::Egress::new(&config.fetch)?);
     let pool = Pool::start(config.workers.clone(), config.sandbox.clone())?;
     let state = web::Data::new(AppState {
         config: Arc::clone(&config),
         pool: Arc::clone(&pool),
+        egress,
         auth: Auth::new(
             config.auth.token.as_deref(),
             config.auth.admin_token.as_deref(),

@@ -51,8 +51,10 @@ fn main() -> ExitCode {
             },
         }
     }
-    let env: BTreeMap<String, String> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("ISOLATE_"))
+    // The whole environment: `ISOLATE_*` variables override the file, and
+    // `fetch.secret_headers` may name any variable in `value_env`.
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let (config, warnings) = match Config::load(config_path.as_deref(), &env) {
         Ok(loaded) => loaded,

@@ -130,6 +130,17 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
         ("[workers]\nprewarn = 2\n", None, "prewarn"),
         ("[limits]\nmemory_bytes = \"lots\"\n", None, "memory_bytes"),
         ("", Some(("ISOLATE_PORT", "eighty")), "ISOLATE_PORT"),
+        (
+            "[fetch]\nallow_addresses = [\"10.0.0.0/99\"]\n",
+            None,
+            "fetch.allow_addresses",
+        ),
+        (
+            "[[fetch.secret_headers]]\nhost = \"api.example.com\"\nname = \"Authorization\"\n\
+             value_env = \"E2E_UNSET_FETCH_SECRET\"\n",
+            None,
+            "E2E_UNSET_FETCH_SECRET",
+        ),
     ] {
         let path = dir.join("bad.toml");
         std::fs::write(&path, toml).unwrap();

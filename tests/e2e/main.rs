@@ -8,6 +8,7 @@ mod chaos;
 mod config;
 mod data;
 mod execution;
+mod fetch;
 mod hostile;
 mod pool;
 mod status;

@@ -216,3 +216,18 @@ fn a_forbidden_system_call_is_reported_by_name_and_counted_apart_from_crashes() 
     assert_eq!(stats["workers"]["crashed"], 0, "a violation is not a crash");
     assert_eq!(s.execute(json!({"code": "'next'"}), 200)["result"], "next");
 }
+
+#[test]
+fn a_host_call_from_a_job_that_allows_none_kills_the_worker() {
+    // Even with fetch configured, only an `agent` execution may make host calls: a worker
+    // that sends one during any other job is treated as subverted.
+    let s = Service::with_config("[fetch]\nallow_hosts = [\"127.0.0.1\"]\n");
+    let t = Targets::new();
+    let res = probe(&s, &t, "host_call");
+    assert_eq!(res["outcome"], "refused_host_call", "{res}");
+    let stats = s.get("/stats").json();
+    assert_eq!(stats["workers"]["violations"], 1);
+    assert_eq!(stats["workers"]["crashed"], 0);
+    assert_eq!(s.execute(json!({"code": "'next'"}), 200)["result"], "next");
+    t.assert_untouched();
+}

@@ -4,7 +4,8 @@
 //! Prints microseconds per job for the README example in a runtime made on the spot, in a
 //! runtime prepared ahead (what a warm worker does: the request waits only for this one), for
 //! the preparation alone and for freeing the used runtime (both done while the worker is idle),
-//! once per preset: `compute`, and `data` (the same code, then a job that uses the Web APIs).
+//! once per preset: `compute`, and `data` (the same code, then a job that uses the Web APIs),
+//! and `agent` (the Web API job in a context that also has `fetch`).
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ fn measure(label: &str, job: &ExecuteJob) {
         let p = js::Prepared::new(job.preset).ok();
         prepare += t.elapsed();
         let t = Instant::now();
-        let (_, retired) = js::execute_retiring(p, job);
+        let (_, retired) = js::execute_retiring(p, job, None);
         warm += t.elapsed();
         let t = Instant::now();
         drop(retired);
@@ -57,4 +58,6 @@ fn main() {
                 return Buffer.from(await crypto.subtle.sign('HMAC', key, Buffer.from(JSON.stringify(env)))).toString('hex')"
         .into();
     measure("data (HMAC of env)", &job);
+    job.preset = Preset::Agent;
+    measure("agent (same HMAC; fetch installed, not called)", &job);
 }

@@ -7,6 +7,10 @@ use std::io;
 
 use isolate_shared::message::{ProbeJob, ProbeOutcome};
 
+/// The probe that sends a fetch host call during a job that allows none (handled by the job
+/// loop in `serve`, which owns the socket). The supervisor must kill the worker.
+pub const HOST_CALL_PROBE: &str = "host_call";
+
 /// Every probe name, in the order the tests run them.
 pub const PROBES: [&str; 16] = [
     "open_passwd",

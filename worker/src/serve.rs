@@ -3,9 +3,16 @@
 //! Exit codes (seen by nobody but tests, since the zygote lets the kernel reap its children):
 //! [`EXIT_OK`] when the supervisor closed the socket or the worker asked to be recycled,
 //! [`EXIT_PROTOCOL`] on a malformed or unexpected frame, [`EXIT_SOCKET`] when the socket failed.
+//!
+//! During an `agent` job the code's `fetch` calls become host calls on the same socket: the
+//! worker writes `WorkerMessage::Fetch` and blocks until `SupervisorMessage::FetchResult`
+//! arrives (see [`host_fetch`]). Any other frame in its place breaks the protocol: the fetch
+//! rejects, and the worker exits without answering the job.
 
+use std::cell::{Cell, RefCell};
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 
 use isolate_shared::frame::{read_frame, write_frame, FrameError, MAX_FRAME_BYTES};
 use isolate_shared::message::{
@@ -32,31 +39,62 @@ const FIRST_PRESET: Preset = Preset::Compute;
 /// `prepared` is a context made ready before the fork; after each job the worker prepares the
 /// next one while it waits, so a job only pays for its own code. `lockdown` is what the worker
 /// applied to itself; it travels in the greeting.
-pub fn run(
-    mut sock: UnixStream,
-    mut prepared: Option<js::Prepared>,
-    lockdown: LockdownReport,
-) -> i32 {
+pub fn run(sock: UnixStream, mut prepared: Option<js::Prepared>, lockdown: LockdownReport) -> i32 {
     let hello = WorkerMessage::Hello(Hello::current(), lockdown);
-    if write_frame(&mut sock, &hello).is_err() {
+    let sock = Rc::new(RefCell::new(sock));
+    if write_frame(&mut *sock.borrow_mut(), &hello).is_err() {
         return EXIT_SOCKET;
     }
+    let broken = Rc::new(Cell::new(false));
     let mut likely = FIRST_PRESET;
     loop {
         if prepared.is_none() {
             prepared = js::Prepared::new(likely).ok();
         }
-        let msg = match read_frame::<_, SupervisorMessage>(&mut sock, MAX_FRAME_BYTES) {
+        let read = read_frame::<_, SupervisorMessage>(&mut *sock.borrow_mut(), MAX_FRAME_BYTES);
+        let msg = match read {
+            Ok(SupervisorMessage::FetchResult(_)) => return EXIT_PROTOCOL,
             Ok(msg) => msg,
             Err(FrameError::Closed) => return EXIT_OK,
             Err(FrameError::Io(_)) | Err(FrameError::Truncated) => return EXIT_SOCKET,
             Err(_) => return EXIT_PROTOCOL,
         };
+        let mut host = None;
         if let SupervisorMessage::Execute(job) = &msg {
             likely = job.preset;
+            if job.preset == Preset::Agent {
+                host = Some(host_fetch(Rc::clone(&sock), Rc::clone(&broken)));
+            }
         }
-        let (answer, recycle, retired) = answer(msg, &mut prepared);
-        if write_frame(&mut sock, &answer).is_err() {
+        #[cfg(feature = "sandbox-selftest")]
+        if let SupervisorMessage::Probe(p) = &msg {
+            if p.probe == crate::selftest::HOST_CALL_PROBE {
+                // A host call during a job that allows none: the supervisor must refuse it
+                // (it kills the worker), so reaching the answer below means it did not.
+                let mut call = host_fetch(Rc::clone(&sock), Rc::clone(&broken));
+                let _ = call(isolate_shared::message::FetchRequest {
+                    method: "GET".into(),
+                    url: "http://127.0.0.1/".into(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    redirect: isolate_shared::message::RedirectMode::Follow,
+                });
+                if broken.get() {
+                    return EXIT_PROTOCOL;
+                }
+                let answer =
+                    WorkerMessage::Probed(isolate_shared::message::ProbeOutcome::Succeeded);
+                if write_frame(&mut *sock.borrow_mut(), &answer).is_err() {
+                    return EXIT_SOCKET;
+                }
+                continue;
+            }
+        }
+        let (answer, recycle, retired) = answer(msg, &mut prepared, host);
+        if broken.get() {
+            return EXIT_PROTOCOL;
+        }
+        if write_frame(&mut *sock.borrow_mut(), &answer).is_err() {
             return EXIT_SOCKET;
         }
         // The used context is freed only now, after the answer has left.
@@ -67,17 +105,49 @@ pub fn run(
     }
 }
 
+/// The host call behind `fetch`: one `Fetch` frame out, one `FetchResult` frame back, on the
+/// job's socket. Anything else sets `broken` (the worker then exits instead of answering).
+fn host_fetch(sock: Rc<RefCell<UnixStream>>, broken: Rc<Cell<bool>>) -> js::fetch::HostFetch {
+    Box::new(move |request| {
+        if broken.get() {
+            return Err("fetch failed: the connection to the supervisor is broken".into());
+        }
+        let mut sock = sock.borrow_mut();
+        if write_frame(&mut *sock, &WorkerMessage::Fetch(request)).is_err() {
+            broken.set(true);
+            return Err("fetch failed: the supervisor cannot be reached".into());
+        }
+        match read_frame::<_, SupervisorMessage>(&mut *sock, MAX_FRAME_BYTES) {
+            Ok(SupervisorMessage::FetchResult(result)) => result,
+            Ok(_) | Err(_) => {
+                broken.set(true);
+                Err("fetch failed: the supervisor did not answer".into())
+            }
+        }
+    })
+}
+
 /// Runs one job. A panic in the engine becomes an `INTERNAL` answer and retires the worker.
 /// The used context comes back with the answer, to be freed once the answer is sent.
 fn answer(
     msg: SupervisorMessage,
     prepared: &mut Option<js::Prepared>,
+    host: Option<js::fetch::HostFetch>,
 ) -> (WorkerMessage, bool, Option<js::Retired>) {
     match msg {
+        SupervisorMessage::FetchResult(_) => (
+            WorkerMessage::Executed(ExecuteOutcome::failed(JobError::new(
+                ErrorKind::Internal,
+                "InternalError",
+                "a fetch result arrived without a fetch",
+            ))),
+            true,
+            None,
+        ),
         SupervisorMessage::Execute(job) => {
             let ready = prepared.take();
             let (outcome, retired) =
-                match catch_unwind(AssertUnwindSafe(|| js::execute_retiring(ready, &job))) {
+                match catch_unwind(AssertUnwindSafe(|| js::execute_retiring(ready, &job, host))) {
                     Ok((outcome, retired)) => (outcome, Some(retired)),
                     Err(_) => (
                         ExecuteOutcome::failed(JobError::new(

@@ -13,11 +13,15 @@ use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use super::{request, AppState, LogFields, RequestId};
+use crate::fetch::FetchAudit;
 use crate::pool::PoolError;
 
-/// Whether this build can run `preset` (`agent` is not built yet).
+/// Whether this build can run `preset` (every preset is built in; `/stats` reports it).
 pub fn preset_available(preset: Preset) -> bool {
-    matches!(preset, Preset::Minimal | Preset::Compute | Preset::Data)
+    matches!(
+        preset,
+        Preset::Minimal | Preset::Compute | Preset::Data | Preset::Agent
+    )
 }
 
 #[derive(Serialize)]
@@ -50,6 +54,8 @@ struct Success<'a> {
     logs: Vec<LogOut<'a>>,
     execution_id: &'a str,
     stats: Stats<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fetches: Option<Vec<FetchAudit>>,
     #[serde(rename = "_meta")]
     meta: Meta,
 }
@@ -76,6 +82,8 @@ struct Failure<'a> {
     logs: Vec<LogOut<'a>>,
     execution_id: &'a str,
     stats: Stats<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fetches: Option<Vec<FetchAudit>>,
     #[serde(rename = "_meta")]
     meta: Meta,
 }
@@ -114,6 +122,26 @@ pub async fn execute(
     let limits = &state.config.limits;
     let timeout_ms = request::timeout(&body, limits)?;
     request::language(&body)?;
+    let allow = request::fetch_allow(&body)?;
+    let fetch = if preset == Preset::Agent {
+        let hosts =
+            match allow {
+                Some(entries) => Some(state.egress.narrow(&entries).map_err(|problem| {
+                    ApiError::InvalidField {
+                        field: "fetch",
+                        problem,
+                    }
+                })?),
+                None => None,
+            };
+        Some(
+            state
+                .egress
+                .context(hosts, Duration::from_millis(timeout_ms)),
+        )
+    } else {
+        None
+    };
     let id = request_id(&req);
 
     let job = SupervisorMessage::Execute(ExecuteJob {
@@ -124,7 +152,7 @@ pub async fn execute(
         limits: limits.js(),
     });
     let hard_deadline = Duration::from_millis(timeout_ms + limits.kill_grace_ms);
-    let (outcome, pid) = match state.pool.call(&job, hard_deadline).await {
+    let (outcome, pid) = match state.pool.call(&job, hard_deadline, fetch.as_ref()).await {
         Ok((WorkerMessage::Executed(outcome), pid)) => (outcome, Some(pid)),
         Ok((other, pid)) => {
             let kind = match other {
@@ -133,6 +161,7 @@ pub async fn execute(
                 WorkerMessage::Validated(_) => "Validated",
                 WorkerMessage::Probed(_) => "Probed",
                 WorkerMessage::Violation { .. } => "Violation",
+                WorkerMessage::Fetch(_) => "Fetch",
             };
             tracing::error!(
                 pid,
@@ -173,6 +202,14 @@ pub async fn execute(
             ),
             None,
         ),
+        Err(PoolError::HostCall) => (
+            failed(
+                ErrorKind::Security,
+                "SecurityError",
+                "the worker made a host call this execution does not allow; it was stopped".into(),
+            ),
+            None,
+        ),
         Err(PoolError::Crashed(pid)) => (
             failed(
                 ErrorKind::WorkerCrashed,
@@ -206,10 +243,12 @@ pub async fn execute(
         elapsed: format!("{:.2}ms", elapsed.as_secs_f64() * 1e3),
     };
     let logs = logs_out(&outcome.logs);
+    let fetches = fetch.as_ref().map(|f| f.audit());
     let mut fields = LogFields {
         preset: Some(preset.name()),
         error_type: None,
         worker_pid: pid,
+        fetches: fetches.as_ref().map(Vec::len),
     };
     let mut response = match &outcome.result {
         Ok(json) => {
@@ -221,6 +260,7 @@ pub async fn execute(
                 logs,
                 execution_id: &id,
                 stats,
+                fetches,
                 meta,
             })
         }
@@ -244,6 +284,7 @@ pub async fn execute(
                 logs,
                 execution_id: &id,
                 stats,
+                fetches,
                 meta,
             })
         }
@@ -270,7 +311,7 @@ pub async fn validate(
     });
     let limits = &state.config.limits;
     let deadline = Duration::from_millis(limits.default_timeout_ms + limits.kill_grace_ms);
-    match state.pool.call(&job, deadline).await {
+    match state.pool.call(&job, deadline, None).await {
         Ok((WorkerMessage::Validated(outcome), _)) => Ok(match outcome.error {
             None => HttpResponse::Ok().json(serde_json::json!({ "valid": true })),
             Some(e) => HttpResponse::UnprocessableEntity().json(serde_json::json!({

@@ -45,6 +45,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The worker pool.
     pub pool: Arc<Pool>,
+    /// The egress policy and HTTP client of the `agent` preset's fetch.
+    pub egress: Arc<crate::fetch::Egress>,
     /// Token check and rate limit.
     pub auth: Auth,
     /// When the service started.
@@ -96,6 +98,8 @@ pub struct LogFields {
     pub error_type: Option<&'static str>,
     /// The worker that ran it.
     pub worker_pid: Option<u32>,
+    /// How many fetches an `agent` execution made (never their URLs).
+    pub fetches: Option<usize>,
 }
 
 /// Wires the routes.
@@ -232,6 +236,7 @@ pub async fn log_request(
         preset = fields.preset.unwrap_or("-"),
         error = fields.error_type.unwrap_or("-"),
         worker = fields.worker_pid.unwrap_or(0),
+        fetches = fields.fetches.unwrap_or(0),
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );

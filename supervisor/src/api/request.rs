@@ -120,3 +120,39 @@ pub fn language(body: &Body) -> Result<(), ApiError> {
         }),
     }
 }
+
+/// `fetch`: `{"allow": ["host", …]}`, the hosts an `agent` execution may fetch from, which
+/// must each be covered by the configured allowlist (a request narrows it, never widens it).
+/// Absent or null: the configured allowlist. Returns the requested entries, unchecked.
+pub fn fetch_allow(body: &Body) -> Result<Option<Vec<String>>, ApiError> {
+    let invalid = |problem: &str| ApiError::InvalidField {
+        field: "fetch",
+        problem: problem.into(),
+    };
+    let fetch = match body.get("fetch") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            return Err(invalid(
+                "must be an object like {\"allow\": [\"api.example.com\"]}",
+            ))
+        }
+    };
+    if let Some(key) = fetch.keys().find(|k| k.as_str() != "allow") {
+        return Err(invalid(&format!(
+            "has an unknown key {key:?} (known: \"allow\")"
+        )));
+    }
+    match fetch.get("allow") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(invalid("allow must be an array of host names")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(invalid("allow must be an array of host names")),
+    }
+}

@@ -13,7 +13,8 @@ use crate::pool::PoolError;
 
 /// Body: `{probe, tcpPort, unixPath}`. Answer: `{probe, outcome, errno, syscall}` where
 /// `outcome` is `succeeded`, `failed` (with `errno`), `killed` (the worker died; `syscall`
-/// names the forbidden call when seccomp stopped it) or `unsupported`.
+/// names the forbidden call when seccomp stopped it), `refused_host_call` (the worker made a
+/// host call its job does not allow and was killed) or `unsupported`.
 pub async fn probe(
     req: HttpRequest,
     payload: web::Payload,
@@ -38,7 +39,7 @@ pub async fn probe(
     let mut syscall = None;
     let (outcome, errno) = match state
         .pool
-        .call(&SupervisorMessage::Probe(job), Duration::from_secs(5))
+        .call(&SupervisorMessage::Probe(job), Duration::from_secs(5), None)
         .await
     {
         Ok((WorkerMessage::Probed(ProbeOutcome::Succeeded), _)) => ("succeeded", None),
@@ -49,6 +50,7 @@ pub async fn probe(
             ("killed", None)
         }
         Err(PoolError::Crashed(_)) => ("killed", None),
+        Err(PoolError::HostCall) => ("refused_host_call", None),
         Err(PoolError::Busy(_)) => return Err(ApiError::Busy),
         _ => return Err(ApiError::Internal),
     };

@@ -7,6 +7,11 @@
 //! * Past the deadline the worker is SIGKILLed through its pidfd and dropped; a worker that
 //!   crashed, spoke out of turn, asked to be recycled or reached `workers.recycle_after`
 //!   executions is dropped too. Dropping a [`Worker`] always kills its process.
+//! * While an `agent` job runs, the worker may send host calls (`WorkerMessage::Fetch`)
+//!   before its answer: [`Worker::call`] performs each through the job's [`FetchContext`] and
+//!   writes the result back, all inside the same hard deadline. A host call from a job without
+//!   a context is [`PoolError::HostCall`] and kills the worker. A worker that ran an `agent`
+//!   job is always replaced (a fresh process per `agent` execution).
 //! * The [`zygote`] manager thread keeps `workers.prewarm` idle workers ready and replaces
 //!   dropped ones in the background, so a request waits for a fork only when the pool is dry.
 
@@ -29,6 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::config::{SandboxSettings, WorkersConfig};
+use crate::fetch::FetchContext;
 
 /// Why a job got no answer from a worker.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +66,9 @@ pub enum PoolError {
     /// A required sandbox layer is not available.
     #[error("sandbox: {0}")]
     Sandbox(String),
+    /// The worker made a host call its job does not allow, and was killed.
+    #[error("the worker made a host call its job does not allow")]
+    HostCall,
 }
 
 /// What `/status` shows of one live worker.
@@ -131,19 +140,36 @@ impl Worker {
         self.stream.is_some() && !sys::pidfd_exited(&self.pidfd)
     }
 
-    /// Sends one job and waits for the answer, at most `deadline`.
+    /// Sends one job and waits for the final answer, at most `deadline` in all. Host calls
+    /// that arrive first are performed through `fetch` and answered, one at a time.
     async fn call(
         &mut self,
         msg: &SupervisorMessage,
         deadline: Duration,
+        fetch: Option<&FetchContext>,
     ) -> Result<WorkerMessage, PoolError> {
         let frame = frame::encode(msg).map_err(|e| PoolError::Protocol(e.to_string()))?;
         let std = self.stream.take().ok_or(PoolError::Crashed(self.pid))?;
         let mut stream =
             tokio::net::UnixStream::from_std(std).map_err(|_| PoolError::Crashed(self.pid))?;
         let exchange = async {
-            stream.write_all(&frame).await?;
-            read_frame(&mut stream).await
+            stream.write_all(&frame).await.map_err(FrameError::Io)?;
+            if let Some(f) = fetch {
+                f.start();
+            }
+            loop {
+                match read_frame(&mut stream).await? {
+                    WorkerMessage::Fetch(request) => {
+                        let Some(f) = fetch else {
+                            return Ok(Err(PoolError::HostCall));
+                        };
+                        let result = f.perform(request).await;
+                        let answer = frame::encode(&SupervisorMessage::FetchResult(result))?;
+                        stream.write_all(&answer).await.map_err(FrameError::Io)?;
+                    }
+                    reply => return Ok(Ok(reply)),
+                }
+            }
         };
         let result = tokio::time::timeout(deadline, exchange).await;
         self.stream = stream.into_std().ok();
@@ -156,11 +182,15 @@ impl Worker {
                 Err(PoolError::Crashed(self.pid))
             }
             Ok(Err(e)) => Err(PoolError::Protocol(e.to_string())),
-            Ok(Ok(WorkerMessage::Violation { syscall_le })) => {
+            Ok(Ok(Err(e))) => {
+                let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+                Err(e)
+            }
+            Ok(Ok(Ok(WorkerMessage::Violation { syscall_le }))) => {
                 let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
                 Err(PoolError::Violation(u32::from_le_bytes(syscall_le)))
             }
-            Ok(Ok(reply)) => Ok(reply),
+            Ok(Ok(Ok(reply))) => Ok(reply),
         }
     }
 }
@@ -316,22 +346,25 @@ impl Pool {
     }
 
     /// Runs one job on a worker: waits for a slot, checks out a worker, and returns its answer
-    /// or why there is none. `deadline` bounds the worker's time, not the wait for a slot.
+    /// or why there is none. `deadline` bounds the worker's time (host calls included), not
+    /// the wait for a slot. `fetch` performs the job's host calls; `None` allows none.
     pub async fn call(
         &self,
         msg: &SupervisorMessage,
         deadline: Duration,
+        fetch: Option<&FetchContext>,
     ) -> Result<(WorkerMessage, u32), PoolError> {
         let _slot = self.acquire_slot().await?;
         let _busy = CountGuard::new(&self.busy);
         let mut worker = self.checkout().await?;
         let pid = worker.pid;
         worker.set_busy(true);
-        let result = worker.call(msg, deadline).await;
+        let result = worker.call(msg, deadline, fetch).await;
         match &result {
             Ok(reply) => {
                 worker.executions += 1;
-                let wants_recycle = matches!(reply, WorkerMessage::Executed(o) if o.recycle);
+                let wants_recycle =
+                    fetch.is_some() || matches!(reply, WorkerMessage::Executed(o) if o.recycle);
                 worker.set_busy(false);
                 if wants_recycle || worker.executions >= self.config.recycle_after {
                     self.counters.recycled.fetch_add(1, Ordering::Relaxed);
@@ -346,6 +379,11 @@ impl Pool {
             }
             Err(PoolError::Crashed(_)) => {
                 self.counters.crashed.fetch_add(1, Ordering::Relaxed);
+                self.retire(worker);
+            }
+            Err(PoolError::HostCall) => {
+                self.counters.violations.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(pid, "a worker made a host call its job does not allow");
                 self.retire(worker);
             }
             Err(PoolError::Violation(nr)) => {

@@ -16,6 +16,7 @@
 //! comes first) and runs it; timers still scheduled when the result is ready never run.
 
 pub mod console;
+pub mod fetch;
 pub mod prelude;
 pub mod presets;
 pub mod serialize;
@@ -66,6 +67,7 @@ pub struct Prepared {
     sink: Rc<RefCell<LogSink>>,
     deadline: Rc<Cell<Option<Instant>>>,
     timed_out: Arc<AtomicBool>,
+    host: fetch::HostSlot,
 }
 
 impl Prepared {
@@ -84,8 +86,12 @@ impl Prepared {
         })));
         let ctx = presets::new_context(&rt, preset).map_err(|e| internal(e.to_string()))?;
         let sink = Rc::new(RefCell::new(LogSink::default()));
+        let host: fetch::HostSlot = Rc::new(RefCell::new(None));
         ctx.with(|ctx| -> rquickjs::Result<()> {
             console::install(&ctx, &sink)?;
+            if preset == Preset::Agent {
+                fetch::install(&ctx, &host)?;
+            }
             let helpers: Vec<Value> = prelude::run(&ctx)?;
             let _ = ctx.store_userdata(HelpersSlot(Helpers::from_prelude(&ctx, helpers)));
             presets::install(&ctx, preset)
@@ -98,6 +104,7 @@ impl Prepared {
             sink,
             deadline,
             timed_out,
+            host,
         })
     }
 
@@ -107,15 +114,21 @@ impl Prepared {
     }
 }
 
-/// Runs one job to completion in a fresh runtime and reports its outcome.
+/// Runs one job to completion in a fresh runtime and reports its outcome. `fetch` (in the
+/// `agent` preset) rejects: there is no supervisor to ask.
 pub fn execute(job: &ExecuteJob) -> ExecuteOutcome {
-    execute_prepared(None, job)
+    execute_prepared(None, job, None)
 }
 
 /// Runs one job, in `prepared` when it was built for the job's preset, otherwise in a runtime
-/// made now. Never panics on user input.
-pub fn execute_prepared(prepared: Option<Prepared>, job: &ExecuteJob) -> ExecuteOutcome {
-    execute_retiring(prepared, job).0
+/// made now. `host` performs the job's fetches (only the `agent` preset has `fetch`); it is
+/// dropped with the context when the job ends. Never panics on user input.
+pub fn execute_prepared(
+    prepared: Option<Prepared>,
+    job: &ExecuteJob,
+    host: Option<fetch::HostFetch>,
+) -> ExecuteOutcome {
+    execute_retiring(prepared, job, host).0
 }
 
 /// A context that has served its job, kept only so that freeing it can wait until the answer
@@ -126,7 +139,11 @@ pub struct Retired(#[allow(dead_code)] Option<Prepared>);
 /// [`execute_prepared`], handing back the used context instead of freeing it, so that the
 /// caller can free it after sending the answer (freeing a runtime costs about a quarter of
 /// preparing one).
-pub fn execute_retiring(prepared: Option<Prepared>, job: &ExecuteJob) -> (ExecuteOutcome, Retired) {
+pub fn execute_retiring(
+    prepared: Option<Prepared>,
+    job: &ExecuteJob,
+    host: Option<fetch::HostFetch>,
+) -> (ExecuteOutcome, Retired) {
     let start = Instant::now();
     let prepared = match prepared.filter(|p| p.preset == job.preset) {
         Some(p) => Ok(p),
@@ -137,7 +154,9 @@ pub fn execute_retiring(prepared: Option<Prepared>, job: &ExecuteJob) -> (Execut
             let deadline = start + Duration::from_millis(job.timeout_ms);
             *p.sink.borrow_mut() =
                 LogSink::new(job.limits.max_log_entries, job.limits.max_log_bytes);
+            *p.host.borrow_mut() = host.map(|host| within_deadline(host, &p));
             let result = run(&p, job, deadline);
+            p.host.borrow_mut().take();
             let sink = std::mem::take(&mut *p.sink.borrow_mut());
             (result, sink.entries, sink.truncated, Some(p))
         }
@@ -153,6 +172,22 @@ pub fn execute_retiring(prepared: Option<Prepared>, job: &ExecuteJob) -> (Execut
         recycle,
     };
     (outcome, Retired(used))
+}
+
+/// Wraps the job's host call so that one returning after the engine's deadline (the
+/// supervisor lets a fetch run up to the execution's remaining time) ends the execution as
+/// `TIMEOUT` rather than letting the code go on with a rejected fetch.
+fn within_deadline(mut host: fetch::HostFetch, p: &Prepared) -> fetch::HostFetch {
+    let deadline = Rc::clone(&p.deadline);
+    let timed_out = Arc::clone(&p.timed_out);
+    Box::new(move |request| {
+        let result = host(request);
+        if deadline.get().is_some_and(|d| Instant::now() >= d) {
+            timed_out.store(true, Ordering::Relaxed);
+            return Err("the execution ran out of time during this fetch".into());
+        }
+        result
+    })
 }
 
 fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobError> {

@@ -28,6 +28,7 @@ pub fn warm() {
     PRELUDE_SCRIPT.warm();
     super::timers::SCRIPT.warm();
     super::web::SCRIPT.warm();
+    super::fetch::warm();
 }
 
 /// Runs the prelude in `ctx` and converts its value.

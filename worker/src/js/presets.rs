@@ -34,21 +34,20 @@ type ComputeIntrinsics = (
 
 /// Creates a context with the intrinsics of `preset`.
 ///
-/// `agent` does not exist in this build; the supervisor refuses it before a job is sent, so
-/// asking for it here is a protocol error.
+/// `data` and `agent` get the `compute` intrinsics; their host objects are added by
+/// [`install`] (and, for `agent`, by [`super::fetch::install`]).
 pub fn new_context(rt: &Runtime, preset: Preset) -> Result<Context, PresetError> {
     let ctx = match preset {
         Preset::Minimal => Context::custom::<MinimalIntrinsics>(rt),
-        Preset::Compute | Preset::Data => Context::custom::<ComputeIntrinsics>(rt),
-        Preset::Agent => return Err(PresetError::Unavailable(preset)),
+        Preset::Compute | Preset::Data | Preset::Agent => Context::custom::<ComputeIntrinsics>(rt),
     };
     ctx.map_err(|e| PresetError::Engine(e.to_string()))
 }
 
 /// Installs the host objects of `preset` in a context made by [`new_context`], after the
 /// prelude has frozen the built-ins: nothing for `minimal`, the timers for `compute`, and the
-/// timers plus the Web APIs for `data`. Each preset is the one before it plus one call, so
-/// `agent` will be `install(ctx, Preset::Data)` plus its `fetch`.
+/// timers plus the Web APIs for `data` and `agent` (whose `fetch` is installed before the
+/// prelude by [`super::fetch::install`]). Each preset is the one before it plus one call.
 pub fn install(ctx: &Ctx<'_>, preset: Preset) -> rquickjs::Result<()> {
     match preset {
         Preset::Minimal => Ok(()),
@@ -57,7 +56,7 @@ pub fn install(ctx: &Ctx<'_>, preset: Preset) -> rquickjs::Result<()> {
             install(ctx, Preset::Compute)?;
             super::web::install(ctx)
         }
-        Preset::Agent => Err(rquickjs::Error::new_from_js("agent", "an available preset")),
+        Preset::Agent => install(ctx, Preset::Data),
     }
 }
 
@@ -134,6 +133,8 @@ pub fn description(preset: Preset) -> &'static str {
             "compute plus Buffer, TextEncoder/Decoder, atob/btoa, URL/URLSearchParams, \
              structuredClone, crypto (getRandomValues, randomUUID, subtle)"
         }
-        Preset::Agent => "data plus a supervised fetch (not in this build)",
+        Preset::Agent => {
+            "data plus fetch, Headers, Request and Response, through the service's egress policy"
+        }
     }
 }

@@ -377,3 +377,205 @@ fn timer_errors_and_limits() {
         r#"["undefined","undefined","undefined","function"]"#
     );
 }
+
+fn agent(code: &str) -> ExecuteJob {
+    ExecuteJob {
+        preset: Preset::Agent,
+        ..job(code)
+    }
+}
+
+/// Runs an agent job whose fetches are answered by `host` instead of a supervisor.
+fn agent_with(code: &str, host: fetch::HostFetch) -> Result<String, JobError> {
+    execute_prepared(None, &agent(code), Some(host)).result
+}
+
+#[test]
+fn headers_are_case_insensitive_ordered_and_checked() {
+    let code = r#"
+        const h = new Headers({ 'Content-Type': 'text/plain', 'X-A': ' 1 ' });
+        h.append('x-a', '2');
+        h.set('X-B', 'b');
+        h.append('Set-Cookie', 'a=1');
+        h.append('set-cookie', 'b=2');
+        const seen = [];
+        h.forEach((v, k) => seen.push(`${k}=${v}`));
+        const errors = [];
+        for (const f of [() => h.append('bad name', 'x'), () => h.set('x', 'a\nb'),
+                         () => new Headers([['only-one']]), () => new Headers(5)]) {
+          try { f(); errors.push('none'); } catch (e) { errors.push(e.name); }
+        }
+        h.delete('X-B');
+        const copy = new Headers(h);
+        copy.set('x-a', 'replaced');
+        return [h.get('x-A'), h.get('missing'), h.has('CONTENT-TYPE'), h.has('x-b'), seen,
+                [...h].length, [...h.keys()], copy.get('x-a'), h.get('x-a'), errors,
+                Object.prototype.toString.call(h), Object.isFrozen(Headers.prototype)];
+    "#;
+    assert_eq!(
+        ok_job(agent(code)),
+        r#"["1, 2",null,true,false,["content-type=text/plain","set-cookie=a=1","set-cookie=b=2","x-a=1, 2","x-b=b"],4,["content-type","set-cookie","set-cookie","x-a"],"replaced","1, 2",["TypeError","TypeError","TypeError","TypeError"],"[object Headers]",true]"#
+    );
+}
+
+fn ok_job(j: ExecuteJob) -> String {
+    match execute(&j).result {
+        Ok(json) => json,
+        Err(e) => panic!("{:?} failed: {e:?}", j.code),
+    }
+}
+
+#[test]
+fn request_and_response_constructors_follow_fetch_rules() {
+    let code = r#"
+        const out = {};
+        const r = new Response('héllo', { status: 201, statusText: 'Made', headers: { A: 'b' } });
+        out.resp = [r.status, r.ok, r.statusText, r.headers.get('content-type'), r.headers.get('a'),
+                    r.bodyUsed, await r.clone().text(), await r.text(), r.bodyUsed];
+        const bin = new Response(new Uint8Array([1, 2, 3]));
+        out.bin = Array.from(new Uint8Array(await bin.arrayBuffer()));
+        out.bom = await new Response(new Uint8Array([0xEF, 0xBB, 0xBF, 0x61, 0xFF])).text();
+        out.json = await Response.json({ x: [1] }).json();
+        out.redirect = [Response.redirect('https://a.example/', 301).status,
+                        Response.redirect('https://a.example/').headers.get('location')];
+        const q = new Request('https://api.example.com/x', { method: 'post', body: 'b',
+                                                              headers: [['X', '1']] });
+        const q2 = new Request(q, { method: 'PUT' });
+        out.req = [q.method, q.url, q.redirect, q.headers.get('x'), q2.method, await q2.text(),
+                   q.bodyUsed];
+        out.errors = [];
+        for (const f of [() => new Request('/relative'), () => new Request('https://a/', { body: 'x' }),
+            () => new Request('https://a/', { method: 'CONNECT' }),
+            () => new Request('https://a/', { redirect: 'sometimes' }),
+            () => new Response('x', { status: 99 }), () => new Response({}),
+            () => Response.redirect('https://a/', 200),
+            () => Response.redirect('https://a/').headers.set('x', 'y')]) {
+          try { f(); out.errors.push('none'); } catch (e) { out.errors.push(e.name); }
+        }
+        out.frozen = [Request, Response, Headers, Request.prototype, Response.prototype,
+                      Object.getPrototypeOf(Response.prototype), fetch].every(Object.isFrozen);
+        Response.prototype.text = () => 'x';
+        out.assign = Response.prototype.text.name;
+        return out;
+    "#;
+    let got: serde_json::Value = serde_json::from_str(&ok_job(agent(code))).unwrap();
+    assert_eq!(
+        got,
+        serde_json::json!({
+            "resp": [201, true, "Made", "text/plain;charset=UTF-8", "b", false, "héllo", "héllo", true],
+            "bin": [1, 2, 3],
+            "bom": "a\u{fffd}",
+            "json": {"x": [1]},
+            "redirect": [301, "https://a.example/"],
+            "req": ["POST", "https://api.example.com/x", "follow", "1", "PUT", "b", true],
+            "errors": ["TypeError", "TypeError", "TypeError", "TypeError", "RangeError",
+                       "TypeError", "RangeError", "TypeError"],
+            "frozen": true,
+            "assign": "text",
+        })
+    );
+}
+
+#[test]
+fn fetch_hands_the_request_to_the_host_and_builds_the_response() {
+    use isolate_shared::message::{FetchResponse, RedirectMode};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let log = Rc::clone(&seen);
+    let host: fetch::HostFetch = Box::new(move |req| {
+        log.borrow_mut().push(req.clone());
+        if req.url.contains("deny") {
+            return Err("fetch to deny.example denied by egress policy: no".into());
+        }
+        Ok(FetchResponse {
+            status: 200,
+            status_text: "OK".into(),
+            url: req.url.clone(),
+            redirected: true,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{\"got\":\"\xff\"}".to_vec(),
+        })
+    });
+    let code = r#"
+        const r = await fetch('https://api.example.com/a?b=c', {
+          method: 'PATCH', headers: new Headers({ 'X-Key': 'v' }),
+          body: new Uint8Array([104, 105]), redirect: 'manual' });
+        let denied;
+        try { await fetch('https://deny.example/'); } catch (e) { denied = `${e.name}: ${e.message}`; }
+        let again;
+        try { r.headers.set('a', 'b'); } catch (e) { again = e.name; }
+        const lone = await fetch('https://api.example.com/s', { method: 'POST', body: 'a\uD800b' });
+        return [r.status, r.url, r.redirected, r.type, (await r.text()), denied, again];
+    "#;
+    let result = agent_with(code, host).unwrap();
+    assert_eq!(
+        result,
+        r#"[200,"https://api.example.com/a?b=c",true,"basic","{\"got\":\"\ufffd\"}","TypeError: fetch to deny.example denied by egress policy: no","TypeError"]"#
+            .replace("\\ufffd", "\u{fffd}")
+    );
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[0].method, "PATCH");
+    assert_eq!(
+        seen[0].headers,
+        vec![("x-key".to_string(), "v".to_string())]
+    );
+    assert_eq!(seen[0].body, b"hi");
+    assert_eq!(seen[0].redirect, RedirectMode::Manual);
+    assert!(seen[1].body.is_empty());
+    assert_eq!(
+        seen[2].body,
+        "a\u{fffd}b".as_bytes(),
+        "lone surrogates become U+FFFD"
+    );
+    assert_eq!(
+        seen[2].headers,
+        vec![(
+            "content-type".to_string(),
+            "text/plain;charset=UTF-8".to_string()
+        )]
+    );
+
+    // Without a host (no supervisor), fetch rejects; other presets have no fetch at all.
+    let e = err(agent("await fetch('https://a.example/')"));
+    assert_eq!(e.name, "TypeError");
+    assert_eq!(
+        e.message,
+        "fetch is not available here: no supervisor to ask"
+    );
+    assert_eq!(ok("typeof fetch"), "\"undefined\"");
+}
+
+#[test]
+fn user_code_cannot_tamper_with_fetch_internals() {
+    let host: fetch::HostFetch = Box::new(|req| {
+        Ok(isolate_shared::message::FetchResponse {
+            status: 200,
+            status_text: "OK".into(),
+            url: req.url,
+            redirected: false,
+            headers: vec![],
+            body: b"[1]".to_vec(),
+        })
+    });
+    let code = r#"
+        globalThis.Promise = function () { throw new Error('hijacked'); };
+        globalThis.Uint8Array = null; JSON.parse = () => 'hijacked'; String = null;
+        const r = await fetch('https://a.example/');
+        return await r.json();
+    "#;
+    assert_eq!(agent_with(code, host).unwrap(), "[1]");
+}
+
+#[test]
+fn a_fetch_that_returns_past_the_deadline_ends_the_execution_as_timeout() {
+    let host: fetch::HostFetch = Box::new(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        Err("fetch timed out after 60 ms".into())
+    });
+    let mut j = agent("try { await fetch('https://a.example/'); } catch (e) { 'caught' }");
+    j.timeout_ms = 60;
+    let e = execute_prepared(None, &j, Some(host)).result.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e:?}");
+}
