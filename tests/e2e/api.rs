@@ -145,7 +145,7 @@ fn health_and_stats() {
         .iter()
         .map(|p| p["available"] == true)
         .collect();
-    assert_eq!(available, [true, true, true, false]);
+    assert_eq!(available, [true, true, true, true]);
     assert!(st["presets"][2]["description"]
         .as_str()
         .is_some_and(|d| d.contains("Buffer") && d.contains("crypto")));
