@@ -226,3 +226,33 @@ fn a_native_call_past_the_deadline_is_a_timeout() {
     let res = data(&s, "Buffer.from('still here').toString('base64')", 200);
     assert_eq!(res["result"], "c3RpbGwgaGVyZQ==");
 }
+
+#[test]
+fn agent_is_data_plus_fetch() {
+    let s = Service::start();
+    let probe = "[typeof Buffer, typeof crypto.subtle, typeof TextEncoder, typeof URL, \
+                 typeof setTimeout, typeof fetch, typeof Headers, \
+                 [Buffer.prototype, crypto.subtle, Headers.prototype, Response.prototype].every(Object.isFrozen)]";
+    let res = s.execute(json!({"code": probe, "preset": "agent"}), 200);
+    assert_eq!(
+        res["result"],
+        json!([
+            "function", "object", "function", "function", "function", "function", "function", true
+        ])
+    );
+    // The data preset has no fetch.
+    let res = data(&s, "[typeof fetch, typeof Headers, typeof Response]", 200);
+    assert_eq!(
+        res["result"],
+        json!(["undefined", "undefined", "undefined"])
+    );
+    // The Web APIs and a denied fetch work together in one agent execution (no allowlist is
+    // configured, so the fetch is refused before any connection).
+    let res = s.execute(
+        json!({"code": "const d = Buffer.from(await crypto.subtle.digest('SHA-256', new TextEncoder().encode('abc'))).toString('hex');\n\
+                       let e = null; try { await fetch('https://api.example.com/'); } catch (x) { e = x.name; }\n\
+                       return [d.slice(0, 8), e]", "preset": "agent"}),
+        200,
+    );
+    assert_eq!(res["result"], json!(["ba7816bf", "TypeError"]));
+}
