@@ -411,10 +411,8 @@ fn settle<'js>(
                     return Err(Failure::Deadline);
                 }
                 std::thread::sleep(due.saturating_duration_since(now));
-                if let Some((_, id)) = timers::next(ctx) {
-                    if timers::fire(ctx, id).is_err() {
-                        return Err(Failure::Exception(ctx.catch()));
-                    }
+                if timers::run_next(ctx).is_err() {
+                    return Err(Failure::Exception(ctx.catch()));
                 }
             }
         }

@@ -1,5 +1,5 @@
-//! Running the host's own JavaScript cheaply: [`PRELUDE`], the timers and the `data` preset's
-//! Web APIs are each compiled to QuickJS bytecode once per process (in the zygote's warm-up, so
+//! Running the host's own JavaScript cheaply: [`PRELUDE`] and the `data` preset's Web APIs are
+//! each compiled to QuickJS bytecode once per process (in the zygote's warm-up, so
 //! every worker inherits the bytes) and each new context only loads and runs the bytecode,
 //! which skips parsing on every execution.
 //!
@@ -26,7 +26,6 @@ pub static PRELUDE_SCRIPT: Script = Script::new(c"prelude.js", PRELUDE);
 /// Compiles every host script now (called by the zygote before it forks).
 pub fn warm() {
     PRELUDE_SCRIPT.warm();
-    super::timers::SCRIPT.warm();
     super::web::SCRIPT.warm();
     super::fetch::warm();
 }

@@ -1,24 +1,22 @@
 //! `setTimeout`, `setInterval`, `clearTimeout` and `clearInterval` (presets `compute` and up).
 //!
-//! The callbacks live in JavaScript (a `Map` inside [`SOURCE`]'s closure); Rust keeps only the
-//! schedule, a list of `(due, sequence, id)`, shared with the native `schedule` and `cancel`
-//! functions the script receives. The settle loop in [`super`] asks [`next`] for the earliest
-//! timer when the job queue is empty, sleeps until it is due (or until the deadline, whichever
-//! is first) and calls the script's `fire(id)`.
+//! The four globals are native functions over a schedule kept in the context's userdata
+//! ([`TimersSlot`]): each entry holds its due time, a sequence number (timers due at the same
+//! time run in the order they were scheduled), the callback and its arguments. The settle loop
+//! in [`super`] asks [`peek`] for the earliest due time when the job queue is empty, sleeps
+//! until then (or until the deadline, whichever is first), and runs it with [`run_next`].
 //!
 //! Timers run only while the job's result is pending: when the result is ready, the context is
 //! dropped with every timer still scheduled, so those callbacks never run. A timer due after
 //! the deadline cannot run either, and a result still waiting for it is a `TIMEOUT`. At most
 //! [`MAX_TIMERS`] timers can be live at once; one more throws a `RangeError`.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use rquickjs::function::Func;
-use rquickjs::{Ctx, Exception, Function, Persistent, Value};
-
-use super::prelude::Script;
+use rquickjs::function::{Opt, Rest};
+use rquickjs::object::Property;
+use rquickjs::{Coerced, Ctx, Exception, Function, Persistent, Value};
 
 /// The most timers (timeouts and intervals) one job may have scheduled at once.
 pub const MAX_TIMERS: usize = 1000;
@@ -27,138 +25,183 @@ pub const MAX_TIMERS: usize = 1000;
 /// browsers.
 const MAX_DELAY_MS: f64 = 2_147_483_647.0;
 
-/// The timers' JavaScript half, compiled once per process.
-pub static SCRIPT: Script = Script::new(c"timers.js", SOURCE);
-
-/// Defines the four globals over a private callback table; returns `fire(id)`.
-const SOURCE: &str = r#"(function (schedule, cancel, max) {
-  'use strict';
-  const g = globalThis, { Object, TypeError, RangeError } = g;
-  const callbacks = new Map();
-  let last = 0;
-  const add = (name, callback, delay, args, repeat) => {
-    if (typeof callback !== 'function') {
-      throw new TypeError(`${name}: the callback must be a function`);
-    }
-    if (callbacks.size >= max) {
-      throw new RangeError(`${name}: too many timers (the limit is ${max} at once)`);
-    }
-    const id = ++last;
-    delay = +delay;
-    callbacks.set(id, { callback, args, repeat, delay });
-    schedule(id, delay);
-    return id;
-  };
-  const clear = (id) => {
-    if (typeof id === 'number' && callbacks.delete(id)) cancel(id);
-  };
-  const define = (name, value) => Object.defineProperty(g, name,
-    { value, writable: true, enumerable: false, configurable: true });
-  define('setTimeout', function setTimeout(callback, delay, ...args) {
-    return add('setTimeout', callback, delay, args, false);
-  });
-  define('setInterval', function setInterval(callback, delay, ...args) {
-    return add('setInterval', callback, delay, args, true);
-  });
-  define('clearTimeout', function clearTimeout(id) { clear(id); });
-  define('clearInterval', function clearInterval(id) { clear(id); });
-  return (id) => {
-    const t = callbacks.get(id);
-    if (t === undefined) return;
-    if (t.repeat) schedule(id, t.delay); else callbacks.delete(id);
-    const { callback, args } = t;
-    callback(...args);
-  };
-})"#;
-
-/// The schedule of one context's timers.
-#[derive(Debug, Default)]
-pub struct Queue {
-    entries: Vec<Entry>,
-    sequence: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
+/// One scheduled timer.
+struct Timer {
+    id: u32,
     due: Instant,
     sequence: u64,
-    id: u32,
+    /// The delay to reschedule with, for an interval.
+    every: Option<Duration>,
+    callback: Persistent<Function<'static>>,
+    args: Vec<Persistent<Value<'static>>>,
 }
 
-impl Queue {
-    fn schedule(&mut self, id: u32, delay_ms: f64) {
-        let delay = if delay_ms.is_finite() && delay_ms > 0.0 && delay_ms <= MAX_DELAY_MS {
-            Duration::from_secs_f64(delay_ms / 1000.0)
-        } else {
-            Duration::ZERO
-        };
-        self.sequence += 1;
-        self.entries.push(Entry {
-            due: Instant::now() + delay,
-            sequence: self.sequence,
-            id,
-        });
-    }
-
-    fn cancel(&mut self, id: u32) {
-        self.entries.retain(|e| e.id != id);
-    }
-
-    /// The earliest timer: by due time, then in the order they were scheduled.
-    fn earliest(&self) -> Option<usize> {
-        (0..self.entries.len()).min_by_key(|&i| (self.entries[i].due, self.entries[i].sequence))
-    }
-}
-
-/// What the settle loop needs: the shared schedule and the script's `fire`.
+/// The schedule of one context's timers, kept in its userdata.
+#[derive(Default)]
 pub struct TimersSlot {
-    queue: Rc<RefCell<Queue>>,
-    fire: Persistent<Function<'static>>,
+    timers: RefCell<Vec<Timer>>,
+    last_id: Cell<u32>,
+    sequence: Cell<u64>,
 }
 
-// SAFETY: `TimersSlot` holds a `Persistent` handle tied to the runtime that stores it (which is
+// SAFETY: `TimersSlot` holds `Persistent` handles tied to the runtime that stores it (which is
 // the invariant `JsLifetime` describes) and plain Rust data; it contains no `'js` borrow.
 unsafe impl<'js> rquickjs::JsLifetime<'js> for TimersSlot {
     type Changed<'to> = TimersSlot;
 }
 
-/// Installs the timer globals in `ctx`.
-pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
-    let queue = Rc::new(RefCell::new(Queue::default()));
-    let (q1, q2) = (Rc::clone(&queue), Rc::clone(&queue));
-    let schedule = Func::from(move |id: u32, delay: f64| q1.borrow_mut().schedule(id, delay));
-    let cancel = Func::from(move |id: u32| q2.borrow_mut().cancel(id));
-    let factory: Function = SCRIPT.run(ctx)?;
-    let fire: Function = factory.call((schedule, cancel, MAX_TIMERS as u32))?;
-    let fire = Persistent::save(ctx, fire);
-    ctx.store_userdata(TimersSlot { queue, fire })
+impl TimersSlot {
+    fn push(&self, mut timer: Timer, delay: Duration) {
+        let sequence = self.sequence.get() + 1;
+        self.sequence.set(sequence);
+        timer.due = Instant::now() + delay;
+        timer.sequence = sequence;
+        self.timers.borrow_mut().push(timer);
+    }
+
+    fn earliest(timers: &[Timer]) -> Option<usize> {
+        (0..timers.len()).min_by_key(|&i| (timers[i].due, timers[i].sequence))
+    }
+}
+
+fn delay_of(ms: f64) -> Duration {
+    if ms.is_finite() && ms > 0.0 && ms <= MAX_DELAY_MS {
+        Duration::from_secs_f64(ms / 1000.0)
+    } else {
+        Duration::ZERO
+    }
+}
+
+fn add<'js>(
+    ctx: &Ctx<'js>,
+    name: &str,
+    callback: Value<'js>,
+    delay: Opt<Coerced<f64>>,
+    args: Rest<Value<'js>>,
+    repeat: bool,
+) -> rquickjs::Result<u32> {
+    let Some(callback) = callback.into_function() else {
+        return Err(Exception::throw_type(
+            ctx,
+            &format!("{name}: the callback must be a function"),
+        ));
+    };
+    let slot = ctx
+        .userdata::<TimersSlot>()
+        .ok_or_else(|| Exception::throw_internal(ctx, "timers are not installed"))?;
+    if slot.timers.borrow().len() >= MAX_TIMERS {
+        return Err(Exception::throw_range(
+            ctx,
+            &format!("{name}: too many timers (the limit is {MAX_TIMERS} at once)"),
+        ));
+    }
+    let delay = delay_of(delay.0.map_or(0.0, |d| d.0));
+    let id = slot.last_id.get().wrapping_add(1);
+    slot.last_id.set(id);
+    let timer = Timer {
+        id,
+        due: Instant::now(),
+        sequence: 0,
+        every: repeat.then_some(delay),
+        callback: Persistent::save(ctx, callback),
+        args: args
+            .0
+            .into_iter()
+            .map(|a| Persistent::save(ctx, a))
+            .collect(),
+    };
+    slot.push(timer, delay);
+    Ok(id)
+}
+
+fn clear(ctx: Ctx<'_>, id: Opt<Value<'_>>) {
+    let Some(id) = id.0.and_then(|v| v.as_number()) else {
+        return;
+    };
+    if let Some(slot) = ctx.userdata::<TimersSlot>() {
+        // Dropping the entry releases its callback and arguments.
+        let removed: Vec<Timer> = {
+            let mut timers = slot.timers.borrow_mut();
+            let (gone, kept): (Vec<Timer>, Vec<Timer>) =
+                timers.drain(..).partition(|t| f64::from(t.id) == id);
+            *timers = kept;
+            gone
+        };
+        drop(removed);
+    }
+}
+
+fn set_timeout<'js>(
+    ctx: Ctx<'js>,
+    callback: Value<'js>,
+    delay: Opt<Coerced<f64>>,
+    args: Rest<Value<'js>>,
+) -> rquickjs::Result<u32> {
+    add(&ctx, "setTimeout", callback, delay, args, false)
+}
+
+fn set_interval<'js>(
+    ctx: Ctx<'js>,
+    callback: Value<'js>,
+    delay: Opt<Coerced<f64>>,
+    args: Rest<Value<'js>>,
+) -> rquickjs::Result<u32> {
+    add(&ctx, "setInterval", callback, delay, args, true)
+}
+
+/// Installs the timer globals in `ctx` (writable, configurable, not enumerable, like the
+/// other globals).
+pub fn install<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
+    ctx.store_userdata(TimersSlot::default())
         .map_err(|_| Exception::throw_internal(ctx, "timers installed twice"))?;
+    let globals = ctx.globals();
+    let functions: [(&str, Function<'js>); 4] = [
+        ("setTimeout", Function::new(ctx.clone(), set_timeout)?),
+        ("setInterval", Function::new(ctx.clone(), set_interval)?),
+        ("clearTimeout", Function::new(ctx.clone(), clear)?),
+        ("clearInterval", Function::new(ctx.clone(), clear)?),
+    ];
+    for (name, f) in functions {
+        let f = f.with_name(name)?;
+        globals.prop(name, Property::from(f).writable().configurable())?;
+    }
     Ok(())
 }
 
-/// The next timer to run, removed from the schedule, as `(due, id)`; `None` when no timer is
+/// The due time of the earliest timer, without removing it; `None` when no timer is
 /// scheduled (or the context has no timers).
-pub fn next(ctx: &Ctx<'_>) -> Option<(Instant, u32)> {
-    let slot = ctx.userdata::<TimersSlot>()?;
-    let mut queue = slot.queue.borrow_mut();
-    let i = queue.earliest()?;
-    let e = queue.entries.swap_remove(i);
-    Some((e.due, e.id))
-}
-
-/// The due time of the earliest timer, without removing it.
 pub fn peek(ctx: &Ctx<'_>) -> Option<Instant> {
     let slot = ctx.userdata::<TimersSlot>()?;
-    let queue = slot.queue.borrow();
-    queue.earliest().map(|i| queue.entries[i].due)
+    let timers = slot.timers.borrow();
+    TimersSlot::earliest(&timers).map(|i| timers[i].due)
 }
 
-/// Runs timer `id`'s callback (an interval is scheduled again first).
-pub fn fire<'js>(ctx: &Ctx<'js>, id: u32) -> rquickjs::Result<()> {
-    let fire = match ctx.userdata::<TimersSlot>() {
-        Some(slot) => slot.fire.clone().restore(ctx)?,
-        None => return Ok(()),
+/// Takes the earliest timer off the schedule and runs its callback; an interval goes back on
+/// the schedule first, due one period later, so `clearInterval` inside its own callback works.
+/// Does nothing when no timer is scheduled.
+pub fn run_next(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+    let (callback, args) = {
+        let Some(slot) = ctx.userdata::<TimersSlot>() else {
+            return Ok(());
+        };
+        let timer = {
+            let mut timers = slot.timers.borrow_mut();
+            let Some(i) = TimersSlot::earliest(&timers) else {
+                return Ok(());
+            };
+            timers.swap_remove(i)
+        };
+        let callback = timer.callback.clone().restore(ctx)?;
+        let args = timer
+            .args
+            .iter()
+            .map(|a| a.clone().restore(ctx))
+            .collect::<rquickjs::Result<Vec<Value>>>()?;
+        if let Some(every) = timer.every {
+            slot.push(timer, every);
+        }
+        (callback, args)
     };
-    let _: Value = fire.call((id,))?;
+    let _: Value = callback.call((Rest(args),))?;
     Ok(())
 }
