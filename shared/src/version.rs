@@ -13,5 +13,9 @@ pub const V2_LOCKDOWN: u32 = 2;
 /// A worker reports a seccomp violation (`WorkerMessage::Violation`) before it exits.
 pub const V3_VIOLATIONS: u32 = 3;
 
+/// Jobs carry a language (TypeScript is stripped in the worker), a code form (the `/deno`
+/// route always runs a function body) and the `/deno` route's `data`.
+pub const V4_TYPESCRIPT: u32 = 4;
+
 /// The version this build speaks.
-pub const CURRENT: u32 = V3_VIOLATIONS;
+pub const CURRENT: u32 = V4_TYPESCRIPT;

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use isolate_shared::message::{ExecuteJob, JsLimits, Preset};
+use isolate_shared::message::{CodeForm, ExecuteJob, JsLimits, Language, Preset};
 use isolate_worker::js;
 
 fn main() {
@@ -16,6 +16,9 @@ fn main() {
         env_json: Some(r#"{"prices":[83.5,84.2,82.1]}"#.into()),
         timeout_ms: 5000,
         limits: JsLimits::default(),
+        language: Language::JavaScript,
+        form: CodeForm::Auto,
+        data_json: None,
     };
     js::prelude::warm();
     let n = 2000u32;
