@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use isolate_shared::message::{
-    ErrorKind, ExecuteJob, ExecuteOutcome, JobError, LogEntry, Preset, SupervisorMessage,
-    ValidateJob, WorkerMessage,
+    CodeForm, ErrorKind, ExecuteJob, ExecuteOutcome, JobError, Language, LogEntry, Preset,
+    SupervisorMessage, ValidateJob, WorkerMessage,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -113,16 +113,62 @@ pub async fn execute(
     let env_json = request::env(&body)?;
     let limits = &state.config.limits;
     let timeout_ms = request::timeout(&body, limits)?;
-    request::language(&body)?;
-    let id = request_id(&req);
-
-    let job = SupervisorMessage::Execute(ExecuteJob {
+    let language = request::language(&body)?;
+    let job = ExecuteJob {
         code: code.to_string(),
         preset,
         env_json,
         timeout_ms,
         limits: limits.js(),
-    });
+        language,
+        form: CodeForm::Auto,
+        data_json: None,
+    };
+    run(&req, &state, job, started).await
+}
+
+/// `POST /deno`: runs a TypeScript (or JavaScript) function body with `data` in scope, in the
+/// `data` preset, or the `agent` preset when `permissions` holds `"net"`.
+pub async fn deno(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
+    let code = request::code(&body)?;
+    let data_json = request::data(&body)?;
+    let net = request::permissions(&body)?;
+    let limits = &state.config.limits;
+    let timeout_ms = request::deno_timeout(&body, limits)?;
+    let preset = if net { Preset::Agent } else { Preset::Data };
+    if !preset_available(preset) {
+        return Err(ApiError::PresetUnavailable(preset.name()));
+    }
+    let job = ExecuteJob {
+        code: code.to_string(),
+        preset,
+        env_json: None,
+        timeout_ms,
+        limits: limits.js(),
+        language: Language::TypeScript,
+        form: CodeForm::FunctionBody,
+        data_json: Some(data_json),
+    };
+    run(&req, &state, job, started).await
+}
+
+/// Sends one execution to a worker and answers its outcome, as `/execute` and `/deno` do.
+async fn run(
+    req: &HttpRequest,
+    state: &AppState,
+    job: ExecuteJob,
+    started: Instant,
+) -> Result<HttpResponse, ApiError> {
+    let id = request_id(req);
+    let limits = &state.config.limits;
+    let (timeout_ms, preset) = (job.timeout_ms, job.preset);
+    let job = SupervisorMessage::Execute(job);
     let hard_deadline = Duration::from_millis(timeout_ms + limits.kill_grace_ms);
     let (outcome, pid) = match state.pool.call(&job, hard_deadline).await {
         Ok((WorkerMessage::Executed(outcome), pid)) => (outcome, Some(pid)),
@@ -264,9 +310,10 @@ pub async fn validate(
 ) -> Result<HttpResponse, ApiError> {
     let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
     let code = request::code(&body)?;
-    request::language(&body)?;
+    let language = request::language(&body)?;
     let job = SupervisorMessage::Validate(ValidateJob {
         code: code.to_string(),
+        language,
     });
     let limits = &state.config.limits;
     let deadline = Duration::from_millis(limits.default_timeout_ms + limits.kill_grace_ms);

@@ -233,7 +233,10 @@ fn set_env(ctx: &Ctx<'_>, env_json: Option<&str>, data_json: Option<&str>) -> rq
 }
 
 /// The JavaScript to run: the code itself, or the code with its types stripped.
-fn source(code: &str, language: Language) -> Result<std::borrow::Cow<'_, str>, typescript::StripError> {
+fn source(
+    code: &str,
+    language: Language,
+) -> Result<std::borrow::Cow<'_, str>, typescript::StripError> {
     match language {
         Language::JavaScript => Ok(std::borrow::Cow::Borrowed(code)),
         Language::TypeScript => typescript::strip(code).map(std::borrow::Cow::Owned),
@@ -290,7 +293,10 @@ fn map_stack(stack: &str, map: impl Fn(u32, u32) -> (u32, u32)) -> String {
         let line = rest[..n].parse::<u32>().ok();
         let after = &rest[n..];
         let m = after.strip_prefix(':').map(digits).unwrap_or(0);
-        match (line, after.get(1..1 + m).and_then(|c| c.parse::<u32>().ok())) {
+        match (
+            line,
+            after.get(1..1 + m).and_then(|c| c.parse::<u32>().ok()),
+        ) {
             (Some(line), Some(column)) if m > 0 => {
                 let (line, column) = map(line, column);
                 out.push_str(&format!("{line}:{column}"));
@@ -318,7 +324,21 @@ fn name_module_syntax(code: &str, err: &mut JobError) {
     if let Some((keyword, column)) = module_keyword(code, line, column) {
         err.message = module_message(keyword);
         err.column = Some(column);
+    } else if is_decorator(code, line, column) {
+        err.message = DECORATOR_MESSAGE.into();
     }
+}
+
+/// The message for a decorator, which QuickJS does not implement.
+const DECORATOR_MESSAGE: &str =
+    "decorators (`@name`) are not supported: the engine does not implement them";
+
+/// Whether a syntax error at `line:column` is at an `@`.
+fn is_decorator(code: &str, line: u32, column: u32) -> bool {
+    code.split('\n')
+        .nth(line.saturating_sub(1) as usize)
+        .and_then(|text| text.as_bytes().get((column as usize).saturating_sub(1)))
+        == Some(&b'@')
 }
 
 /// The message for an `import` or `export` declaration.
@@ -348,7 +368,9 @@ fn module_keyword(code: &str, line: u32, column: u32) -> Option<(&'static str, u
                 .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '$' || c == '.'));
             let after = text[i + keyword.len()..].chars().next();
             let after_ok = match keyword {
-                "import" => after.is_some_and(|c| c.is_whitespace() || matches!(c, '{' | '*' | '"' | '\'')),
+                "import" => {
+                    after.is_some_and(|c| c.is_whitespace() || matches!(c, '{' | '*' | '"' | '\''))
+                }
                 _ => after.is_none_or(|c| c.is_whitespace() || matches!(c, '{' | '*')),
             };
             if before_ok && after_ok {
@@ -621,6 +643,8 @@ pub fn validate(job: &ValidateJob) -> ValidateOutcome {
         if let Some((keyword, at)) = module_keyword(code, line, column) {
             message = module_message(keyword);
             column = at;
+        } else if is_decorator(code, line, column) {
+            message = DECORATOR_MESSAGE.into();
         }
         if code.len() != job.code.len() {
             column = typescript::map_column(&job.code, code, line, column);

@@ -304,7 +304,12 @@ fn typescript_runs_after_stripping() {
     let code = "interface P { x: number }\nconst p: P = { x: 20 };\nconst f = <T,>(v: T): T => v;\nreturn f<number>(p!.x as number) + 22;";
     assert_eq!(execute(&ts(code)).result.unwrap(), "42");
     // Type errors that are valid JavaScript run: nothing is type-checked.
-    assert_eq!(execute(&ts("const n: number = 'text' as any; n")).result.unwrap(), "\"text\"");
+    assert_eq!(
+        execute(&ts("const n: number = 'text' as any; n"))
+            .result
+            .unwrap(),
+        "\"text\""
+    );
 }
 
 #[test]
@@ -315,10 +320,19 @@ fn typescript_errors_point_at_the_original_code() {
     // QuickJS points at the start of the member expression, `v` at column 20, as it does for
     // the same line in JavaScript.
     assert_eq!((e.line, e.column), (Some(7), Some(20)), "{e:?}");
-    let js = execute(&job("const v = {};\n\n\n\n\n\nconst n         = (v       ).a.b;")).result.unwrap_err();
+    let js = execute(&job(
+        "const v = {};\n\n\n\n\n\nconst n         = (v       ).a.b;",
+    ))
+    .result
+    .unwrap_err();
     assert_eq!((js.line, js.column), (Some(7), Some(20)));
-    let e = execute(&ts("const a: number = 1;\nenum E { A }")).result.unwrap_err();
-    assert_eq!((e.name.as_str(), e.line, e.column), ("SyntaxError", Some(2), Some(1)));
+    let e = execute(&ts("const a: number = 1;\nenum E { A }"))
+        .result
+        .unwrap_err();
+    assert_eq!(
+        (e.name.as_str(), e.line, e.column),
+        ("SyntaxError", Some(2), Some(1))
+    );
     assert!(e.message.contains("`enum`"), "{}", e.message);
 }
 
@@ -328,10 +342,15 @@ fn function_body_form_wraps_always_and_maps_first_line_positions() {
     j.form = CodeForm::FunctionBody;
     j.data_json = Some("{\"k\": 5}".into());
     let e = execute(&j).result.unwrap_err();
-    let js = execute(&job("const x         = 1; null.y")).result.unwrap_err();
+    let js = execute(&job("const x         = 1; null.y"))
+        .result
+        .unwrap_err();
     assert_eq!((e.line, e.column), (js.line, js.column), "{e:?}");
     assert_eq!(e.column, Some(21));
-    assert!(e.stack.as_deref().unwrap_or("").contains("input.js:1:21)"), "{e:?}");
+    assert!(
+        e.stack.as_deref().unwrap_or("").contains("input.js:1:21)"),
+        "{e:?}"
+    );
     // Without a `return` a body returns undefined (null), and `data` is in scope.
     j.code = "data.k * 2".into();
     assert_eq!(execute(&j).result.unwrap(), "null");
@@ -351,10 +370,22 @@ fn import_and_export_declarations_are_named_in_both_languages() {
             let mut j = job(code);
             j.language = language;
             let e = execute(&j).result.unwrap_err();
-            assert!(e.message.starts_with(&format!("`{keyword}` declarations are not supported")), "{code}: {e:?}");
+            assert!(
+                e.message
+                    .starts_with(&format!("`{keyword}` declarations are not supported")),
+                "{code}: {e:?}"
+            );
             assert_eq!(e.column, Some(column), "{code}: {e:?}");
-            let v = validate(&ValidateJob { code: code.into(), language }).error.unwrap();
-            assert!(v.message.starts_with(&format!("`{keyword}`")), "{code}: {v:?}");
+            let v = validate(&ValidateJob {
+                code: code.into(),
+                language,
+            })
+            .error
+            .unwrap();
+            assert!(
+                v.message.starts_with(&format!("`{keyword}`")),
+                "{code}: {v:?}"
+            );
         }
     }
     // A dynamic import is an expression and stays a runtime error.

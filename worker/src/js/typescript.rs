@@ -168,7 +168,9 @@ fn run(code: &str) -> Result<String, Vec<Diag>> {
         ..Default::default()
     };
     let result = GLOBALS.set(&Default::default(), || {
-        HANDLER.set(&handler, || operate(&cm, &handler, code.to_string(), options))
+        HANDLER.set(&handler, || {
+            operate(&cm, &handler, code.to_string(), options)
+        })
     });
     match result {
         Ok(out) => Ok(out.code),
@@ -205,7 +207,14 @@ fn describe(code: &str, diags: &[Diag]) -> StripError {
         };
     };
     let (line, column) = line_column(code, d.offset);
-    let (construct, message) = explain(&d.message);
+    let (construct, message) = if code.as_bytes().get(d.offset) == Some(&b'@') {
+        (
+            Some("decorator"),
+            "decorators (`@name`) are not supported: the engine does not implement them".into(),
+        )
+    } else {
+        explain(&d.message)
+    };
     StripError {
         message,
         construct,
@@ -252,8 +261,7 @@ fn explain(message: &str) -> (Option<&'static str>, String) {
     } else if message.contains("angle-bracket syntax for type assertions") {
         (
             "type-assertion",
-            "angle-bracket type assertions (`<T>x`) are not supported; write `x as T`"
-                .to_string(),
+            "angle-bracket type assertions (`<T>x`) are not supported; write `x as T`".to_string(),
         )
     } else if message.contains("`module` keyword") {
         (
@@ -276,7 +284,10 @@ pub fn line_column(code: &str, offset: usize) -> (u32, u32) {
     let offset = offset.min(code.len());
     let before = &code.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     (line as u32, (offset - line_start + 1) as u32)
 }
 

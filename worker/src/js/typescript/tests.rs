@@ -36,8 +36,14 @@ fn multibyte_characters_in_types_keep_their_width() {
     let ts = "let a: 'éé' = 1; null.x";
     let js = ok(ts);
     let at = js.find("null").unwrap() as u32 + 1;
-    assert_eq!(map_column(ts, &js, 1, at), ts.find("null").unwrap() as u32 + 1);
-    assert_eq!(ok("let a: 'é' = 1;\nreturn a"), ok("let a: 'é' = 1;\nreturn a"));
+    assert_eq!(
+        map_column(ts, &js, 1, at),
+        ts.find("null").unwrap() as u32 + 1
+    );
+    assert_eq!(
+        ok("let a: 'é' = 1;\nreturn a"),
+        ok("let a: 'é' = 1;\nreturn a")
+    );
     assert!(ok("const é: 'é' = 'é'; return é").ends_with("return é"));
 }
 
@@ -45,18 +51,30 @@ fn multibyte_characters_in_types_keep_their_width() {
 fn function_bodies_keep_their_returns() {
     assert_eq!(ok("return 1"), "return 1");
     let js = ok("const a: number = 1;\nif (a) return a as number;\nreturn;");
-    assert_eq!(js, "const a         = 1;\nif (a) return a          ;\nreturn;");
+    assert_eq!(
+        js,
+        "const a         = 1;\nif (a) return a          ;\nreturn;"
+    );
     assert_eq!(ok("return\n(1)"), "return\n(1)");
     assert_eq!(ok("return /* c */ 2"), "return /* c */ 2");
     assert_eq!(ok("{ return }"), "{ return }");
-    assert_eq!(ok("return (x: number): number => x"), "return (x        )         => x");
-    assert_eq!(ok("return await Promise.resolve(1)"), "return await Promise.resolve(1)");
+    assert_eq!(
+        ok("return (x: number): number => x"),
+        "return (x        )         => x"
+    );
+    assert_eq!(
+        ok("return await Promise.resolve(1)"),
+        "return await Promise.resolve(1)"
+    );
 }
 
 #[test]
 fn type_only_imports_and_exports_are_erased() {
     let js = ok("import type { X } from 'y';\nexport type Y = X;\nreturn 1 as unknown as Y");
-    assert_eq!(js.trim_matches(|c: char| c == ';' || c.is_whitespace()), "return 1");
+    assert_eq!(
+        js.trim_matches(|c: char| c == ';' || c.is_whitespace()),
+        "return 1"
+    );
     // Value imports are left for the engine, which names them.
     assert_eq!(ok("import x from 'y'"), "import x from 'y'");
 }
@@ -65,12 +83,24 @@ fn type_only_imports_and_exports_are_erased() {
 fn each_unsupported_construct_is_named_at_its_position() {
     let cases: &[(&str, &str, u32, u32)] = &[
         ("const a = 1;\nenum E { A }", "enum", 2, 1),
-        ("let x = 1;\n  namespace N { export const a = 1 }", "namespace", 2, 3),
-        ("class A {\n  constructor(public x: number) {}\n}", "parameter-property", 2, 22),
+        (
+            "let x = 1;\n  namespace N { export const a = 1 }",
+            "namespace",
+            2,
+            3,
+        ),
+        (
+            "class A {\n  constructor(public x: number) {}\n}",
+            "parameter-property",
+            2,
+            22,
+        ),
         ("import fs = require('fs');", "import-equals", 1, 1),
         ("export = 1;", "export-assignment", 1, 1),
         ("let v = 1;\nlet y = <number>v;", "type-assertion", 2, 9),
         ("module M { export const a = 1 }", "namespace", 1, 1),
+        ("let k = 1;\n@sealed class D {}", "decorator", 2, 1),
+        ("class E { @log m() {} }", "decorator", 1, 11),
     ];
     for &(code, construct, line, column) in cases {
         let e = refused(code);
@@ -85,7 +115,10 @@ fn each_unsupported_construct_is_named_at_its_position() {
 #[test]
 fn type_only_namespaces_and_declares_are_erased() {
     let js = ok("namespace T { export type A = number }\ndeclare const g: number;\n1");
-    assert_eq!(js.trim_matches(|c: char| c == ';' || c.is_whitespace()), "1");
+    assert_eq!(
+        js.trim_matches(|c: char| c == ';' || c.is_whitespace()),
+        "1"
+    );
 }
 
 #[test]
