@@ -371,3 +371,42 @@ fn deno_is_listed_and_only_answers_post() {
     let res = s.get("/deno");
     assert_eq!((res.status, res.header("allow")), (405, Some("POST")));
 }
+
+#[test]
+fn deeply_nested_typescript_is_stripped_on_its_own_stack() {
+    let s = Service::start();
+    let outcome = |code: String| {
+        let res = s.post(
+            "/execute",
+            &json!({"code": code, "language": "typescript"}).to_string(),
+        );
+        let body = res.json();
+        (
+            res.status,
+            body["error"]["type"].clone(),
+            body["result"].clone(),
+        )
+    };
+    // Far deeper than the worker's 8 MiB main stack lets the parser recurse (about 4000 of
+    // these): the stripper gets through, and QuickJS names its own limit.
+    let code = format!(
+        "const f = {}0;\nreturn typeof f",
+        "(a: number) => ".repeat(20000)
+    );
+    assert_eq!(outcome(code), (422, json!("STACK_OVERFLOW"), Value::Null));
+    let code = format!("return {}1", "!".repeat(100_000));
+    assert_eq!(outcome(code), (422, json!("STACK_OVERFLOW"), Value::Null));
+    // Brackets nested past the bound are refused by name, before parsing.
+    let code = format!("return {}1{}", "(".repeat(1500), ")".repeat(1500));
+    let res = s.post(
+        "/execute",
+        &json!({"code": code, "language": "ts"}).to_string(),
+    );
+    assert_eq!(res.status, 422);
+    let message = res.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(message.contains("nests brackets deeper"), "{message}");
+    assert_eq!(ts(&s, "const ok: number = 1; ok", 200)["result"], 1);
+}

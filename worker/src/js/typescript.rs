@@ -74,9 +74,31 @@ impl Emitter for Collect {
     }
 }
 
-/// Strips the types from `code`, keeping every position. `Ok` holds JavaScript of exactly the
-/// same length and line structure.
+/// Stack bytes given to the stripper per byte of input, within [`MIN_STACK`] and
+/// [`MAX_STACK`]. The parser recurses once per nesting level (an arrow-function chain, the
+/// costliest form measured, takes about 770 bytes of stack per byte of source).
+const STACK_PER_BYTE: usize = 1024;
+/// The smallest stack the stripper runs on.
+const MIN_STACK: usize = 16 << 20;
+/// The largest stack the stripper runs on; it is mapped for the call and unmapped after, and
+/// only the pages the parser touches are ever backed by memory.
+const MAX_STACK: usize = 256 << 20;
+
+/// Strips the types from `code`, keeping every line and every UTF-16 column.
+///
+/// It runs on a stack of its own (mapped with `mmap`, sized from the input), because the
+/// parser recurses once per nesting level and the worker's only thread has 8 MiB. Code that
+/// nests deeper than even that stack holds (hundreds of kilobytes of nothing but nesting)
+/// overflows it, which ends the worker: the request answers `WORKER_CRASHED`.
 pub fn strip(code: &str) -> Result<String, StripError> {
+    let stack = code
+        .len()
+        .saturating_mul(STACK_PER_BYTE)
+        .clamp(MIN_STACK, MAX_STACK);
+    stacker::grow(stack, || strip_here(code))
+}
+
+fn strip_here(code: &str) -> Result<String, StripError> {
     if let Some(offset) = too_deep(code) {
         let (line, column) = line_column(code, offset);
         return Err(StripError {
@@ -348,6 +370,9 @@ fn too_deep(code: &str) -> Option<usize> {
 /// Strips a small program using every kind of type syntax, so that the stripper's code and
 /// lazily built tables are loaded before the zygote forks.
 pub fn warm() {
+    // Reads the main thread's stack bounds (glibc reads /proc/self/maps for them) while files
+    // can still be opened; forked workers inherit the answer.
+    let _ = stacker::remaining_stack();
     let _ = strip(
         "interface P { x: number }\ntype Q = P | null;\nconst p: P = { x: 1 } as P;\n\
          function f<T>(v: T): T { return v! }\nclass C implements P { x!: number; private y?: string }\n\
