@@ -6,6 +6,7 @@ mod common;
 mod api;
 mod chaos;
 mod config;
+mod data;
 mod execution;
 mod hostile;
 mod pool;

@@ -2,15 +2,46 @@
 //! `cargo run --release -p isolate-worker --example job_cost`.
 //!
 //! Prints microseconds per job for the README example in a runtime made on the spot, in a
-//! runtime prepared ahead (what a warm worker does), and for the preparation alone.
+//! runtime prepared ahead (what a warm worker does: the request waits only for this one), for
+//! the preparation alone and for freeing the used runtime (both done while the worker is idle),
+//! once per preset: `compute`, and `data` (the same code, then a job that uses the Web APIs).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use isolate_shared::message::{CodeForm, ExecuteJob, JsLimits, Language, Preset};
 use isolate_worker::js;
 
+fn measure(label: &str, job: &ExecuteJob) {
+    let n = 2000u32;
+    for _ in 0..200 {
+        js::execute(job);
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        js::execute(job);
+    }
+    let cold = t.elapsed() / n;
+    let (mut prepare, mut warm, mut free) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for _ in 0..n {
+        let t = Instant::now();
+        let p = js::Prepared::new(job.preset).ok();
+        prepare += t.elapsed();
+        let t = Instant::now();
+        let (_, retired) = js::execute_retiring(p, job);
+        warm += t.elapsed();
+        let t = Instant::now();
+        drop(retired);
+        free += t.elapsed();
+    }
+    let (prepare, warm, free) = (prepare / n, warm / n, free / n);
+    println!(
+        "{label}: per job: fresh runtime {cold:?}, prepared runtime {warm:?}, \
+         preparation alone {prepare:?}, freeing {free:?}"
+    );
+}
+
 fn main() {
-    let job = ExecuteJob {
+    let mut job = ExecuteJob {
         code: "return env.prices.reduce((a,b) => a+b, 0) / env.prices.length".into(),
         preset: Preset::Compute,
         env_json: Some(r#"{"prices":[83.5,84.2,82.1]}"#.into()),
@@ -21,26 +52,12 @@ fn main() {
         data_json: None,
     };
     js::prelude::warm();
-    let n = 2000u32;
-    for _ in 0..200 {
-        js::execute(&job);
-    }
-    let t = Instant::now();
-    for _ in 0..n {
-        js::execute(&job);
-    }
-    let cold = t.elapsed() / n;
-    let (mut prepare, mut warm) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-    for _ in 0..n {
-        let t = Instant::now();
-        let p = js::Prepared::new(Preset::Compute).ok();
-        prepare += t.elapsed();
-        let t = Instant::now();
-        js::execute_prepared(p, &job);
-        warm += t.elapsed();
-    }
-    let (prepare, warm) = (prepare / n, warm / n);
-    println!(
-        "per job: fresh runtime {cold:?}, prepared runtime {warm:?}, preparation alone {prepare:?}"
-    );
+    measure("compute", &job);
+    job.preset = Preset::Data;
+    measure("data   ", &job);
+    job.code = "const key = await crypto.subtle.importKey('raw', new TextEncoder().encode('k'), \
+                {name: 'HMAC', hash: 'SHA-256'}, false, ['sign']);\n\
+                return Buffer.from(await crypto.subtle.sign('HMAC', key, Buffer.from(JSON.stringify(env)))).toString('hex')"
+        .into();
+    measure("data (HMAC of env)", &job);
 }

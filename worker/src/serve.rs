@@ -55,10 +55,12 @@ pub fn run(
         if let SupervisorMessage::Execute(job) = &msg {
             likely = job.preset;
         }
-        let (answer, recycle) = answer(msg, &mut prepared);
+        let (answer, recycle, retired) = answer(msg, &mut prepared);
         if write_frame(&mut sock, &answer).is_err() {
             return EXIT_SOCKET;
         }
+        // The used context is freed only now, after the answer has left.
+        drop(retired);
         if recycle {
             return EXIT_OK;
         }
@@ -66,25 +68,33 @@ pub fn run(
 }
 
 /// Runs one job. A panic in the engine becomes an `INTERNAL` answer and retires the worker.
-fn answer(msg: SupervisorMessage, prepared: &mut Option<js::Prepared>) -> (WorkerMessage, bool) {
+/// The used context comes back with the answer, to be freed once the answer is sent.
+fn answer(
+    msg: SupervisorMessage,
+    prepared: &mut Option<js::Prepared>,
+) -> (WorkerMessage, bool, Option<js::Retired>) {
     match msg {
         SupervisorMessage::Execute(job) => {
             let ready = prepared.take();
-            let outcome = catch_unwind(AssertUnwindSafe(|| js::execute_prepared(ready, &job)))
-                .unwrap_or_else(|_| {
-                    ExecuteOutcome::failed(JobError::new(
-                        ErrorKind::Internal,
-                        "InternalError",
-                        "the engine failed while running this code",
-                    ))
-                });
+            let (outcome, retired) =
+                match catch_unwind(AssertUnwindSafe(|| js::execute_retiring(ready, &job))) {
+                    Ok((outcome, retired)) => (outcome, Some(retired)),
+                    Err(_) => (
+                        ExecuteOutcome::failed(JobError::new(
+                            ErrorKind::Internal,
+                            "InternalError",
+                            "the engine failed while running this code",
+                        )),
+                        None,
+                    ),
+                };
             let recycle = outcome.recycle;
-            (WorkerMessage::Executed(outcome), recycle)
+            (WorkerMessage::Executed(outcome), recycle, retired)
         }
-        SupervisorMessage::Probe(job) => (WorkerMessage::Probed(probe(&job)), false),
+        SupervisorMessage::Probe(job) => (WorkerMessage::Probed(probe(&job)), false, None),
         SupervisorMessage::Validate(job) => {
             match catch_unwind(AssertUnwindSafe(|| js::validate(&job))) {
-                Ok(outcome) => (WorkerMessage::Validated(outcome), false),
+                Ok(outcome) => (WorkerMessage::Validated(outcome), false, None),
                 Err(_) => (
                     WorkerMessage::Validated(ValidateOutcome {
                         error: Some(isolate_shared::message::SyntaxError {
@@ -94,6 +104,7 @@ fn answer(msg: SupervisorMessage, prepared: &mut Option<js::Prepared>) -> (Worke
                         }),
                     }),
                     true,
+                    None,
                 ),
             }
         }

@@ -15,9 +15,9 @@ use super::error::ApiError;
 use super::{request, AppState, LogFields, RequestId};
 use crate::pool::PoolError;
 
-/// Whether this build can run `preset`.
+/// Whether this build can run `preset` (`agent` is not built yet).
 pub fn preset_available(preset: Preset) -> bool {
-    matches!(preset, Preset::Minimal | Preset::Compute)
+    matches!(preset, Preset::Minimal | Preset::Compute | Preset::Data)
 }
 
 #[derive(Serialize)]

@@ -5,11 +5,13 @@
 //! and `Function` (which run inside the same sandbox), plus JSON, RegExp and Promise, which the
 //! language's own syntax (`/re/`, `async`/`await`) needs. `compute` adds Date,
 //! Map/Set/WeakMap/WeakSet, typed arrays, ArrayBuffer/SharedArrayBuffer/DataView/Atomics, Proxy
-//! and WeakRef/FinalizationRegistry. Neither has any host object but the captured `console`.
+//! and WeakRef/FinalizationRegistry, and the timers (`setTimeout`, `setInterval` and their
+//! `clear*`, see [`super::timers`]). `data` is the `compute` context plus the Web APIs of
+//! [`super::web`]. Host objects are installed by [`install`], after the prelude.
 
 use isolate_shared::message::Preset;
 use rquickjs::context::intrinsic;
-use rquickjs::{Context, Runtime};
+use rquickjs::{Context, Ctx, Runtime};
 
 /// The intrinsics of the `minimal` preset.
 type MinimalIntrinsics = (
@@ -32,15 +34,31 @@ type ComputeIntrinsics = (
 
 /// Creates a context with the intrinsics of `preset`.
 ///
-/// Only `minimal` and `compute` exist in this build; the supervisor refuses the others before a
-/// job is sent, so asking for them here is a protocol error.
+/// `agent` does not exist in this build; the supervisor refuses it before a job is sent, so
+/// asking for it here is a protocol error.
 pub fn new_context(rt: &Runtime, preset: Preset) -> Result<Context, PresetError> {
     let ctx = match preset {
         Preset::Minimal => Context::custom::<MinimalIntrinsics>(rt),
-        Preset::Compute => Context::custom::<ComputeIntrinsics>(rt),
-        Preset::Data | Preset::Agent => return Err(PresetError::Unavailable(preset)),
+        Preset::Compute | Preset::Data => Context::custom::<ComputeIntrinsics>(rt),
+        Preset::Agent => return Err(PresetError::Unavailable(preset)),
     };
     ctx.map_err(|e| PresetError::Engine(e.to_string()))
+}
+
+/// Installs the host objects of `preset` in a context made by [`new_context`], after the
+/// prelude has frozen the built-ins: nothing for `minimal`, the timers for `compute`, and the
+/// timers plus the Web APIs for `data`. Each preset is the one before it plus one call, so
+/// `agent` will be `install(ctx, Preset::Data)` plus its `fetch`.
+pub fn install(ctx: &Ctx<'_>, preset: Preset) -> rquickjs::Result<()> {
+    match preset {
+        Preset::Minimal => Ok(()),
+        Preset::Compute => super::timers::install(ctx),
+        Preset::Data => {
+            install(ctx, Preset::Compute)?;
+            super::web::install(ctx)
+        }
+        Preset::Agent => Err(rquickjs::Error::new_from_js("agent", "an available preset")),
+    }
 }
 
 /// Why a context could not be made.
@@ -110,10 +128,11 @@ pub fn description(preset: Preset) -> &'static str {
             "Language core only: objects, arrays, strings, numbers, Math, JSON, RegExp, Promise"
         }
         Preset::Compute => {
-            "Language built-ins: minimal plus Date, Map, Set, typed arrays, Proxy, WeakRef"
+            "Language built-ins: minimal plus Date, Map, Set, typed arrays, Proxy, WeakRef, timers"
         }
         Preset::Data => {
-            "compute plus Buffer, TextEncoder/Decoder, atob/btoa, crypto (not in this build)"
+            "compute plus Buffer, TextEncoder/Decoder, atob/btoa, URL/URLSearchParams, \
+             structuredClone, crypto (getRandomValues, randomUUID, subtle)"
         }
         Preset::Agent => "data plus a supervised fetch (not in this build)",
     }

@@ -410,3 +410,95 @@ fn validate_strips_typescript() {
     let e = v("const a: string = 'x';\nlet b = a +* 1").unwrap();
     assert_eq!(e.line, 2, "{e:?}");
 }
+
+#[test]
+fn timers_run_in_order_while_the_result_is_pending() {
+    assert_eq!(
+        ok("const log = [];\n\
+            setTimeout(() => log.push('b'), 10);\n\
+            setTimeout(() => log.push('a'), 0);\n\
+            setTimeout((x, y) => log.push(x + y), 0, 'c', 'd');\n\
+            Promise.resolve().then(() => log.push('micro'));\n\
+            await new Promise((r) => setTimeout(r, 20));\n\
+            log"),
+        r#"["micro","a","cd","b"]"#
+    );
+    assert_eq!(
+        ok("let n = 0;\n\
+            const done = await new Promise((resolve) => {\n\
+              const id = setInterval(() => { n++; if (n === 3) { clearInterval(id); setTimeout(() => resolve(n), 5); } }, 1);\n\
+            });\n\
+            [done, n]"),
+        "[3,3]"
+    );
+    // A microtask queued by a timer runs before the next timer.
+    assert_eq!(
+        ok("const log = [];\n\
+            setTimeout(() => { log.push(1); queueMicrotask(() => log.push(2)); }, 0);\n\
+            setTimeout(() => log.push(3), 0);\n\
+            await new Promise((r) => setTimeout(r, 1));\n\
+            log"),
+        "[1,2,3]"
+    );
+}
+
+#[test]
+fn timers_are_cancelled_when_the_result_is_ready() {
+    let mut j = job("setTimeout(() => console.log('late'), 0);\n\
+                     setInterval(() => console.log('again'), 1);\n\
+                     setTimeout(() => console.log('much later'), 60000);\n\
+                     'done'");
+    j.timeout_ms = 500;
+    let out = execute(&j);
+    assert_eq!(out.result.unwrap(), "\"done\"");
+    assert!(out.logs.is_empty(), "{:?}", out.logs);
+    // A cleared timer is gone from the schedule: nothing is left to run.
+    let mut j = job(
+        "const id = setTimeout(() => {}, 60000); clearTimeout(id); await new Promise(() => {})",
+    );
+    j.timeout_ms = 500;
+    let e = err(j);
+    assert_eq!(e.kind, ErrorKind::Runtime);
+    assert!(e.message.contains("never settles"), "{e:?}");
+}
+
+#[test]
+fn a_timer_past_the_deadline_is_a_timeout() {
+    let mut j = job("await new Promise((r) => setTimeout(r, 5000)); 'never'");
+    j.timeout_ms = 100;
+    let out = execute(&j);
+    assert_eq!(out.result.unwrap_err().kind, ErrorKind::Timeout);
+    assert!(out.recycle);
+    // An interval that never resolves anything ends at the deadline too.
+    let mut j = job("setInterval(() => {}, 1); await new Promise(() => {})");
+    j.timeout_ms = 100;
+    assert_eq!(err(j).kind, ErrorKind::Timeout);
+}
+
+#[test]
+fn timer_errors_and_limits() {
+    let e = err(job(
+        "setTimeout(() => { throw new RangeError('boom') }, 0); await new Promise((r) => setTimeout(r, 5))",
+    ));
+    assert_eq!(
+        (e.name.as_str(), e.message.as_str()),
+        ("RangeError", "boom")
+    );
+    let e = err(job(
+        "for (let i = 0; i <= 1000; i++) setTimeout(() => {}, 1000)",
+    ));
+    assert_eq!(e.name, "RangeError");
+    assert!(e.message.contains("too many timers"), "{e:?}");
+    assert_eq!(
+        ok("for (let i = 0; i < 1000; i++) clearTimeout(setTimeout(() => {}, 1000)); for (let i = 0; i < 1000; i++) setTimeout(() => {}, 1000); 'ok'"),
+        "\"ok\""
+    );
+    assert_eq!(err(job("setTimeout('code', 0)")).name, "TypeError");
+    let mut j =
+        job("[typeof setTimeout, typeof setInterval, typeof clearTimeout, typeof queueMicrotask]");
+    j.preset = Preset::Minimal;
+    assert_eq!(
+        execute(&j).result.unwrap(),
+        r#"["undefined","undefined","undefined","function"]"#
+    );
+}
