@@ -4,7 +4,8 @@
 //! Prints microseconds per job for the README example in a runtime made on the spot, in a
 //! runtime prepared ahead (what a warm worker does: the request waits only for this one), for
 //! the preparation alone and for freeing the used runtime (both done while the worker is idle),
-//! once per preset: `compute`, and `data` (the same code, then a job that uses the Web APIs).
+//! once per preset: `compute`, and `data` (the same code, then a job that uses the Web APIs),
+//! then the same function body as JavaScript and as TypeScript, and the stripping alone.
 
 use std::time::{Duration, Instant};
 
@@ -60,4 +61,26 @@ fn main() {
                 return Buffer.from(await crypto.subtle.sign('HMAC', key, Buffer.from(JSON.stringify(env)))).toString('hex')"
         .into();
     measure("data (HMAC of env)", &job);
+    // The README example as a TypeScript function body (the `/deno` route): stripping the
+    // types is the only difference, so the two lines compare its cost.
+    job.code = "\nconst input = data;\nconst prices = input.prices;\n\
+                return prices.reduce((a, b) => a + b, 0) / prices.length"
+        .into();
+    job.env_json = None;
+    job.data_json = Some(r#"{"prices":[83.5,84.2,82.1]}"#.into());
+    job.form = CodeForm::FunctionBody;
+    measure("data, JavaScript body", &job);
+    job.code = "interface Input { prices: number[] }\nconst input = data as Input;\n\
+                const prices: number[] = input.prices!;\n\
+                return prices.reduce((a: number, b: number): number => a + b, 0) / prices.length"
+        .into();
+    job.language = Language::TypeScript;
+    js::typescript::warm();
+    measure("data, TypeScript body", &job);
+    let n = 5000u32;
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = js::typescript::strip(&job.code);
+    }
+    println!("stripping the TypeScript body alone: {:?}", t.elapsed() / n);
 }
