@@ -63,8 +63,11 @@ struct Diag {
     offset: usize,
 }
 
+/// The diagnostics collected from one run: message and start position of each.
+type Collected = Rc<RefCell<Vec<(String, Option<u32>)>>>;
+
 /// Collects the stripper's diagnostics instead of printing them.
-struct Collect(Rc<RefCell<Vec<(String, Option<u32>)>>>);
+struct Collect(Collected);
 
 impl Emitter for Collect {
     fn emit(&mut self, db: &mut DiagnosticBuilder<'_>) {
@@ -181,7 +184,7 @@ fn has_argument(rest: &str) -> bool {
 
 /// Runs the stripper once. `Err` holds its diagnostics (possibly none, for an internal failure).
 fn run(code: &str) -> Result<String, Vec<Diag>> {
-    let collected = Rc::new(RefCell::new(Vec::new()));
+    let collected: Collected = Rc::new(RefCell::new(Vec::new()));
     let cm: Lrc<SourceMap> = Default::default();
     let handler = Handler::with_emitter(false, false, Box::new(Collect(Rc::clone(&collected))));
     let options = Options {
