@@ -1,8 +1,10 @@
 //! TypeScript: `language: "typescript"` on `/execute` and `/validate`, and the `/deno` route.
 //! The types are stripped inside the sandboxed worker and the result runs in QuickJS.
 //!
-//! The `/deno` tests need the `data` preset (and `net` the `agent` preset with `fetch`): they
-//! depend only on `data`, `console`, TypeScript syntax and `typeof fetch === "function"`.
+//! `deno_runs_typescript_function_bodies_with_data` and `deno_timeouts_have_their_own_default_and_cap`
+//! need the `data` preset; `deno_net_permission_gives_the_agent_preset` needs the `agent`
+//! preset and its `fetch`. They depend only on `data`, `console`, TypeScript syntax and
+//! `typeof fetch === "function"`. The other tests need neither.
 
 use serde_json::{json, Value};
 
@@ -312,7 +314,7 @@ fn deno_timeouts_have_their_own_default_and_cap() {
 }
 
 #[test]
-fn deno_permissions_grant_only_net() {
+fn deno_net_permission_gives_the_agent_preset() {
     let s = Service::start();
     let res = deno(
         &s,
@@ -328,6 +330,11 @@ fn deno_permissions_grant_only_net() {
     );
     assert_eq!(res["result"], "undefined");
     assert_eq!(res["stats"]["preset"], "data");
+}
+
+#[test]
+fn deno_refuses_every_permission_but_net() {
+    let s = Service::start();
     for p in [
         "read",
         "write",
