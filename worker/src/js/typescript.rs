@@ -102,6 +102,19 @@ pub fn strip(code: &str) -> Result<String, StripError> {
 }
 
 fn strip_here(code: &str) -> Result<String, StripError> {
+    // The parser drops a leading byte-order mark, which would shift the first line: strip
+    // what follows it and put it back (it is whitespace to QuickJS).
+    if let Some(rest) = code.strip_prefix('\u{feff}') {
+        let bom = '\u{feff}'.len_utf8() as u32;
+        return strip_here(rest)
+            .map(|js| format!("\u{feff}{js}"))
+            .map_err(|mut e| {
+                if e.line == 1 {
+                    e.column += bom;
+                }
+                e
+            });
+    }
     if let Some(offset) = too_deep(code) {
         let (line, column) = line_column(code, offset);
         return Err(StripError {

@@ -158,3 +158,13 @@ fn argument_detection_follows_automatic_semicolons() {
     assert!(!has_argument(" }"));
     assert!(!has_argument(""));
 }
+
+#[test]
+fn a_leading_byte_order_mark_is_kept() {
+    // Found by the fuzzer: the parser dropped it and shifted the first line.
+    let ts = "\u{feff}\u{c}\u{feff}";
+    assert_eq!(ok(ts), ts);
+    assert_eq!(ok("\u{feff}let a: number = 1"), "\u{feff}let a         = 1");
+    let e = refused("\u{feff}enum E {}");
+    assert_eq!((e.line, e.column), (1, 4));
+}
