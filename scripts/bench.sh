@@ -4,6 +4,8 @@
 # (target/release/isolate-bench):
 #   - /execute with the README example at 1 and 8 connections, all sandbox layers on;
 #   - /health at 8 connections (the HTTP ceiling);
+#   - TypeScript on POST /deno next to the same code as JavaScript on POST /execute (both in
+#     the data preset), at 8 connections: the cost of stripping types in the worker;
 #   - /execute at 8 connections again with every sandbox layer switched off, in the same run,
 #     so the two throughputs compare like for like;
 #   - the cost of the lockdown per worker and the time from fork request to a ready worker,
@@ -43,6 +45,9 @@ start() { # name config-text -> sets $url
 }
 
 example='{"code":"return env.prices.reduce((a,b) => a+b, 0) / env.prices.length","preset":"compute","env":{"prices":[83.50,84.20,82.10]},"timeout":5000}'
+# The same function body as TypeScript on /deno and as JavaScript on /execute (data preset).
+ts_body='{"code":"interface Input { prices: number[] }\nconst input = data as Input;\nconst prices: number[] = input.prices!;\nreturn prices.reduce((a: number, b: number): number => a + b, 0) / prices.length","data":{"prices":[83.50,84.20,82.10]}}'
+js_body='{"code":"\nconst input = env;\nconst prices = input.prices;\nreturn prices.reduce((a, b) => a + b, 0) / prices.length","preset":"data","env":{"prices":[83.50,84.20,82.10]}}'
 run() { # label connections path [body]
   local args=(--url "$url$3" --connections "$2" --duration "$duration" --warmup "$warmup"
               --label "$1" --expect-status 200 --json)
@@ -61,6 +66,8 @@ start on ""
 run "execute, sandbox on" 1 /execute "$example"
 run "execute, sandbox on" 8 /execute "$example"
 run "health" 8 /health
+run "execute, JavaScript, data preset" 8 /execute "$js_body"
+run "deno, TypeScript, data preset" 8 /deno "$ts_body"
 spawn_costs "sandbox on"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 
@@ -76,6 +83,12 @@ print("|---|---|---|---|---|---|")
 for r in rows:
     if "rps" in r:
         print(f"| {r['label']} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors']} |")
+js = next((r for r in rows if r.get("label") == "execute, JavaScript, data preset"), None)
+ts = next((r for r in rows if r.get("label") == "deno, TypeScript, data preset"), None)
+if js and ts and ts["rps"] > 0:
+    print()
+    print(f"TypeScript /deno against the same JavaScript on /execute: {js['rps'] / ts['rps']:.2f}x the time per "
+          f"request (throughput), p50 {ts['p50_ms'] / js['p50_ms']:.2f}x, p99 {ts['p99_ms'] / js['p99_ms']:.2f}x (target: at most 1.5x)")
 print()
 print("| workers | lockdown per worker (us) | fork request to ready worker (us) |")
 print("|---|---|---|")

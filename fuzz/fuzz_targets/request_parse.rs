@@ -18,5 +18,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(t >= 1 && t <= limits.max_timeout_ms);
         }
         let _ = request::language(&body);
+        // The /deno fields.
+        if let Ok(data) = request::data(&body) {
+            serde_json::from_str::<serde_json::Value>(&data).unwrap();
+        }
+        let _ = request::permissions(&body);
+        if let Ok(t) = request::deno_timeout(&body, &limits) {
+            assert!(t >= 1 && t <= limits.deno_max_timeout_ms);
+        }
     }
 });

@@ -3,7 +3,7 @@
 //! as floats). Anything else (not JSON, too deep, too large) must end in a named error.
 #![no_main]
 
-use isolate_shared::message::{ErrorKind, ExecuteJob, JsLimits, Preset};
+use isolate_shared::message::{CodeForm, ErrorKind, ExecuteJob, JsLimits, Language, Preset};
 use libfuzzer_sys::fuzz_target;
 
 fn normalise(v: serde_json::Value) -> serde_json::Value {
@@ -32,6 +32,9 @@ fuzz_target!(|data: &[u8]| {
             memory_bytes: 64 << 20,
             ..JsLimits::default()
         },
+        language: Language::JavaScript,
+        form: CodeForm::Auto,
+        data_json: None,
     };
     let out = isolate_worker::js::execute(&job);
     match out.result {

@@ -154,6 +154,9 @@ mod tests {
             env_json: Some(r#"{"a":1}"#.into()),
             timeout_ms: 5000,
             limits: JsLimits::default(),
+            language: Language::TypeScript,
+            form: CodeForm::FunctionBody,
+            data_json: Some("[1]".into()),
         })
     }
 
@@ -231,6 +234,7 @@ mod tests {
             let msg = SupervisorMessage::Execute(ExecuteJob {
                 code, preset, env_json: env, timeout_ms,
                 limits: JsLimits { memory_bytes, ..JsLimits::default() },
+                language: Language::JavaScript, form: CodeForm::Auto, data_json: None,
             });
             let back: SupervisorMessage = decode_frame(&encode(&msg).unwrap()).unwrap();
             prop_assert_eq!(back, msg);

@@ -230,6 +230,43 @@ pub struct ExecuteJob {
     pub timeout_ms: u64,
     /// Resource limits.
     pub limits: JsLimits,
+    /// The language of `code`; TypeScript is stripped to JavaScript in the worker first.
+    pub language: Language,
+    /// How the code runs: decided from the code, or always as an async function body.
+    pub form: CodeForm,
+    /// JSON text exposed as the global `data` (the `/deno` route's `data`), when present.
+    pub data_json: Option<String>,
+}
+
+/// The source language of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Language {
+    /// JavaScript, run as it is.
+    #[default]
+    JavaScript,
+    /// TypeScript: its type syntax is replaced by whitespace (positions are kept), then the
+    /// result runs as JavaScript. Nothing is type-checked.
+    TypeScript,
+}
+
+impl Language {
+    /// The name used in the HTTP API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::JavaScript => "javascript",
+            Language::TypeScript => "typescript",
+        }
+    }
+}
+
+/// How the code of an [`ExecuteJob`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum CodeForm {
+    /// As a script, or as an async function body when it has a top-level `return`.
+    #[default]
+    Auto,
+    /// Always as the body of an async function (the `/deno` route).
+    FunctionBody,
 }
 
 /// The answer to an [`ExecuteJob`].
@@ -375,6 +412,8 @@ pub struct LogEntry {
 pub struct ValidateJob {
     /// The source text.
     pub code: String,
+    /// The language of `code`.
+    pub language: Language,
 }
 
 /// The answer to a [`ValidateJob`].

@@ -17,5 +17,9 @@ pub const V3_VIOLATIONS: u32 = 3;
 /// `SupervisorMessage::FetchResult` before its final answer.
 pub const V4_FETCH: u32 = 4;
 
+/// Jobs carry a language (TypeScript is stripped in the worker), a code form (the `/deno`
+/// route always runs a function body) and the `/deno` route's `data`.
+pub const V5_TYPESCRIPT: u32 = 5;
+
 /// The version this build speaks.
-pub const CURRENT: u32 = V4_FETCH;
+pub const CURRENT: u32 = V5_TYPESCRIPT;

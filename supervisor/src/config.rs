@@ -169,6 +169,11 @@ pub struct LimitsConfig {
     pub default_timeout_ms: u64,
     /// Largest timeout a request may ask for, in ms; larger ones are capped. Default 30000.
     pub max_timeout_ms: u64,
+    /// Timeout of a `/deno` request that gives none, in ms. Default 30000.
+    pub deno_default_timeout_ms: u64,
+    /// Largest timeout a `/deno` request may ask for, in ms; larger ones are capped.
+    /// Default 60000.
+    pub deno_max_timeout_ms: u64,
     /// How long past its timeout a worker may keep running before the supervisor kills it,
     /// in ms. Default 250.
     pub kill_grace_ms: u64,
@@ -192,6 +197,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             default_timeout_ms: 5000,
             max_timeout_ms: 30_000,
+            deno_default_timeout_ms: 30_000,
+            deno_max_timeout_ms: 60_000,
             kill_grace_ms: 250,
             memory_bytes: js.memory_bytes,
             stack_bytes: js.stack_bytes,
@@ -597,6 +604,18 @@ impl Config {
                 "must be at least limits.default_timeout_ms",
             ));
         }
+        if l.deno_default_timeout_ms == 0 {
+            return Err(invalid(
+                "limits.deno_default_timeout_ms",
+                "must be at least 1",
+            ));
+        }
+        if l.deno_max_timeout_ms < l.deno_default_timeout_ms {
+            return Err(invalid(
+                "limits.deno_max_timeout_ms",
+                "must be at least limits.deno_default_timeout_ms",
+            ));
+        }
         if l.memory_bytes < (4 << 20) {
             return Err(invalid(
                 "limits.memory_bytes",
@@ -748,6 +767,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("workers.max_concurrent"));
+        let mut c = Config::default();
+        c.limits.deno_max_timeout_ms = c.limits.deno_default_timeout_ms - 1;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("limits.deno_max_timeout_ms"));
+        c.limits.deno_default_timeout_ms = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("limits.deno_default_timeout_ms"));
         let mut c = Config::default();
         let err = c.apply_env(&env(&[("ISOLATE_PORT", "http")])).unwrap_err();
         assert!(err.to_string().contains("ISOLATE_PORT"));

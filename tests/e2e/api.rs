@@ -217,7 +217,7 @@ fn every_request_error_is_named() {
         (
             r#"{"code": "1", "language": "python"}"#,
             400,
-            json!({"error": "Invalid \"language\" field: \"python\" is not supported (supported: \"javascript\")"}),
+            json!({"error": "Invalid \"language\" field: \"python\" is not supported (supported: \"javascript\", \"typescript\")"}),
         ),
     ];
     for (body, status, expected) in cases {

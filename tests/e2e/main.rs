@@ -12,3 +12,4 @@ mod fetch;
 mod hostile;
 mod pool;
 mod status;
+mod typescript;

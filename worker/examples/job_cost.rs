@@ -5,11 +5,12 @@
 //! runtime prepared ahead (what a warm worker does: the request waits only for this one), for
 //! the preparation alone and for freeing the used runtime (both done while the worker is idle),
 //! once per preset: `compute`, and `data` (the same code, then a job that uses the Web APIs),
-//! and `agent` (the Web API job in a context that also has `fetch`).
+//! and `agent` (the Web API job in a context that also has `fetch`), then the same function
+//! body as JavaScript and as TypeScript, and the stripping alone.
 
 use std::time::{Duration, Instant};
 
-use isolate_shared::message::{ExecuteJob, JsLimits, Preset};
+use isolate_shared::message::{CodeForm, ExecuteJob, JsLimits, Language, Preset};
 use isolate_worker::js;
 
 fn measure(label: &str, job: &ExecuteJob) {
@@ -48,6 +49,9 @@ fn main() {
         env_json: Some(r#"{"prices":[83.5,84.2,82.1]}"#.into()),
         timeout_ms: 5000,
         limits: JsLimits::default(),
+        language: Language::JavaScript,
+        form: CodeForm::Auto,
+        data_json: None,
     };
     js::prelude::warm();
     measure("compute", &job);
@@ -60,4 +64,27 @@ fn main() {
     measure("data (HMAC of env)", &job);
     job.preset = Preset::Agent;
     measure("agent (same HMAC; fetch installed, not called)", &job);
+    job.preset = Preset::Data;
+    // The README example as a TypeScript function body (the `/deno` route): stripping the
+    // types is the only difference, so the two lines compare its cost.
+    job.code = "\nconst input = data;\nconst prices = input.prices;\n\
+                return prices.reduce((a, b) => a + b, 0) / prices.length"
+        .into();
+    job.env_json = None;
+    job.data_json = Some(r#"{"prices":[83.5,84.2,82.1]}"#.into());
+    job.form = CodeForm::FunctionBody;
+    measure("data, JavaScript body", &job);
+    job.code = "interface Input { prices: number[] }\nconst input = data as Input;\n\
+                const prices: number[] = input.prices!;\n\
+                return prices.reduce((a: number, b: number): number => a + b, 0) / prices.length"
+        .into();
+    job.language = Language::TypeScript;
+    js::typescript::warm();
+    measure("data, TypeScript body", &job);
+    let n = 5000u32;
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = js::typescript::strip(&job.code);
+    }
+    println!("stripping the TypeScript body alone: {:?}", t.elapsed() / n);
 }

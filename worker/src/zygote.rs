@@ -21,7 +21,7 @@ use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use isolate_shared::frame::{decode_frame, encode};
-use isolate_shared::message::{ExecuteJob, Hello, JsLimits, Preset};
+use isolate_shared::message::{CodeForm, ExecuteJob, Hello, JsLimits, Language, Preset};
 use isolate_shared::zygote::{ZygoteReply, ZygoteRequest};
 
 use crate::lockdown::Lockdown;
@@ -116,7 +116,12 @@ fn warm_up() {
         env_json: None,
         timeout_ms: 1000,
         limits: JsLimits::default(),
+        language: Language::JavaScript,
+        form: CodeForm::Auto,
+        data_json: None,
     });
+    // The TypeScript stripper builds tables on first use; every worker inherits them.
+    js::typescript::warm();
 }
 
 /// Forks one worker. Returns its pid, the supervisor's end of its socket and its pidfd.

@@ -36,6 +36,13 @@ pub enum ApiError {
     /// The preset exists but is not in this build yet.
     #[error("Preset \"{0}\" is not available in this version of isolate-service")]
     PresetUnavailable(&'static str),
+    /// A `/deno` permission that is never granted.
+    #[error(
+        "Permission \"{0}\" is never granted: code runs in a sandbox without files, \
+         processes, environment, FFI or system information; the only permission is \"net\" \
+         (fetch through the egress policy)"
+    )]
+    PermissionRefused(String),
     /// The body exceeds the configured limit.
     #[error("Request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
@@ -77,6 +84,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidField { .. }
             | ApiError::UnknownPreset(_)
             | ApiError::PresetUnavailable(_)
+            | ApiError::PermissionRefused(_)
             | ApiError::BadBody => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,

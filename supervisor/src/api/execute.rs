@@ -5,15 +5,15 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use isolate_shared::message::{
-    ErrorKind, ExecuteJob, ExecuteOutcome, JobError, LogEntry, Preset, SupervisorMessage,
-    ValidateJob, WorkerMessage,
+    CodeForm, ErrorKind, ExecuteJob, ExecuteOutcome, JobError, Language, LogEntry, Preset,
+    SupervisorMessage, ValidateJob, WorkerMessage,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
 use super::{request, AppState, LogFields, RequestId};
-use crate::fetch::FetchAudit;
+use crate::fetch::{FetchAudit, FetchContext};
 use crate::pool::PoolError;
 
 /// Whether this build can run `preset` (every preset is built in; `/stats` reports it).
@@ -121,19 +121,18 @@ pub async fn execute(
     let env_json = request::env(&body)?;
     let limits = &state.config.limits;
     let timeout_ms = request::timeout(&body, limits)?;
-    request::language(&body)?;
+    let language = request::language(&body)?;
     let allow = request::fetch_allow(&body)?;
     let fetch = if preset == Preset::Agent {
-        let hosts =
-            match allow {
-                Some(entries) => Some(state.egress.narrow(&entries).map_err(|problem| {
-                    ApiError::InvalidField {
-                        field: "fetch",
-                        problem,
-                    }
-                })?),
-                None => None,
-            };
+        let hosts = match allow {
+            Some(entries) => Some(state.egress.narrow(&entries).map_err(|problem| {
+                ApiError::InvalidField {
+                    field: "fetch",
+                    problem,
+                }
+            })?),
+            None => None,
+        };
         Some(
             state
                 .egress
@@ -142,15 +141,68 @@ pub async fn execute(
     } else {
         None
     };
-    let id = request_id(&req);
-
-    let job = SupervisorMessage::Execute(ExecuteJob {
+    let job = ExecuteJob {
         code: code.to_string(),
         preset,
         env_json,
         timeout_ms,
         limits: limits.js(),
+        language,
+        form: CodeForm::Auto,
+        data_json: None,
+    };
+    run(&req, &state, job, fetch, started).await
+}
+
+/// `POST /deno`: runs a TypeScript (or JavaScript) function body with `data` in scope, in the
+/// `data` preset, or the `agent` preset when `permissions` holds `"net"`.
+pub async fn deno(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
+    let code = request::code(&body)?;
+    let data_json = request::data(&body)?;
+    let net = request::permissions(&body)?;
+    let limits = &state.config.limits;
+    let timeout_ms = request::deno_timeout(&body, limits)?;
+    let preset = if net { Preset::Agent } else { Preset::Data };
+    if !preset_available(preset) {
+        return Err(ApiError::PresetUnavailable(preset.name()));
+    }
+    let job = ExecuteJob {
+        code: code.to_string(),
+        preset,
+        env_json: None,
+        timeout_ms,
+        limits: limits.js(),
+        language: Language::TypeScript,
+        form: CodeForm::FunctionBody,
+        data_json: Some(data_json),
+    };
+    // `net` is the agent preset under the configured egress policy, not narrowed.
+    let fetch = net.then(|| {
+        state
+            .egress
+            .context(None, Duration::from_millis(timeout_ms))
     });
+    run(&req, &state, job, fetch, started).await
+}
+
+/// Sends one execution to a worker and answers its outcome, as `/execute` and `/deno` do.
+async fn run(
+    req: &HttpRequest,
+    state: &AppState,
+    job: ExecuteJob,
+    fetch: Option<FetchContext>,
+    started: Instant,
+) -> Result<HttpResponse, ApiError> {
+    let id = request_id(req);
+    let limits = &state.config.limits;
+    let (timeout_ms, preset) = (job.timeout_ms, job.preset);
+    let job = SupervisorMessage::Execute(job);
     let hard_deadline = Duration::from_millis(timeout_ms + limits.kill_grace_ms);
     let (outcome, pid) = match state.pool.call(&job, hard_deadline, fetch.as_ref()).await {
         Ok((WorkerMessage::Executed(outcome), pid)) => (outcome, Some(pid)),
@@ -305,9 +357,10 @@ pub async fn validate(
 ) -> Result<HttpResponse, ApiError> {
     let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
     let code = request::code(&body)?;
-    request::language(&body)?;
+    let language = request::language(&body)?;
     let job = SupervisorMessage::Validate(ValidateJob {
         code: code.to_string(),
+        language,
     });
     let limits = &state.config.limits;
     let deadline = Duration::from_millis(limits.default_timeout_ms + limits.kill_grace_ms);

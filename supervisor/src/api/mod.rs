@@ -32,9 +32,10 @@ use auth::Auth;
 use error::ApiError;
 
 /// The routes, as listed in 404 answers.
-pub const ENDPOINTS: [&str; 4] = [
+pub const ENDPOINTS: [&str; 5] = [
     "POST /execute",
     "POST /validate",
+    "POST /deno",
     "GET /health",
     "GET /stats",
 ];
@@ -106,6 +107,7 @@ pub struct LogFields {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/execute", web::post().to(execute::execute))
         .route("/validate", web::post().to(execute::validate))
+        .route("/deno", web::post().to(execute::deno))
         .route("/health", web::get().to(health))
         .route("/stats", web::get().to(stats))
         .route("/status", web::get().to(status::status));
@@ -130,7 +132,7 @@ pub fn available_presets() -> Vec<serde_json::Value> {
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
     let allow = match req.path() {
-        "/execute" | "/validate" => Some("POST"),
+        "/execute" | "/validate" | "/deno" => Some("POST"),
         "/health" | "/stats" | "/status" => Some("GET"),
         _ => None,
     };
@@ -159,6 +161,7 @@ async fn stats(state: web::Data<AppState>) -> HttpResponse {
         "uptime": state.started.elapsed().as_secs_f64(),
         "version": env!("CARGO_PKG_VERSION"),
         "engine": { "name": "QuickJS-ng", "binding": "rquickjs 0.14", "isolation": "process per worker" },
+        "typescript": { "stripper": isolate_worker::js::typescript::STRIPPER, "typeChecked": false },
         "executions": {
             "total": m.executions.load(Ordering::Relaxed),
             "succeeded": m.succeeded.load(Ordering::Relaxed),
@@ -169,6 +172,8 @@ async fn stats(state: web::Data<AppState>) -> HttpResponse {
         "presets": available_presets(),
         "limits": {
             "defaultTimeoutMs": limits.default_timeout_ms,
+            "denoDefaultTimeoutMs": limits.deno_default_timeout_ms,
+            "denoMaxTimeoutMs": limits.deno_max_timeout_ms,
             "maxTimeoutMs": limits.max_timeout_ms,
             "memoryBytes": limits.memory_bytes,
             "stackBytes": limits.stack_bytes,

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::config::LimitsConfig;
-use isolate_shared::message::Preset;
+use isolate_shared::message::{Language, Preset};
 
 /// A JSON object body.
 pub type Body = Map<String, Value>;
@@ -89,10 +89,23 @@ pub fn env(body: &Body) -> Result<Option<String>, ApiError> {
 
 /// `timeout`: a positive number of milliseconds, capped at the configured maximum.
 pub fn timeout(body: &Body, limits: &LimitsConfig) -> Result<u64, ApiError> {
+    timeout_within(body, limits.default_timeout_ms, limits.max_timeout_ms)
+}
+
+/// `timeout` of `/deno`: the same rules with the `/deno` default and maximum.
+pub fn deno_timeout(body: &Body, limits: &LimitsConfig) -> Result<u64, ApiError> {
+    timeout_within(
+        body,
+        limits.deno_default_timeout_ms,
+        limits.deno_max_timeout_ms,
+    )
+}
+
+fn timeout_within(body: &Body, default_ms: u64, max_ms: u64) -> Result<u64, ApiError> {
     match body.get("timeout") {
-        None | Some(Value::Null) => Ok(limits.default_timeout_ms),
+        None | Some(Value::Null) => Ok(default_ms),
         Some(Value::Number(n)) => match n.as_f64() {
-            Some(ms) if ms.is_finite() && ms >= 1.0 => Ok((ms as u64).min(limits.max_timeout_ms)),
+            Some(ms) if ms.is_finite() && ms >= 1.0 => Ok((ms as u64).min(max_ms)),
             _ => Err(ApiError::InvalidField {
                 field: "timeout",
                 problem: "must be at least 1 (milliseconds)".into(),
@@ -105,15 +118,20 @@ pub fn timeout(body: &Body, limits: &LimitsConfig) -> Result<u64, ApiError> {
     }
 }
 
-/// `language`: only `javascript` in this version.
-pub fn language(body: &Body) -> Result<(), ApiError> {
+/// `language`: `javascript` (alias `js`, the default) or `typescript` (alias `ts`).
+pub fn language(body: &Body) -> Result<Language, ApiError> {
     match body.get("language") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s == "javascript" || s == "js" => Ok(()),
-        Some(Value::String(s)) => Err(ApiError::InvalidField {
-            field: "language",
-            problem: format!("\"{s}\" is not supported (supported: \"javascript\")"),
-        }),
+        None | Some(Value::Null) => Ok(Language::JavaScript),
+        Some(Value::String(s)) => match s.as_str() {
+            "javascript" | "js" => Ok(Language::JavaScript),
+            "typescript" | "ts" => Ok(Language::TypeScript),
+            _ => Err(ApiError::InvalidField {
+                field: "language",
+                problem: format!(
+                    "\"{s}\" is not supported (supported: \"javascript\", \"typescript\")"
+                ),
+            }),
+        },
         Some(_) => Err(ApiError::InvalidField {
             field: "language",
             problem: "must be a string".into(),
@@ -155,4 +173,44 @@ pub fn fetch_allow(body: &Body) -> Result<Option<Vec<String>>, ApiError> {
             .map(Some),
         Some(_) => Err(invalid("allow must be an array of host names")),
     }
+}
+
+/// `data` of `/deno`: any JSON value, passed on as JSON text; absent gives `null`.
+pub fn data(body: &Body) -> Result<String, ApiError> {
+    match body.get("data") {
+        None => Ok("null".into()),
+        Some(v) => serde_json::to_string(v).map_err(|_| ApiError::Internal),
+    }
+}
+
+/// The only permission `/deno` grants: network access through `fetch` (the `agent` preset).
+pub const PERMISSION_NET: &str = "net";
+
+/// `permissions` of `/deno`: an array of strings. Returns whether `net` was asked for; every
+/// other permission is refused, because nothing in the sandbox can grant it.
+pub fn permissions(body: &Body) -> Result<bool, ApiError> {
+    let list = match body.get("permissions") {
+        None | Some(Value::Null) => return Ok(false),
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            return Err(ApiError::InvalidField {
+                field: "permissions",
+                problem: "must be an array of strings".into(),
+            })
+        }
+    };
+    let mut net = false;
+    for entry in list {
+        match entry {
+            Value::String(p) if p == PERMISSION_NET => net = true,
+            Value::String(p) => return Err(ApiError::PermissionRefused(p.clone())),
+            _ => {
+                return Err(ApiError::InvalidField {
+                    field: "permissions",
+                    problem: "must be an array of strings".into(),
+                })
+            }
+        }
+    }
+    Ok(net)
 }

@@ -1,7 +1,7 @@
 //! Unit tests of the QuickJS host: modes, presets, limits and the serialisation rules.
 
 use super::*;
-use isolate_shared::message::{JsLimits, LogLevel, Preset};
+use isolate_shared::message::{CodeForm, JsLimits, Language, LogLevel, Preset};
 
 fn job(code: &str) -> ExecuteJob {
     ExecuteJob {
@@ -10,6 +10,9 @@ fn job(code: &str) -> ExecuteJob {
         env_json: None,
         timeout_ms: 1000,
         limits: JsLimits::default(),
+        language: Language::JavaScript,
+        form: CodeForm::Auto,
+        data_json: None,
     }
 }
 
@@ -260,30 +263,152 @@ fn builtins_are_frozen_and_presets_differ() {
 fn validate_reports_positions() {
     assert_eq!(
         validate(&ValidateJob {
-            code: "1 + 1".into()
+            code: "1 + 1".into(),
+            language: Language::JavaScript,
         })
         .error,
         None
     );
     assert_eq!(
         validate(&ValidateJob {
-            code: "return await 1".into()
+            code: "return await 1".into(),
+            language: Language::JavaScript,
         })
         .error,
         None
     );
     let e = validate(&ValidateJob {
         code: "let a = 1;\nlet b = ;".into(),
+        language: Language::JavaScript,
     })
     .error
     .unwrap();
     assert_eq!((e.line, e.column), (2, 9));
     let e = validate(&ValidateJob {
         code: "return 1 +* 2".into(),
+        language: Language::JavaScript,
     })
     .error
     .unwrap();
     assert_eq!((e.line, e.column), (1, 11));
+}
+
+fn ts(code: &str) -> ExecuteJob {
+    let mut j = job(code);
+    j.language = Language::TypeScript;
+    j
+}
+
+#[test]
+fn typescript_runs_after_stripping() {
+    let code = "interface P { x: number }\nconst p: P = { x: 20 };\nconst f = <T,>(v: T): T => v;\nreturn f<number>(p!.x as number) + 22;";
+    assert_eq!(execute(&ts(code)).result.unwrap(), "42");
+    // Type errors that are valid JavaScript run: nothing is type-checked.
+    assert_eq!(
+        execute(&ts("const n: number = 'text' as any; n"))
+            .result
+            .unwrap(),
+        "\"text\""
+    );
+}
+
+#[test]
+fn typescript_errors_point_at_the_original_code() {
+    let code = "type T = { a?: { b: number } };\nconst v: T = {};\n\n\n\n\nconst n: number = (v as any).a.b;\nreturn n;";
+    let e = execute(&ts(code)).result.unwrap_err();
+    assert_eq!(e.name, "TypeError");
+    // QuickJS points at the start of the member expression, `v` at column 20, as it does for
+    // the same line in JavaScript.
+    assert_eq!((e.line, e.column), (Some(7), Some(20)), "{e:?}");
+    let js = execute(&job(
+        "const v = {};\n\n\n\n\n\nconst n         = (v       ).a.b;",
+    ))
+    .result
+    .unwrap_err();
+    assert_eq!((js.line, js.column), (Some(7), Some(20)));
+    let e = execute(&ts("const a: number = 1;\nenum E { A }"))
+        .result
+        .unwrap_err();
+    assert_eq!(
+        (e.name.as_str(), e.line, e.column),
+        ("SyntaxError", Some(2), Some(1))
+    );
+    assert!(e.message.contains("`enum`"), "{}", e.message);
+}
+
+#[test]
+fn function_body_form_wraps_always_and_maps_first_line_positions() {
+    let mut j = ts("const x: number = 1; null.y");
+    j.form = CodeForm::FunctionBody;
+    j.data_json = Some("{\"k\": 5}".into());
+    let e = execute(&j).result.unwrap_err();
+    let js = execute(&job("const x         = 1; null.y"))
+        .result
+        .unwrap_err();
+    assert_eq!((e.line, e.column), (js.line, js.column), "{e:?}");
+    assert_eq!(e.column, Some(21));
+    assert!(
+        e.stack.as_deref().unwrap_or("").contains("input.js:1:21)"),
+        "{e:?}"
+    );
+    // Without a `return` a body returns undefined (null), and `data` is in scope.
+    j.code = "data.k * 2".into();
+    assert_eq!(execute(&j).result.unwrap(), "null");
+    j.code = "return data.k * 2".into();
+    assert_eq!(execute(&j).result.unwrap(), "10");
+}
+
+#[test]
+fn import_and_export_declarations_are_named_in_both_languages() {
+    for language in [Language::JavaScript, Language::TypeScript] {
+        for (code, keyword, column) in [
+            ("import x from 'y'; 1", "import", 1),
+            ("const a = 1;\n  import { b } from 'y'", "import", 3),
+            ("export const a = 1", "export", 1),
+            ("return 1;\nimport * as m from 'y'", "import", 1),
+        ] {
+            let mut j = job(code);
+            j.language = language;
+            let e = execute(&j).result.unwrap_err();
+            assert!(
+                e.message
+                    .starts_with(&format!("`{keyword}` declarations are not supported")),
+                "{code}: {e:?}"
+            );
+            assert_eq!(e.column, Some(column), "{code}: {e:?}");
+            let v = validate(&ValidateJob {
+                code: code.into(),
+                language,
+            })
+            .error
+            .unwrap();
+            assert!(
+                v.message.starts_with(&format!("`{keyword}`")),
+                "{code}: {v:?}"
+            );
+        }
+    }
+    // A dynamic import is an expression and stays a runtime error.
+    let e = execute(&job("import('os')")).result.unwrap_err();
+    assert_eq!(e.name, "ReferenceError");
+}
+
+#[test]
+fn validate_strips_typescript() {
+    let v = |code: &str| {
+        validate(&ValidateJob {
+            code: code.into(),
+            language: Language::TypeScript,
+        })
+        .error
+    };
+    assert_eq!(v("const a: number = 1; return a"), None);
+    let e = v("const a: number = 1;\nconst b: = 2").unwrap();
+    assert_eq!(e.line, 2, "{e:?}");
+    let e = v("let x = 1;\nenum E { A }").unwrap();
+    assert_eq!((e.line, e.column), (2, 1));
+    let e = v("const a: string = 'x';\nlet b = a +* 1").unwrap();
+    assert_eq!(e.line, 2, "{e:?}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Unit tests of the `data` preset's Web APIs, with the published test vectors.
 
 use crate::js::execute;
-use isolate_shared::message::{ExecuteJob, JobError, JsLimits, Preset};
+use isolate_shared::message::{CodeForm, ExecuteJob, JobError, JsLimits, Language, Preset};
 
 /// Helpers every snippet may use: hex of any BufferSource, bytes of a hex string.
 const HELPERS: &str = "const hex = (b) => Buffer.from(b instanceof ArrayBuffer ? new Uint8Array(b) : b).toString('hex');\n\
@@ -14,6 +14,9 @@ fn job(code: &str) -> ExecuteJob {
         env_json: None,
         timeout_ms: 5000,
         limits: JsLimits::default(),
+        language: Language::JavaScript,
+        form: CodeForm::Auto,
+        data_json: None,
     }
 }
 
@@ -592,6 +595,9 @@ fn classes_are_frozen_and_globals_hidden() {
             env_json: None,
             timeout_ms: 1000,
             limits: JsLimits::default(),
+            language: Language::JavaScript,
+            form: CodeForm::Auto,
+            data_json: None,
         };
         let out = execute(&j).result.expect("runs");
         assert_eq!(
