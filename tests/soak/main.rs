@@ -136,16 +136,34 @@ fn supervisor_rss(pid: u32) -> u64 {
         * 1024
 }
 
-/// Descriptors the supervisor holds beyond two per live worker (its socket and pidfd).
-fn baseline_fds(s: &Service) -> i64 {
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", s.pid()))
+fn open_fds(pid: u32) -> i64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
-        .unwrap_or(0) as i64;
-    let workers = s.get("/status").json()["workers"]
-        .as_array()
-        .map(Vec::len)
-        .unwrap_or(0) as i64;
-    fds - 2 * workers
+        .unwrap_or(0) as i64
+}
+
+/// Descriptors the supervisor holds beyond two per live worker (its socket and pidfd).
+///
+/// The descriptor count and the worker list are two reads, and the pool may fork or retire a
+/// worker between them (it replenishes in the background), so a reading counts only when the
+/// descriptor count is the same before and after the worker list was read; the `/status`
+/// connection itself is closed before the second count is taken.
+fn baseline_fds(s: &Service) -> i64 {
+    let mut last = 0;
+    for _ in 0..20 {
+        let before = open_fds(s.pid());
+        let workers = s.get("/status").json()["workers"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0) as i64;
+        std::thread::sleep(Duration::from_millis(20));
+        let after = open_fds(s.pid());
+        last = before - 2 * workers;
+        if before == after {
+            return last;
+        }
+    }
+    last
 }
 
 #[test]
@@ -218,7 +236,14 @@ fn soak() {
         .as_array()
         .map(Vec::len)
         .unwrap_or(0);
-    let fds_end = baseline_fds(&s);
+    // Descriptors must come back to the baseline; connections the clients just closed may
+    // still be closing on the server side, so allow a few seconds for that.
+    let mut fds_end = baseline_fds(&s);
+    let settle = Instant::now();
+    while fds_end > fds_start && settle.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(200));
+        fds_end = baseline_fds(&s);
+    }
 
     let t = tally.lock().unwrap();
     let total: u64 = t.sent.iter().sum();

@@ -124,15 +124,16 @@ pub async fn execute(
     let language = request::language(&body)?;
     let allow = request::fetch_allow(&body)?;
     let fetch = if preset == Preset::Agent {
-        let hosts = match allow {
-            Some(entries) => Some(state.egress.narrow(&entries).map_err(|problem| {
-                ApiError::InvalidField {
-                    field: "fetch",
-                    problem,
-                }
-            })?),
-            None => None,
-        };
+        let hosts =
+            match allow {
+                Some(entries) => Some(state.egress.narrow(&entries).map_err(|problem| {
+                    ApiError::InvalidField {
+                        field: "fetch",
+                        problem,
+                    }
+                })?),
+                None => None,
+            };
         Some(
             state
                 .egress
