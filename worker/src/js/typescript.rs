@@ -89,17 +89,21 @@ const MAX_STACK: usize = 256 << 20;
 
 /// Strips the types from `code`, keeping every line and every UTF-16 column.
 ///
-/// It runs on a stack of its own (mapped with `mmap`, sized from the input), because the
-/// parser recurses once per nesting level and the worker's only thread has 8 MiB. Code that
+/// Unless the current stack has room for the input's worst case (short inputs), it runs on a
+/// stack of its own (mapped with `mmap`, sized from the input), because the parser recurses
+/// once per nesting level and the worker's only thread has 8 MiB. Code that
 /// nests deeper than even that stack holds (hundreds of kilobytes of nothing but nesting)
 /// overflows it, which ends the worker: the request answers `WORKER_CRASHED`.
 pub fn strip(code: &str) -> Result<String, StripError> {
-    let stack = code
-        .len()
-        .saturating_mul(STACK_PER_BYTE)
-        .clamp(MIN_STACK, MAX_STACK);
-    stacker::grow(stack, || strip_here(code))
+    let needed = code.len().saturating_mul(STACK_PER_BYTE);
+    let stack = needed.clamp(MIN_STACK, MAX_STACK);
+    // Small inputs run on the current stack when it has room for their worst case (mapping
+    // and faulting in a fresh stack costs more than stripping a short function body).
+    stacker::maybe_grow(needed.saturating_add(RED_ZONE), stack, || strip_here(code))
 }
+
+/// Stack kept free below the stripper's worst case before it may run on the current stack.
+const RED_ZONE: usize = 1 << 20;
 
 fn strip_here(code: &str) -> Result<String, StripError> {
     // The parser drops a leading byte-order mark, which would shift the first line: strip
