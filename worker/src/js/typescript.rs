@@ -368,19 +368,21 @@ pub fn map_column(ts: &str, js: &str, line: u32, column: u32) -> u32 {
     byte_offset(ts_line, units) as u32 + 1
 }
 
-/// The offset where bracket nesting first exceeds [`MAX_NESTING`], if it does. Brackets in
-/// strings and comments count too: the bound is conservative, not exact.
+/// The offset where bracket nesting (`(`, `[`, `{`) first exceeds [`MAX_NESTING`], if it
+/// does. Brackets in strings and comments count too: the bound is conservative, not exact.
+/// Angle brackets do not count (they are also comparison operators); deep type arguments are
+/// left to the stripper's own stack.
 fn too_deep(code: &str) -> Option<usize> {
     let mut depth = 0usize;
     for (i, b) in code.bytes().enumerate() {
         match b {
-            b'(' | b'[' | b'{' | b'<' => {
+            b'(' | b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Some(i);
                 }
             }
-            b')' | b']' | b'}' | b'>' => depth = depth.saturating_sub(1),
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
