@@ -89,17 +89,21 @@ const MAX_STACK: usize = 256 << 20;
 
 /// Strips the types from `code`, keeping every line and every UTF-16 column.
 ///
-/// It runs on a stack of its own (mapped with `mmap`, sized from the input), because the
-/// parser recurses once per nesting level and the worker's only thread has 8 MiB. Code that
+/// Unless the current stack has room for the input's worst case (short inputs), it runs on a
+/// stack of its own (mapped with `mmap`, sized from the input), because the parser recurses
+/// once per nesting level and the worker's only thread has 8 MiB. Code that
 /// nests deeper than even that stack holds (hundreds of kilobytes of nothing but nesting)
 /// overflows it, which ends the worker: the request answers `WORKER_CRASHED`.
 pub fn strip(code: &str) -> Result<String, StripError> {
-    let stack = code
-        .len()
-        .saturating_mul(STACK_PER_BYTE)
-        .clamp(MIN_STACK, MAX_STACK);
-    stacker::grow(stack, || strip_here(code))
+    let needed = code.len().saturating_mul(STACK_PER_BYTE);
+    let stack = needed.clamp(MIN_STACK, MAX_STACK);
+    // Small inputs run on the current stack when it has room for their worst case (mapping
+    // and faulting in a fresh stack costs more than stripping a short function body).
+    stacker::maybe_grow(needed.saturating_add(RED_ZONE), stack, || strip_here(code))
 }
+
+/// Stack kept free below the stripper's worst case before it may run on the current stack.
+const RED_ZONE: usize = 1 << 20;
 
 fn strip_here(code: &str) -> Result<String, StripError> {
     // The parser drops a leading byte-order mark, which would shift the first line: strip
@@ -364,19 +368,21 @@ pub fn map_column(ts: &str, js: &str, line: u32, column: u32) -> u32 {
     byte_offset(ts_line, units) as u32 + 1
 }
 
-/// The offset where bracket nesting first exceeds [`MAX_NESTING`], if it does. Brackets in
-/// strings and comments count too: the bound is conservative, not exact.
+/// The offset where bracket nesting (`(`, `[`, `{`) first exceeds [`MAX_NESTING`], if it
+/// does. Brackets in strings and comments count too: the bound is conservative, not exact.
+/// Angle brackets do not count (they are also comparison operators); deep type arguments are
+/// left to the stripper's own stack.
 fn too_deep(code: &str) -> Option<usize> {
     let mut depth = 0usize;
     for (i, b) in code.bytes().enumerate() {
         match b {
-            b'(' | b'[' | b'{' | b'<' => {
+            b'(' | b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Some(i);
                 }
             }
-            b')' | b']' | b'}' | b'>' => depth = depth.saturating_sub(1),
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }

@@ -139,6 +139,17 @@ fn deep_nesting_is_refused_before_parsing() {
     // Just under the bound, the parser answers with a plain syntax error.
     let code = "[".repeat(MAX_NESTING - 10);
     assert!(refused(&code).construct.is_none());
+    // Comparisons are not nesting: thousands of loops are fine.
+    let code = "let n = 0;\n".to_string()
+        + &"for (let i = 0; i < 2; i++) n++;\n".repeat(1500)
+        + "return n";
+    assert!(ok(&code).ends_with("return n"));
+    let code = format!(
+        "type T = {}number{};\nreturn 1",
+        "Array<".repeat(3000),
+        ">".repeat(3000)
+    );
+    assert!(ok(&code).ends_with("return 1"));
 }
 
 #[test]
