@@ -13,5 +13,8 @@ pub const V2_LOCKDOWN: u32 = 2;
 /// A worker reports a seccomp violation (`WorkerMessage::Violation`) before it exits.
 pub const V3_VIOLATIONS: u32 = 3;
 
+/// WebAssembly: compile jobs, run jobs with artifacts cached in workers.
+pub const V4_WASM: u32 = 4;
+
 /// The version this build speaks.
-pub const CURRENT: u32 = V3_VIOLATIONS;
+pub const CURRENT: u32 = V4_WASM;

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod config;
+pub mod modules;
 pub mod pool;
 pub mod procfs;
 
@@ -28,6 +29,9 @@ pub enum ServeError {
     /// The worker pool could not start.
     #[error("cannot start the worker pool: {0}")]
     Pool(#[from] PoolError),
+    /// The module store's directory could not be used.
+    #[error("cannot open the module store: {0}")]
+    Store(#[from] modules::StoreError),
     /// The listener could not be bound or the server failed.
     #[error("cannot serve on {addr}: {source}")]
     Listen {
@@ -41,6 +45,11 @@ pub enum ServeError {
 /// Starts the pool and serves HTTP until SIGINT/SIGTERM, then stops every worker.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
+    let modules = Arc::new(modules::ModuleStore::open(
+        config.wasm.cache_dir.as_deref(),
+        config.wasm.max_modules,
+        config.wasm.max_store_bytes,
+    )?);
     let pool = Pool::start(config.workers.clone(), config.sandbox.clone())?;
     let state = web::Data::new(AppState {
         config: Arc::clone(&config),
@@ -52,6 +61,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         ),
         started: Instant::now(),
         metrics: Default::default(),
+        modules,
     });
     if !state.auth.enabled() {
         tracing::warn!("no auth token is set: any client that can reach the port can run code");

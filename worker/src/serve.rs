@@ -10,11 +10,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use isolate_shared::frame::{read_frame, write_frame, FrameError, MAX_FRAME_BYTES};
 use isolate_shared::message::{
     ErrorKind, ExecuteOutcome, Hello, JobError, Preset, SupervisorMessage, ValidateOutcome,
-    WorkerMessage,
+    WasmCompileOutcome, WasmErrorKind, WasmRunOutcome, WorkerMessage,
 };
 use isolate_shared::zygote::LockdownReport;
 
-use crate::js;
+use crate::{js, wasm};
 
 /// Normal end.
 pub const EXIT_OK: i32 = 0;
@@ -42,6 +42,7 @@ pub fn run(
         return EXIT_SOCKET;
     }
     let mut likely = FIRST_PRESET;
+    let mut modules = wasm::Cache::default();
     loop {
         if prepared.is_none() {
             prepared = js::Prepared::new(likely).ok();
@@ -55,7 +56,33 @@ pub fn run(
         if let SupervisorMessage::Execute(job) = &msg {
             likely = job.preset;
         }
-        let (answer, recycle) = answer(msg, &mut prepared);
+        let (answer, recycle) = match msg {
+            SupervisorMessage::WasmCompile(job) => {
+                let outcome = catch_unwind(AssertUnwindSafe(|| wasm::compile(&job)))
+                    .unwrap_or_else(|_| WasmCompileOutcome {
+                        result: Err("the compiler failed on this module".into()),
+                        elapsed_us: 0,
+                    });
+                (WorkerMessage::WasmCompiled(outcome), false)
+            }
+            SupervisorMessage::WasmRun(job) => {
+                match catch_unwind(AssertUnwindSafe(|| wasm::run(&mut modules, job))) {
+                    Ok(outcome) => {
+                        let recycle = outcome.recycle;
+                        (WorkerMessage::WasmRan(outcome), recycle)
+                    }
+                    Err(_) => {
+                        let mut outcome = WasmRunOutcome::failed(
+                            WasmErrorKind::Internal,
+                            "the engine failed while running this module",
+                        );
+                        outcome.recycle = true;
+                        (WorkerMessage::WasmRan(outcome), true)
+                    }
+                }
+            }
+            other => answer(other, &mut prepared),
+        };
         if write_frame(&mut sock, &answer).is_err() {
             return EXIT_SOCKET;
         }
@@ -82,6 +109,14 @@ fn answer(msg: SupervisorMessage, prepared: &mut Option<js::Prepared>) -> (Worke
             (WorkerMessage::Executed(outcome), recycle)
         }
         SupervisorMessage::Probe(job) => (WorkerMessage::Probed(probe(&job)), false),
+        // Handled by `run`, which owns the module cache.
+        SupervisorMessage::WasmCompile(_) | SupervisorMessage::WasmRun(_) => (
+            WorkerMessage::WasmRan(WasmRunOutcome::failed(
+                WasmErrorKind::Internal,
+                "misrouted WebAssembly job",
+            )),
+            true,
+        ),
         SupervisorMessage::Validate(job) => {
             match catch_unwind(AssertUnwindSafe(|| js::validate(&job))) {
                 Ok(outcome) => (WorkerMessage::Validated(outcome), false),

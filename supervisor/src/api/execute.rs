@@ -132,6 +132,8 @@ pub async fn execute(
                 WorkerMessage::Executed(_) => "Executed",
                 WorkerMessage::Validated(_) => "Validated",
                 WorkerMessage::Probed(_) => "Probed",
+                WorkerMessage::WasmCompiled(_) => "WasmCompiled",
+                WorkerMessage::WasmRan(_) => "WasmRan",
                 WorkerMessage::Violation { .. } => "Violation",
             };
             tracing::error!(

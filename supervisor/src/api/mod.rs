@@ -12,6 +12,7 @@ pub mod request;
 #[cfg(feature = "sandbox-selftest")]
 mod selftest;
 mod status;
+mod wasm;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,9 +33,11 @@ use auth::Auth;
 use error::ApiError;
 
 /// The routes, as listed in 404 answers.
-pub const ENDPOINTS: [&str; 4] = [
+pub const ENDPOINTS: [&str; 6] = [
     "POST /execute",
     "POST /validate",
+    "POST /wasm/compile",
+    "POST /wasm/run",
     "GET /health",
     "GET /stats",
 ];
@@ -51,6 +54,8 @@ pub struct AppState {
     pub started: Instant,
     /// Execution counters.
     pub metrics: Metrics,
+    /// Compiled WebAssembly modules.
+    pub modules: Arc<crate::modules::ModuleStore>,
 }
 
 /// Counters of executions by outcome.
@@ -102,6 +107,8 @@ pub struct LogFields {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/execute", web::post().to(execute::execute))
         .route("/validate", web::post().to(execute::validate))
+        .route("/wasm/compile", web::post().to(wasm::compile))
+        .route("/wasm/run", web::post().to(wasm::run))
         .route("/health", web::get().to(health))
         .route("/stats", web::get().to(stats))
         .route("/status", web::get().to(status::status));
@@ -126,7 +133,7 @@ pub fn available_presets() -> Vec<serde_json::Value> {
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
     let allow = match req.path() {
-        "/execute" | "/validate" => Some("POST"),
+        "/execute" | "/validate" | "/wasm/compile" | "/wasm/run" => Some("POST"),
         "/health" | "/stats" | "/status" => Some("GET"),
         _ => None,
     };
@@ -161,7 +168,7 @@ async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "failed": failed,
         },
         "workers": state.pool.snapshot(),
-        "wasm": { "available": false, "modules": 0 },
+        "wasm": state.modules.snapshot(),
         "presets": available_presets(),
         "limits": {
             "defaultTimeoutMs": limits.default_timeout_ms,

@@ -1,0 +1,1 @@
+//! Unit tests of the WebAssembly host (modules written in WAT).
