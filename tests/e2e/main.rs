@@ -10,3 +10,4 @@ mod execution;
 mod hostile;
 mod pool;
 mod status;
+mod wasm;
