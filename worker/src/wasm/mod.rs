@@ -381,15 +381,10 @@ pub fn run(cache: &mut Cache, job: WasmRunJob) -> WasmRunOutcome {
     };
     // Most recently used last.
     let entry = cache.entries.remove(index);
-    let base = match cache.base(engine) {
-        Ok(b) => b.clone(),
-        Err(e) => {
-            cache.entries.push(entry);
-            outcome.result = Err(e);
-            return outcome;
-        }
-    };
-    run_entry(engine, &entry, &base, &job, &mut outcome);
+    match cache.base(engine) {
+        Ok(base) => run_entry(engine, &entry, base, &job, &mut outcome),
+        Err(e) => outcome.result = Err(e),
+    }
     cache.entries.push(entry);
     outcome
 }
