@@ -580,7 +580,10 @@ impl Config {
 impl Config {
     fn validate_wasm(&self) -> Result<(), ConfigError> {
         let w = &self.wasm;
-        for (key, dir) in [("wasm.module_dir", &w.module_dir), ("wasm.cache_dir", &w.cache_dir)] {
+        for (key, dir) in [
+            ("wasm.module_dir", &w.module_dir),
+            ("wasm.cache_dir", &w.cache_dir),
+        ] {
             if dir.as_ref().is_some_and(|d| d.trim().is_empty()) {
                 return Err(invalid(key, "must not be empty (leave it unset instead)"));
             }
@@ -705,10 +708,18 @@ mod tests {
             .contains("workers.max_concurrent"));
         let mut c = Config::default();
         c.wasm.memory_bytes = 1 << 30;
-        assert!(c.validate().unwrap_err().to_string().contains("wasm.memory_bytes"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("wasm.memory_bytes"));
         let mut c = Config::default();
         c.wasm.module_dir = Some(" ".into());
-        assert!(c.validate().unwrap_err().to_string().contains("wasm.module_dir"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("wasm.module_dir"));
         let mut c = Config::default();
         let err = c.apply_env(&env(&[("ISOLATE_PORT", "http")])).unwrap_err();
         assert!(err.to_string().contains("ISOLATE_PORT"));

@@ -73,11 +73,7 @@ impl StoredModule {
     /// The function export called when a run names none: `_start` for WASI commands,
     /// otherwise the first exported function.
     pub fn default_entry(&self) -> Option<&WasmExtern> {
-        let functions = || {
-            self.exports
-                .iter()
-                .filter(|e| e.kind == WasmKind::Function)
-        };
+        let functions = || self.exports.iter().filter(|e| e.kind == WasmKind::Function);
         if self.imports_wasi() {
             if let Some(start) = functions().find(|e| e.name == "_start") {
                 return Some(start);
@@ -253,13 +249,9 @@ impl ModuleStore {
             evicted.push(oldest);
         }
         inner.bytes += size;
-        inner.slots.insert(
-            module.id.clone(),
-            Slot {
-                module,
-                used: tick,
-            },
-        );
+        inner
+            .slots
+            .insert(module.id.clone(), Slot { module, used: tick });
         evicted
     }
 
@@ -320,7 +312,10 @@ impl ModuleStore {
             }
         }
         if loaded > 0 {
-            tracing::info!(modules = loaded, "loaded compiled modules from the cache directory");
+            tracing::info!(
+                modules = loaded,
+                "loaded compiled modules from the cache directory"
+            );
         }
         Ok(())
     }
@@ -467,10 +462,19 @@ fn read_record(dir: &Path, stem: &str) -> Result<StoredModule, String> {
     let types = |v: &Value, k: &str| -> Vec<WasmType> {
         v.get(k)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|t| t.as_str().and_then(type_from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().and_then(type_from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    let list = |k: &str| meta.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = |k: &str| {
+        meta.get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let exports = list("exports")
         .iter()
@@ -549,7 +553,10 @@ mod tests {
         store.insert(module("d", 95)).unwrap(); // bytes force out everything else
         let s = store.snapshot();
         assert_eq!((s.modules, s.bytes, s.evictions), (1, 95, 3));
-        assert!(matches!(store.insert(module("e", 101)), Err(StoreError::TooLarge(101))));
+        assert!(matches!(
+            store.insert(module("e", 101)),
+            Err(StoreError::TooLarge(101))
+        ));
     }
 
     #[test]
@@ -562,12 +569,19 @@ mod tests {
             store.insert(module("kept", 10)).unwrap();
             store.insert(module("tampered", 10)).unwrap();
         }
-        fs::write(dir.join(format!("{}.cwasm", file_stem("tampered"))), b"evil").unwrap();
+        fs::write(
+            dir.join(format!("{}.cwasm", file_stem("tampered"))),
+            b"evil",
+        )
+        .unwrap();
         let store = ModuleStore::open(Some(path), 8, 1 << 20).unwrap();
         let kept = store.get("kept").expect("kept survives a restart");
         assert_eq!(kept.exports[0].params, vec![WasmType::I32, WasmType::I32]);
         assert_eq!(kept.artifact.len(), 10);
-        assert!(store.get("tampered").is_none(), "a changed artifact is not loaded");
+        assert!(
+            store.get("tampered").is_none(),
+            "a changed artifact is not loaded"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -34,9 +34,10 @@ fn run(s: &Service, body: Value, status: u16) -> Value {
 
 fn proc_field(pid: u32, key: &str) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_string()))
+    status.lines().find_map(|l| {
+        l.strip_prefix(&format!("{key}:"))
+            .map(|v| v.trim().to_string())
+    })
 }
 
 #[test]
@@ -45,7 +46,10 @@ fn add_runs_in_locked_down_workers_and_compiles_once() {
     let first = compile(&s, ADD);
     let id = first["moduleId"].as_str().unwrap();
     assert_eq!(id.len(), 64, "content hash: {first}");
-    assert_eq!(first["exports"], json!([{"name": "add", "kind": "function"}]));
+    assert_eq!(
+        first["exports"],
+        json!([{"name": "add", "kind": "function"}])
+    );
     assert_eq!(first["imports"], json!([]));
     assert_eq!(first["cached"], false);
     assert!(first["compileTime"].as_str().unwrap().ends_with("ms"));
@@ -74,7 +78,11 @@ fn add_runs_in_locked_down_workers_and_compiles_once() {
         if let Some(mode) = proc_field(pid, "Seccomp") {
             assert_eq!(mode, "2", "worker {pid}");
             assert_eq!(proc_field(pid, "NoNewPrivs").as_deref(), Some("1"));
-            assert_eq!(proc_field(pid, "Threads").as_deref(), Some("1"), "worker {pid}");
+            assert_eq!(
+                proc_field(pid, "Threads").as_deref(),
+                Some("1"),
+                "worker {pid}"
+            );
         }
     }
     let status = s.get("/status").json();
@@ -97,32 +105,85 @@ fn values_arguments_and_results() {
             (func (export "half") (param f32) (result f32) local.get 0 f32.const 0.5 f32.mul)
             (func (export "nothing")))"#,
     );
-    let out = run(&s, json!({"moduleId": id, "entry": "swap", "args": [7, 8]}), 200);
+    let out = run(
+        &s,
+        json!({"moduleId": id, "entry": "swap", "args": [7, 8]}),
+        200,
+    );
     assert_eq!(out["result"], json!([8, 7, 1.5]));
     // Defaults to the first exported function.
-    assert_eq!(run(&s, json!({"moduleId": id, "args": [1, "2"]}), 200)["result"], json!([2, 1, 1.5]));
+    assert_eq!(
+        run(&s, json!({"moduleId": id, "args": [1, "2"]}), 200)["result"],
+        json!([2, 1, 1.5])
+    );
     // i64 beyond 2^53 travels as a decimal string both ways.
-    let out = run(&s, json!({"moduleId": id, "entry": "inc64", "args": ["9007199254740993"]}), 200);
+    let out = run(
+        &s,
+        json!({"moduleId": id, "entry": "inc64", "args": ["9007199254740993"]}),
+        200,
+    );
     assert_eq!(out["result"], "9007199254740994");
-    assert_eq!(run(&s, json!({"moduleId": id, "entry": "inc64", "args": [41]}), 200)["result"], 42);
-    assert_eq!(run(&s, json!({"moduleId": id, "entry": "half", "args": [3]}), 200)["result"], 1.5);
-    assert_eq!(run(&s, json!({"moduleId": id, "entry": "nothing"}), 200)["result"], Value::Null);
+    assert_eq!(
+        run(
+            &s,
+            json!({"moduleId": id, "entry": "inc64", "args": [41]}),
+            200
+        )["result"],
+        42
+    );
+    assert_eq!(
+        run(
+            &s,
+            json!({"moduleId": id, "entry": "half", "args": [3]}),
+            200
+        )["result"],
+        1.5
+    );
+    assert_eq!(
+        run(&s, json!({"moduleId": id, "entry": "nothing"}), 200)["result"],
+        Value::Null
+    );
 
-    let bad = run(&s, json!({"moduleId": id, "entry": "swap", "args": [1]}), 422);
+    let bad = run(
+        &s,
+        json!({"moduleId": id, "entry": "swap", "args": [1]}),
+        422,
+    );
     assert_eq!(bad["error"]["type"], "INVALID_ARGS");
-    assert!(bad["error"]["message"].as_str().unwrap().contains("2 argument"), "{bad}");
-    let bad = run(&s, json!({"moduleId": id, "entry": "inc64", "args": ["twelve"]}), 422);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 argument"),
+        "{bad}"
+    );
+    let bad = run(
+        &s,
+        json!({"moduleId": id, "entry": "inc64", "args": ["twelve"]}),
+        422,
+    );
     assert_eq!(bad["error"]["type"], "INVALID_ARGS", "{bad}");
-    let bad = run(&s, json!({"moduleId": id, "entry": "inc64", "args": [{"x": 1}]}), 422);
+    let bad = run(
+        &s,
+        json!({"moduleId": id, "entry": "inc64", "args": [{"x": 1}]}),
+        422,
+    );
     assert_eq!(bad["error"]["type"], "INVALID_ARGS", "{bad}");
-    let bad = run(&s, json!({"moduleId": id, "entry": "swap", "args": [1.5, 2]}), 422);
+    let bad = run(
+        &s,
+        json!({"moduleId": id, "entry": "swap", "args": [1.5, 2]}),
+        422,
+    );
     assert_eq!(bad["error"]["type"], "INVALID_ARGS", "{bad}");
     let bad = run(&s, json!({"moduleId": id, "entry": "nope"}), 422);
     assert_eq!(bad["error"]["type"], "NO_CALLABLE_EXPORT");
 
     // Request errors.
     let res = s.post("/wasm/run", r#"{"args": []}"#);
-    assert_eq!((res.status, res.json()["error"].clone()), (400, json!("Missing \"moduleId\" field")));
+    assert_eq!(
+        (res.status, res.json()["error"].clone()),
+        (400, json!("Missing \"moduleId\" field"))
+    );
     let out = run(&s, json!({"moduleId": "does-not-exist"}), 422);
     assert_eq!(out["error"]["type"], "MODULE_NOT_FOUND");
     let res = s.post("/wasm/run", &json!({"moduleId": id, "args": 3}).to_string());
@@ -131,7 +192,10 @@ fn values_arguments_and_results() {
     assert_eq!(res.status, 400);
     // A module with no functions.
     let empty = compile_id(&s, r#"(module (memory (export "m") 1))"#);
-    assert_eq!(run(&s, json!({"moduleId": empty}), 422)["error"]["type"], "NO_CALLABLE_EXPORT");
+    assert_eq!(
+        run(&s, json!({"moduleId": empty}), 422)["error"]["type"],
+        "NO_CALLABLE_EXPORT"
+    );
 }
 
 #[test]
@@ -155,23 +219,60 @@ fn traps_limits_and_timeouts_are_named() {
     assert_eq!(out["success"], false);
     assert_eq!(out["error"]["type"], "WASM_TRAP");
     assert_eq!(out["error"]["trapCode"], "unreachable");
-    assert!(out["error"]["message"].as_str().unwrap().contains("unreachable"), "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{out}"
+    );
 
-    let out = run(&s, json!({"moduleId": id, "entry": "recurse", "args": [1]}), 422);
-    assert_eq!((out["error"]["type"].clone(), out["error"]["trapCode"].clone()), (json!("WASM_TRAP"), json!("stack_overflow")), "{out}");
+    let out = run(
+        &s,
+        json!({"moduleId": id, "entry": "recurse", "args": [1]}),
+        422,
+    );
+    assert_eq!(
+        (
+            out["error"]["type"].clone(),
+            out["error"]["trapCode"].clone()
+        ),
+        (json!("WASM_TRAP"), json!("stack_overflow")),
+        "{out}"
+    );
 
-    let out = run(&s, json!({"moduleId": id, "entry": "div", "args": [0]}), 422);
+    let out = run(
+        &s,
+        json!({"moduleId": id, "entry": "div", "args": [0]}),
+        422,
+    );
     assert_eq!(out["error"]["trapCode"], "integer_division_by_zero");
 
     let out = run(&s, json!({"moduleId": id, "entry": "grow"}), 422);
     assert_eq!(out["error"]["type"], "MEMORY_LIMIT", "{out}");
-    assert!(out["error"]["message"].as_str().unwrap().contains("16777216"), "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("16777216"),
+        "{out}"
+    );
 
     let started = Instant::now();
-    let out = run(&s, json!({"moduleId": id, "entry": "spin", "timeout": 300}), 422);
+    let out = run(
+        &s,
+        json!({"moduleId": id, "entry": "spin", "timeout": 300}),
+        422,
+    );
     assert_eq!(out["error"]["type"], "TIMEOUT", "{out}");
     // The engine's own interrupt answered (the supervisor's kill says "worker was stopped").
-    assert!(out["error"]["message"].as_str().unwrap().contains("exceeded its timeout"), "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded its timeout"),
+        "{out}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 
     let out = run(&s, json!({"moduleId": id, "entry": "pages"}), 200);
@@ -180,7 +281,11 @@ fn traps_limits_and_timeouts_are_named() {
     assert_eq!(out["stats"]["memoryBytes"], 3 * 65536);
     // The service still answers normally after all of that.
     assert_eq!(s.execute(json!({"code": "1+1"}), 200)["result"], 2);
-    let later = run(&s, json!({"moduleId": id, "entry": "div", "args": [1]}), 200);
+    let later = run(
+        &s,
+        json!({"moduleId": id, "entry": "div", "args": [1]}),
+        200,
+    );
     assert_eq!(later["result"], 1);
 }
 
@@ -215,7 +320,11 @@ const ECHO: &str = r#"(module
 fn wasi_commands_get_stdio_and_exit_codes_but_no_files() {
     let s = Service::start();
     let echo = compile(&s, ECHO);
-    assert!(echo["imports"].as_array().unwrap().iter().any(|i| i["module"] == "wasi_snapshot_preview1"));
+    assert!(echo["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["module"] == "wasi_snapshot_preview1"));
     let id = echo["moduleId"].as_str().unwrap();
     let out = run(&s, json!({"moduleId": id, "stdin": "hello, wasm\n"}), 200);
     assert_eq!(out["success"], true, "{out}");
@@ -223,8 +332,15 @@ fn wasi_commands_get_stdio_and_exit_codes_but_no_files() {
     assert_eq!(out["stdout"], "hello, wasm\n");
     assert_eq!(out["stderr"], "err!");
     assert_eq!(out["exitCode"], 3);
-    let out = run(&s, json!({"moduleId": id, "stdin": "", "env": {"A": "1", "B": "2"}}), 200);
-    assert_eq!((out["stdout"].clone(), out["exitCode"].clone()), (json!(""), json!(23)));
+    let out = run(
+        &s,
+        json!({"moduleId": id, "stdin": "", "env": {"A": "1", "B": "2"}}),
+        200,
+    );
+    assert_eq!(
+        (out["stdout"].clone(), out["exitCode"].clone()),
+        (json!(""), json!(23))
+    );
 
     let opener = compile_id(
         &s,
@@ -247,7 +363,10 @@ fn wasi_commands_get_stdio_and_exit_codes_but_no_files() {
     let out = run(&s, json!({"moduleId": opener}), 200);
     // EBADF (8) for the preopen probe and path_open, ENOSYS (52) for the socket call.
     assert_eq!(out["exitCode"], 80852, "{out}");
-    assert_eq!(out["stubbedImports"], json!(["wasi_snapshot_preview1.sock_accept"]));
+    assert_eq!(
+        out["stubbedImports"],
+        json!(["wasi_snapshot_preview1.sock_accept"])
+    );
 }
 
 #[test]
@@ -263,13 +382,23 @@ fn unknown_imports_are_named_or_given_or_stubbed() {
     let out = run(&s, json!({"moduleId": id}), 422);
     assert_eq!(out["error"]["type"], "LINK_ERROR", "{out}");
     let message = out["error"]["message"].as_str().unwrap();
-    assert!(message.contains("env.mystery") && message.contains("env.scale"), "{out}");
-    let out = run(&s, json!({"moduleId": id, "imports": {"env": {"mystery": 21, "scale": 2}}}), 200);
+    assert!(
+        message.contains("env.mystery") && message.contains("env.scale"),
+        "{out}"
+    );
+    let out = run(
+        &s,
+        json!({"moduleId": id, "imports": {"env": {"mystery": 21, "scale": 2}}}),
+        200,
+    );
     assert_eq!(out["result"], 42);
     let out = run(&s, json!({"moduleId": id, "stubImports": true}), 200);
     assert_eq!(out["result"], 0);
     assert_eq!(out["stubbedImports"], json!(["env.mystery", "env.scale"]));
-    let res = s.post("/wasm/run", &json!({"moduleId": id, "imports": {"env": {"f": [1]}}}).to_string());
+    let res = s.post(
+        "/wasm/run",
+        &json!({"moduleId": id, "imports": {"env": {"f": [1]}}}).to_string(),
+    );
     assert_eq!(res.status, 400, "{}", res.body);
 }
 
@@ -279,24 +408,47 @@ fn compile_errors_and_bad_requests() {
     let res = s.post("/wasm/compile", &json!({"bytes": base64::engine::general_purpose::STANDARD.encode(b"\0asm\x01\0\0\0\x01\xff")}).to_string());
     assert_eq!(res.status, 422, "{}", res.body);
     assert_eq!(res.json()["type"], "COMPILE_ERROR");
-    assert!(res.json()["error"].as_str().unwrap().starts_with("Invalid WebAssembly module"));
-    let res = s.post("/wasm/compile", &json!({"bytes": base64::engine::general_purpose::STANDARD.encode(b"not wasm at all")}).to_string());
+    assert!(res.json()["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("Invalid WebAssembly module"));
+    let res = s.post(
+        "/wasm/compile",
+        &json!({"bytes": base64::engine::general_purpose::STANDARD.encode(b"not wasm at all")})
+            .to_string(),
+    );
     assert_eq!(res.status, 422, "{}", res.body);
     let res = s.post("/wasm/compile", r#"{"bytes": "%%% not base64"}"#);
     assert_eq!(res.status, 400, "{}", res.body);
     let res = s.post("/wasm/compile", "{}");
     assert_eq!(res.status, 400, "{}", res.body);
-    let res = s.post("/wasm/compile", &json!({"bytes": b64(ADD), "id": "../escape"}).to_string());
+    let res = s.post(
+        "/wasm/compile",
+        &json!({"bytes": b64(ADD), "id": "../escape"}).to_string(),
+    );
     assert_eq!(res.status, 400, "{}", res.body);
-    let res = s.post("/wasm/compile", &json!({"bytes": b64(ADD), "id": "my-add.v1"}).to_string());
+    let res = s.post(
+        "/wasm/compile",
+        &json!({"bytes": b64(ADD), "id": "my-add.v1"}).to_string(),
+    );
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(res.json()["moduleId"], "my-add.v1");
-    assert_eq!(run(&s, json!({"moduleId": "my-add.v1", "args": [1, 1]}), 200)["result"], 2);
+    assert_eq!(
+        run(&s, json!({"moduleId": "my-add.v1", "args": [1, 1]}), 200)["result"],
+        2
+    );
     let res = s.post("/wasm/compile", &json!({"file": "add.wasm"}).to_string());
-    assert_eq!(res.status, 403, "files are off without wasm.module_dir: {}", res.body);
+    assert_eq!(
+        res.status, 403,
+        "files are off without wasm.module_dir: {}",
+        res.body
+    );
     // The routes are listed, and GET is answered 405.
     let res = s.get("/nope");
-    assert!(res.json()["endpoints"].as_array().unwrap().contains(&json!("POST /wasm/run")));
+    assert!(res.json()["endpoints"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("POST /wasm/run")));
     assert_eq!(s.get("/wasm/run").status, 405);
 }
 
@@ -310,13 +462,23 @@ fn files_load_only_from_inside_the_module_directory() {
     let secret = base.join("secret.wasm");
     std::fs::write(&secret, wat::parse_str(ADD).unwrap()).unwrap();
     std::os::unix::fs::symlink(&secret, modules.join("link.wasm")).unwrap();
-    let s = Service::with_config(&format!("[wasm]\nmodule_dir = {:?}\n", modules.to_str().unwrap()));
+    let s = Service::with_config(&format!(
+        "[wasm]\nmodule_dir = {:?}\n",
+        modules.to_str().unwrap()
+    ));
     let ok = s.post("/wasm/compile", r#"{"file": "sub/add.wasm"}"#);
     assert_eq!(ok.status, 200, "{}", ok.body);
-    assert_eq!(ok.json()["byteSize"].as_u64(), Some(wat::parse_str(ADD).unwrap().len() as u64));
+    assert_eq!(
+        ok.json()["byteSize"].as_u64(),
+        Some(wat::parse_str(ADD).unwrap().len() as u64)
+    );
     let inside_abs = modules.join("sub/add.wasm");
     let res = s.post("/wasm/compile", &json!({"file": inside_abs}).to_string());
-    assert_eq!(res.status, 200, "an absolute path inside the directory: {}", res.body);
+    assert_eq!(
+        res.status, 200,
+        "an absolute path inside the directory: {}",
+        res.body
+    );
     for (file, status) in [
         ("../secret.wasm", 400),
         ("sub/../../secret.wasm", 400),
@@ -328,7 +490,11 @@ fn files_load_only_from_inside_the_module_directory() {
     ] {
         let res = s.post("/wasm/compile", &json!({"file": file}).to_string());
         assert_eq!(res.status, status, "{file}: {}", res.body);
-        assert!(!res.body.contains(base.to_str().unwrap()), "leaks a path: {}", res.body);
+        assert!(
+            !res.body.contains(base.to_str().unwrap()),
+            "leaks a path: {}",
+            res.body
+        );
         assert!(!res.body.contains("root:"), "leaks contents: {}", res.body);
     }
     drop(s);
@@ -343,7 +509,10 @@ fn compiled_modules_survive_a_restart() {
     let id = {
         let mut s = Service::with_config(&config);
         let id = compile_id(&s, ADD);
-        let named = s.post("/wasm/compile", &json!({"bytes": b64(ECHO), "id": "echo"}).to_string());
+        let named = s.post(
+            "/wasm/compile",
+            &json!({"bytes": b64(ECHO), "id": "echo"}).to_string(),
+        );
         assert_eq!(named.status, 200, "{}", named.body);
         assert_eq!(s.get("/stats").json()["wasm"]["persistent"], true);
         s.stop();
@@ -353,9 +522,15 @@ fn compiled_modules_survive_a_restart() {
     let stats = s.get("/stats").json();
     assert_eq!(stats["wasm"]["modules"], 2, "{stats}");
     assert_eq!(stats["wasm"]["compiles"], 0);
-    assert_eq!(run(&s, json!({"moduleId": id, "args": [40, 2]}), 200)["result"], 42);
+    assert_eq!(
+        run(&s, json!({"moduleId": id, "args": [40, 2]}), 200)["result"],
+        42
+    );
     let out = run(&s, json!({"moduleId": "echo", "stdin": "again"}), 200);
-    assert_eq!((out["stdout"].clone(), out["exitCode"].clone()), (json!("again"), json!(3)));
+    assert_eq!(
+        (out["stdout"].clone(), out["exitCode"].clone()),
+        (json!("again"), json!(3))
+    );
     // Compiling the same bytes again is answered from the restored store.
     assert_eq!(compile(&s, ADD)["cached"], true);
     assert_eq!(s.get("/stats").json()["wasm"]["compiles"], 0);

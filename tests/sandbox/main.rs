@@ -247,11 +247,17 @@ fn webassembly_runs_in_strictly_locked_down_workers_that_still_say_no() {
     )
     .unwrap();
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    for (bytes, args, want) in [(&add, json!([2, 3]), json!(5)), (&echo, json!([]), Value::Null)] {
+    for (bytes, args, want) in [
+        (&add, json!([2, 3]), json!(5)),
+        (&echo, json!([]), Value::Null),
+    ] {
         let res = s.post("/wasm/compile", &json!({"bytes": b64(bytes)}).to_string());
         assert_eq!(res.status, 200, "{}", res.body);
         let id = res.json()["moduleId"].clone();
-        let res = s.post("/wasm/run", &json!({"moduleId": id, "args": args}).to_string());
+        let res = s.post(
+            "/wasm/run",
+            &json!({"moduleId": id, "args": args}).to_string(),
+        );
         assert_eq!(res.status, 200, "{}", res.body);
         assert_eq!(res.json()["result"], want);
         if want.is_null() {
@@ -269,6 +275,9 @@ fn webassembly_runs_in_strictly_locked_down_workers_that_still_say_no() {
     t.assert_untouched();
     let status = s.get("/status").json();
     for layer in ["seccomp", "landlock", "namespaces"] {
-        assert_eq!(status["sandbox"][layer]["active"], true, "{layer}: {status}");
+        assert_eq!(
+            status["sandbox"][layer]["active"], true,
+            "{layer}: {status}"
+        );
     }
 }

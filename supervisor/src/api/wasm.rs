@@ -10,11 +10,11 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
+use isolate_shared::frame::MAX_FRAME_BYTES;
 use isolate_shared::message::{
     SupervisorMessage, WasiInput, WasmArg, WasmCompileJob, WasmErrorKind, WasmImportValue,
     WasmKind, WasmRunJob, WasmRunOutcome, WasmValue, WorkerMessage,
 };
-use isolate_shared::frame::MAX_FRAME_BYTES;
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
@@ -71,9 +71,7 @@ fn read_module_file(state: &AppState, name: &str) -> Result<Vec<u8>, ApiError> {
     };
     // Canonicalising resolves symlinks, so one that leads out of the directory fails the
     // prefix check like an absolute path elsewhere.
-    let real = joined
-        .canonicalize()
-        .map_err(|_| ApiError::FileNotFound)?;
+    let real = joined.canonicalize().map_err(|_| ApiError::FileNotFound)?;
     if !real.starts_with(&root) {
         return Err(ApiError::FileForbidden(
             "\"file\" must name a file inside the module directory",
@@ -113,7 +111,9 @@ fn module_bytes(state: &AppState, body: &request::Body) -> Result<Vec<u8>, ApiEr
             Ok(bytes)
         }
         (None | Some(Value::Null), Some(Value::String(name))) => read_module_file(state, name),
-        (None | Some(Value::Null), None | Some(Value::Null)) => Err(ApiError::MissingField("bytes")),
+        (None | Some(Value::Null), None | Some(Value::Null)) => {
+            Err(ApiError::MissingField("bytes"))
+        }
         (Some(v), Some(w)) if !v.is_null() && !w.is_null() => Err(ApiError::InvalidField {
             field: "bytes",
             problem: "give either \"bytes\" or \"file\", not both".into(),
@@ -169,7 +169,8 @@ pub async fn compile(
     }
     let byte_size = bytes.len() as u64;
     let job = SupervisorMessage::WasmCompile(WasmCompileJob { bytes });
-    let deadline = Duration::from_millis(wasm.compile_timeout_ms + state.config.limits.kill_grace_ms);
+    let deadline =
+        Duration::from_millis(wasm.compile_timeout_ms + state.config.limits.kill_grace_ms);
     let outcome = match state.pool.call(&job, deadline).await {
         Ok((WorkerMessage::WasmCompiled(outcome), _)) => outcome,
         Ok(_) => return Err(ApiError::Internal),
@@ -257,7 +258,12 @@ fn arg(v: &Value) -> Option<WasmArg> {
     })
 }
 
-fn failure(status: StatusCode, kind: &str, message: String, extra: Map<String, Value>) -> HttpResponse {
+fn failure(
+    status: StatusCode,
+    kind: &str,
+    message: String,
+    extra: Map<String, Value>,
+) -> HttpResponse {
     let mut body = Map::new();
     body.insert("success".into(), Value::Bool(false));
     body.insert("error".into(), json!({ "type": kind, "message": message }));
@@ -294,11 +300,19 @@ struct RunRequest {
 }
 
 fn invalid_args(message: String) -> HttpResponse {
-    failure(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_ARGS", message, Map::new())
+    failure(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "INVALID_ARGS",
+        message,
+        Map::new(),
+    )
 }
 
 /// Reads and checks a run request; `Err(Ok(answer))` is a 422 answer, `Err(Err(e))` a 4xx.
-fn parse_run(state: &AppState, body: &request::Body) -> Result<RunRequest, Result<HttpResponse, ApiError>> {
+fn parse_run(
+    state: &AppState,
+    body: &request::Body,
+) -> Result<RunRequest, Result<HttpResponse, ApiError>> {
     let id = match body.get("moduleId") {
         None | Some(Value::Null) => return Err(Err(ApiError::MissingField("moduleId"))),
         Some(Value::String(s)) if !s.is_empty() => s,
@@ -374,9 +388,11 @@ fn parse_run(state: &AppState, body: &request::Body) -> Result<RunRequest, Resul
             match a {
                 Value::String(s) => wasi.args.push(s.clone()),
                 Value::Number(n) => wasi.args.push(n.to_string()),
-                _ => return Err(Ok(invalid_args(format!(
-                    "argument {i}: command-line arguments of a WASI command must be strings"
-                )))),
+                _ => {
+                    return Err(Ok(invalid_args(format!(
+                        "argument {i}: command-line arguments of a WASI command must be strings"
+                    ))))
+                }
             }
         }
     } else {
@@ -394,7 +410,10 @@ fn parse_run(state: &AppState, body: &request::Body) -> Result<RunRequest, Resul
     match body.get("argv") {
         None | Some(Value::Null) => {}
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-            wasi.args = a.iter().filter_map(|v| v.as_str().map(String::from)).collect();
+            wasi.args = a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
         }
         Some(_) => {
             return Err(Err(ApiError::InvalidField {
@@ -424,7 +443,8 @@ fn parse_run(state: &AppState, body: &request::Body) -> Result<RunRequest, Resul
                 if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
                     return Err(Err(ApiError::InvalidField {
                         field: "env",
-                        problem: "names must be non-empty without '=' and values without NUL".into(),
+                        problem: "names must be non-empty without '=' and values without NUL"
+                            .into(),
                     }));
                 }
                 wasi.env.push((k.clone(), v));
@@ -538,7 +558,10 @@ pub async fn run(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "WORKER_CRASHED",
                 "the worker process running this module died unexpectedly".into(),
-                json!({ "worker": pid }).as_object().cloned().unwrap_or_default(),
+                json!({ "worker": pid })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
             ))
         }
         Err(e) => {
@@ -561,8 +584,14 @@ pub async fn run(
     extra.insert("stats".into(), stats);
     if outcome.wasi {
         extra.insert("exitCode".into(), json!(outcome.exit_code));
-        extra.insert("stdout".into(), json!(String::from_utf8_lossy(&outcome.stdout)));
-        extra.insert("stderr".into(), json!(String::from_utf8_lossy(&outcome.stderr)));
+        extra.insert(
+            "stdout".into(),
+            json!(String::from_utf8_lossy(&outcome.stdout)),
+        );
+        extra.insert(
+            "stderr".into(),
+            json!(String::from_utf8_lossy(&outcome.stderr)),
+        );
         extra.insert("outputTruncated".into(), json!(outcome.output_truncated));
     }
     if !outcome.stubbed_imports.is_empty() {

@@ -104,7 +104,9 @@ fn arm_timer(first: Option<Duration>) {
     };
     let zero = Duration::ZERO;
     let value = libc::itimerval {
-        it_value: tv(first.map(|d| d.max(Duration::from_micros(1))).unwrap_or(zero)),
+        it_value: tv(first
+            .map(|d| d.max(Duration::from_micros(1)))
+            .unwrap_or(zero)),
         it_interval: tv(first.map(|_| Duration::from_millis(1)).unwrap_or(zero)),
     };
     // SAFETY: setitimer reads one itimerval we own; the old value is not wanted.
@@ -117,7 +119,8 @@ const WARM_UP_MODULE: &[u8] = &[
     0x01, 0x07, 0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f, // type (i32 i32) -> i32
     0x03, 0x02, 0x01, 0x00, // one function of type 0
     0x07, 0x07, 0x01, 0x03, b'a', b'd', b'd', 0x00, 0x00, // export "add"
-    0x0a, 0x09, 0x01, 0x07, 0x00, 0x20, 0x00, 0x20, 0x01, 0x6a, 0x0b, // local.get 0 1, i32.add
+    0x0a, 0x09, 0x01, 0x07, 0x00, 0x20, 0x00, 0x20, 0x01, 0x6a,
+    0x0b, // local.get 0 1, i32.add
 ];
 
 /// Creates the engine and warms it. Called once by the zygote before it forks; a failure
@@ -404,8 +407,8 @@ fn load(cache: &mut Cache, engine: &Engine, id: &str, artifact: &[u8]) -> Result
     let only_wasi = module.imports().all(|i| i.module() == wasi::MODULE);
     let (pre, stubbed) = if only_wasi {
         let mut linker = cache.base(engine)?.clone();
-        let stubbed = wasi::stub_unsupported(&mut linker, &module)
-            .map_err(|e| internal(format!("{e:#}")))?;
+        let stubbed =
+            wasi::stub_unsupported(&mut linker, &module).map_err(|e| internal(format!("{e:#}")))?;
         (linker.instantiate_pre(&module).ok(), stubbed)
     } else {
         (None, Vec::new())
@@ -484,7 +487,10 @@ fn classify(e: &wasmtime::Error) -> WasmError {
     }
     if let Some(trap) = e.downcast_ref::<Trap>() {
         if *trap == Trap::Interrupt {
-            return error(WasmErrorKind::Timeout, "the WebAssembly run exceeded its timeout");
+            return error(
+                WasmErrorKind::Timeout,
+                "the WebAssembly run exceeded its timeout",
+            );
         }
         return WasmError {
             kind: WasmErrorKind::Trap,
@@ -549,9 +555,7 @@ fn call(
         )))),
         Some(func) => call_func(store, func, &job.args, &mut outcome.stats),
     };
-    let memory: Option<Memory> = instance
-        .exports(&mut *store)
-        .find_map(|e| e.into_memory());
+    let memory: Option<Memory> = instance.exports(&mut *store).find_map(|e| e.into_memory());
     if let Some(m) = memory {
         outcome.stats.memory_pages = m.size(&*store);
         outcome.stats.memory_bytes = m.data_size(&*store) as u64;
@@ -576,8 +580,8 @@ fn call_func(
     stats: &mut WasmRunStats,
 ) -> wasmtime::Result<Vec<WasmValue>> {
     let ty = func.ty(&*store);
-    let params =
-        convert_args(&ty, args).map_err(|m| wasmtime::Error::new(Refused(error(WasmErrorKind::InvalidArgs, m))))?;
+    let params = convert_args(&ty, args)
+        .map_err(|m| wasmtime::Error::new(Refused(error(WasmErrorKind::InvalidArgs, m))))?;
     let mut results = vec![Val::I32(0); ty.results().len()];
     let started = Instant::now();
     let called = func.call(&mut *store, &params, &mut results);
@@ -706,7 +710,9 @@ fn link(
             }
             ExternType::Global(ty) => {
                 let value = match given {
-                    Some(v) => convert(ty.content(), v).map_err(|e| format!("import {label}: {e}"))?,
+                    Some(v) => {
+                        convert(ty.content(), v).map_err(|e| format!("import {label}: {e}"))?
+                    }
                     None if job.stub_missing_imports => {
                         stubbed.push(label.clone());
                         Val::default_for_ty(ty.content()).ok_or_else(|| {

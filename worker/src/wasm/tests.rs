@@ -47,7 +47,10 @@ fn compiles_describes_and_runs_from_the_cache() {
     .unwrap();
     let compiled = compile(&WasmCompileJob { bytes }).result.unwrap();
     assert_eq!(compiled.exports[0].name, "add");
-    assert_eq!(compiled.exports[0].params, vec![WasmType::I32, WasmType::I32]);
+    assert_eq!(
+        compiled.exports[0].params,
+        vec![WasmType::I32, WasmType::I32]
+    );
     assert_eq!(compiled.exports[1].kind, WasmKind::Memory);
     assert_eq!(compiled.imports[0].kind, WasmKind::Global);
     let plain = artifact(
@@ -57,23 +60,54 @@ fn compiles_describes_and_runs_from_the_cache() {
     // Without the artifact, an unknown module asks for it and runs nothing.
     let asked = run(&mut cache, job("m", None, "add", vec![]));
     assert!(asked.needs_artifact);
-    let first = run(&mut cache, job("m", Some(plain), "add", vec![WasmArg::Int(2), WasmArg::Text("3".into())]));
+    let first = run(
+        &mut cache,
+        job(
+            "m",
+            Some(plain),
+            "add",
+            vec![WasmArg::Int(2), WasmArg::Text("3".into())],
+        ),
+    );
     assert_eq!(first.result, Ok(vec![WasmValue::I32(5)]));
-    let again = run(&mut cache, job("m", None, "add", vec![WasmArg::Int(-1), WasmArg::Int(1)]));
+    let again = run(
+        &mut cache,
+        job("m", None, "add", vec![WasmArg::Int(-1), WasmArg::Int(1)]),
+    );
     assert_eq!(again.result, Ok(vec![WasmValue::I32(0)]));
     assert_eq!(again.stats.load_us, 0, "served from the cache");
-    let bad = run(&mut cache, job("m", None, "add", vec![WasmArg::Float(0.5), WasmArg::Int(1)]));
+    let bad = run(
+        &mut cache,
+        job("m", None, "add", vec![WasmArg::Float(0.5), WasmArg::Int(1)]),
+    );
     assert_eq!(bad.result.unwrap_err().kind, WasmErrorKind::InvalidArgs);
     // A third module evicts the least recently used (the cache holds two).
     for id in ["x", "y"] {
         let a = artifact(r#"(module (func (export "f")))"#);
         let out = run(&mut cache, job(id, Some(a), "f", vec![]));
         assert_eq!(out.result, Ok(vec![]));
-        assert_eq!(out.evicted, if id == "y" { vec!["m".to_string()] } else { vec![] });
+        assert_eq!(
+            out.evicted,
+            if id == "y" {
+                vec!["m".to_string()]
+            } else {
+                vec![]
+            }
+        );
     }
-    let corrupt = run(&mut cache, job("z", Some(b"\x7fELF junk".to_vec()), "f", vec![]));
-    assert_eq!(corrupt.result.unwrap_err().kind, WasmErrorKind::ModuleUnusable);
-    assert!(compile(&WasmCompileJob { bytes: b"junk".to_vec() }).result.is_err());
+    let corrupt = run(
+        &mut cache,
+        job("z", Some(b"\x7fELF junk".to_vec()), "f", vec![]),
+    );
+    assert_eq!(
+        corrupt.result.unwrap_err().kind,
+        WasmErrorKind::ModuleUnusable
+    );
+    assert!(compile(&WasmCompileJob {
+        bytes: b"junk".to_vec()
+    })
+    .result
+    .is_err());
 }
 
 #[test]
@@ -96,5 +130,9 @@ fn wasi_output_is_capped_and_exit_codes_come_back() {
     assert_eq!(out.result, Ok(vec![]));
     assert_eq!(out.stdout, b"01234567", "capped at max_output_bytes");
     assert!(out.output_truncated);
-    assert_eq!(out.exit_code, Some(10), "all ten bytes are reported as written");
+    assert_eq!(
+        out.exit_code,
+        Some(10),
+        "all ten bytes are reported as written"
+    );
 }

@@ -120,7 +120,9 @@ fn put(mem: &mut [u8], ptr: i32, bytes: &[u8]) -> Result<(), i32> {
 }
 
 fn get_u32(mem: &[u8], ptr: usize) -> Result<u32, i32> {
-    let b = mem.get(ptr..ptr.checked_add(4).ok_or(EFAULT)?).ok_or(EFAULT)?;
+    let b = mem
+        .get(ptr..ptr.checked_add(4).ok_or(EFAULT)?)
+        .ok_or(EFAULT)?;
     Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
@@ -154,10 +156,7 @@ fn put_strings(mem: &mut [u8], list: &[Vec<u8>], ptrs: i32, buf: i32) -> Result<
 }
 
 fn sizes(list: &[Vec<u8>]) -> (u32, u32) {
-    (
-        list.len() as u32,
-        list.iter().map(|s| s.len() as u32).sum(),
-    )
+    (list.len() as u32, list.iter().map(|s| s.len() as u32).sum())
 }
 
 fn clock_id(id: i32) -> Option<libc::clockid_t> {
@@ -194,17 +193,24 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         MODULE,
         "args_sizes_get",
         |mut c: Caller<'_, Host>, argc: i32, size: i32| -> i32 {
-            let Some(m) = memory(&mut c) else { return EFAULT };
+            let Some(m) = memory(&mut c) else {
+                return EFAULT;
+            };
             let (mem, host) = m.data_and_store_mut(&mut c);
             let (n, bytes) = sizes(&host.wasi.args);
-            errno(put(mem, argc, &n.to_le_bytes()).and_then(|()| put(mem, size, &bytes.to_le_bytes())))
+            errno(
+                put(mem, argc, &n.to_le_bytes())
+                    .and_then(|()| put(mem, size, &bytes.to_le_bytes())),
+            )
         },
     )?;
     linker.func_wrap(
         MODULE,
         "args_get",
         |mut c: Caller<'_, Host>, ptrs: i32, buf: i32| -> i32 {
-            let Some(m) = memory(&mut c) else { return EFAULT };
+            let Some(m) = memory(&mut c) else {
+                return EFAULT;
+            };
             let (mem, host) = m.data_and_store_mut(&mut c);
             errno(put_strings(mem, &host.wasi.args, ptrs, buf))
         },
@@ -213,17 +219,24 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         MODULE,
         "environ_sizes_get",
         |mut c: Caller<'_, Host>, count: i32, size: i32| -> i32 {
-            let Some(m) = memory(&mut c) else { return EFAULT };
+            let Some(m) = memory(&mut c) else {
+                return EFAULT;
+            };
             let (mem, host) = m.data_and_store_mut(&mut c);
             let (n, bytes) = sizes(&host.wasi.env);
-            errno(put(mem, count, &n.to_le_bytes()).and_then(|()| put(mem, size, &bytes.to_le_bytes())))
+            errno(
+                put(mem, count, &n.to_le_bytes())
+                    .and_then(|()| put(mem, size, &bytes.to_le_bytes())),
+            )
         },
     )?;
     linker.func_wrap(
         MODULE,
         "environ_get",
         |mut c: Caller<'_, Host>, ptrs: i32, buf: i32| -> i32 {
-            let Some(m) = memory(&mut c) else { return EFAULT };
+            let Some(m) = memory(&mut c) else {
+                return EFAULT;
+            };
             let (mem, host) = m.data_and_store_mut(&mut c);
             errno(put_strings(mem, &host.wasi.env, ptrs, buf))
         },
@@ -232,18 +245,34 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         MODULE,
         "clock_res_get",
         |mut c: Caller<'_, Host>, id: i32, out: i32| -> i32 {
-            let Some(clock) = clock_id(id) else { return EINVAL };
-            let Some(m) = memory(&mut c) else { return EFAULT };
-            errno(put(m.data_mut(&mut c), out, &clock_ns(clock, true).to_le_bytes()))
+            let Some(clock) = clock_id(id) else {
+                return EINVAL;
+            };
+            let Some(m) = memory(&mut c) else {
+                return EFAULT;
+            };
+            errno(put(
+                m.data_mut(&mut c),
+                out,
+                &clock_ns(clock, true).to_le_bytes(),
+            ))
         },
     )?;
     linker.func_wrap(
         MODULE,
         "clock_time_get",
         |mut c: Caller<'_, Host>, id: i32, _precision: i64, out: i32| -> i32 {
-            let Some(clock) = clock_id(id) else { return EINVAL };
-            let Some(m) = memory(&mut c) else { return EFAULT };
-            errno(put(m.data_mut(&mut c), out, &clock_ns(clock, false).to_le_bytes()))
+            let Some(clock) = clock_id(id) else {
+                return EINVAL;
+            };
+            let Some(m) = memory(&mut c) else {
+                return EFAULT;
+            };
+            errno(put(
+                m.data_mut(&mut c),
+                out,
+                &clock_ns(clock, false).to_le_bytes(),
+            ))
         },
     )?;
     linker.func_wrap(
@@ -253,7 +282,9 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             if fd != 1 && fd != 2 {
                 return EBADF;
             }
-            let Some(m) = memory(&mut c) else { return EFAULT };
+            let Some(m) = memory(&mut c) else {
+                return EFAULT;
+            };
             let (mem, host) = m.data_and_store_mut(&mut c);
             let list = match iovecs(mem, iovs, count) {
                 Ok(l) => l,
@@ -262,9 +293,15 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             let ctx = &mut host.wasi;
             let mut total = 0u32;
             for (ptr, len) in list {
-                let Some(r) = slice(mem, ptr as i32, len) else { return EFAULT };
+                let Some(r) = slice(mem, ptr as i32, len) else {
+                    return EFAULT;
+                };
                 let cap = ctx.cap;
-                let sink = if fd == 1 { &mut ctx.stdout } else { &mut ctx.stderr };
+                let sink = if fd == 1 {
+                    &mut ctx.stdout
+                } else {
+                    &mut ctx.stderr
+                };
                 let room = cap.saturating_sub(sink.len());
                 sink.extend_from_slice(&mem[r.start..r.start + room.min(len)]);
                 if room < len {
@@ -282,7 +319,9 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             if fd != 0 {
                 return EBADF;
             }
-            let Some(m) = memory(&mut c) else { return EFAULT };
+            let Some(m) = memory(&mut c) else {
+                return EFAULT;
+            };
             let (mem, host) = m.data_and_store_mut(&mut c);
             let list = match iovecs(mem, iovs, count) {
                 Ok(l) => l,
@@ -291,7 +330,9 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             let ctx = &mut host.wasi;
             let mut total = 0u32;
             for (ptr, len) in list {
-                let Some(r) = slice(mem, ptr as i32, len) else { return EFAULT };
+                let Some(r) = slice(mem, ptr as i32, len) else {
+                    return EFAULT;
+                };
                 let left = &ctx.stdin[ctx.stdin_pos..];
                 let n = left.len().min(len);
                 mem[r.start..r.start + n].copy_from_slice(&left[..n]);
@@ -325,7 +366,9 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             if !(0..=2).contains(&fd) {
                 return EBADF;
             }
-            let Some(m) = memory(&mut c) else { return EFAULT };
+            let Some(m) = memory(&mut c) else {
+                return EFAULT;
+            };
             // fdstat: filetype u8 (2 = character device), flags u16 at 2 (APPEND for output),
             // rights_base u64 at 8 (read for 0, write for 1 and 2), rights_inheriting at 16.
             let mut stat = [0u8; 24];
@@ -338,13 +381,17 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             errno(put(m.data_mut(&mut c), out, &stat))
         },
     )?;
-    linker.func_wrap(MODULE, "fd_fdstat_set_flags", |fd: i32, _flags: i32| -> i32 {
-        if (0..=2).contains(&fd) {
-            SUCCESS
-        } else {
-            EBADF
-        }
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "fd_fdstat_set_flags",
+        |fd: i32, _flags: i32| -> i32 {
+            if (0..=2).contains(&fd) {
+                SUCCESS
+            } else {
+                EBADF
+            }
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "fd_filestat_get",
@@ -352,7 +399,9 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             if !(0..=2).contains(&fd) {
                 return EBADF;
             }
-            let Some(m) = memory(&mut c) else { return EFAULT };
+            let Some(m) = memory(&mut c) else {
+                return EFAULT;
+            };
             // filestat: dev, ino, filetype u8 at 16 (character device), nlink, size, times.
             let mut stat = [0u8; 64];
             stat[16] = 2;
@@ -396,9 +445,13 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         MODULE,
         "random_get",
         |mut c: Caller<'_, Host>, buf: i32, len: i32| -> i32 {
-            let Some(m) = memory(&mut c) else { return EFAULT };
+            let Some(m) = memory(&mut c) else {
+                return EFAULT;
+            };
             let mem = m.data_mut(&mut c);
-            let Some(r) = slice(mem, buf, len as u32 as usize) else { return EFAULT };
+            let Some(r) = slice(mem, buf, len as u32 as usize) else {
+                return EFAULT;
+            };
             let mut filled = r.start;
             while filled < r.end {
                 let want = r.end - filled;
@@ -413,18 +466,19 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             SUCCESS
         },
     )?;
-    linker.func_wrap(
-        MODULE,
-        "proc_exit",
-        |code: i32| -> wasmtime::Result<()> { Err(wasmtime::Error::new(HostError::Exit(code))) },
-    )?;
+    linker.func_wrap(MODULE, "proc_exit", |code: i32| -> wasmtime::Result<()> {
+        Err(wasmtime::Error::new(HostError::Exit(code)))
+    })?;
     linker.func_wrap(MODULE, "sched_yield", || -> i32 { SUCCESS })?;
     linker.func_wrap(
         MODULE,
         "poll_oneoff",
-        |mut c: Caller<'_, Host>, subs: i32, events: i32, count: i32, out: i32| -> wasmtime::Result<i32> {
-            poll_oneoff(&mut c, subs, events, count, out)
-        },
+        |mut c: Caller<'_, Host>,
+         subs: i32,
+         events: i32,
+         count: i32,
+         out: i32|
+         -> wasmtime::Result<i32> { poll_oneoff(&mut c, subs, events, count, out) },
     )?;
     Ok(())
 }
@@ -438,7 +492,9 @@ fn poll_oneoff(
     count: i32,
     out: i32,
 ) -> wasmtime::Result<i32> {
-    let Some(m) = memory(c) else { return Ok(EFAULT) };
+    let Some(m) = memory(c) else {
+        return Ok(EFAULT);
+    };
     let count = count as u32 as usize;
     if count == 0 {
         return Ok(EINVAL);
@@ -450,7 +506,9 @@ fn poll_oneoff(
     let mut parsed = Vec::with_capacity(count.min(1024));
     for i in 0..count {
         let at = (subs as u32 as usize).saturating_add(i * 48);
-        let Some(s) = mem.get(at..at + 48) else { return Ok(EFAULT) };
+        let Some(s) = mem.get(at..at + 48) else {
+            return Ok(EFAULT);
+        };
         let userdata = u64::from_le_bytes(s[0..8].try_into().unwrap_or_default());
         let tag = s[8];
         let id = u32::from_le_bytes(s[16..20].try_into().unwrap_or_default());
@@ -510,7 +568,10 @@ fn poll_oneoff(
 
 /// Defines every preview 1 function `module` imports that this module does not implement as a
 /// stub answering `ENOSYS`. Returns their names (`wasi_snapshot_preview1.name`).
-pub fn stub_unsupported(linker: &mut Linker<Host>, module: &Module) -> wasmtime::Result<Vec<String>> {
+pub fn stub_unsupported(
+    linker: &mut Linker<Host>,
+    module: &Module,
+) -> wasmtime::Result<Vec<String>> {
     let mut stubbed = Vec::new();
     for import in module.imports() {
         if import.module() != MODULE || IMPLEMENTED.contains(&import.name()) {
