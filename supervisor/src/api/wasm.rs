@@ -309,6 +309,8 @@ fn invalid_args(message: String) -> HttpResponse {
 }
 
 /// Reads and checks a run request; `Err(Ok(answer))` is a 422 answer, `Err(Err(e))` a 4xx.
+// The error is a whole answer, built at most once per refused request: its size is no cost.
+#[allow(clippy::result_large_err)]
 fn parse_run(
     state: &AppState,
     body: &request::Body,
