@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::common::{descendants, zygote_pid, Service};
+use crate::common::{alive, busy_worker, descendants, eventually, request, zygote_pid, Service};
 
 const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32)
     local.get 0 local.get 1 i32.add))"#;
@@ -275,6 +275,14 @@ fn traps_limits_and_timeouts_are_named() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 
+    // A memory declared larger than the limit fails at instantiation, by name.
+    let big = compile_id(
+        &s,
+        r#"(module (memory (export "memory") 300) (func (export "f")))"#,
+    );
+    let out = run(&s, json!({"moduleId": big}), 422);
+    assert_eq!(out["error"]["type"], "MEMORY_LIMIT", "{out}");
+
     let out = run(&s, json!({"moduleId": id, "entry": "pages"}), 200);
     assert_eq!(out["result"], 3);
     assert_eq!(out["stats"]["memoryPages"], 3);
@@ -536,4 +544,41 @@ fn compiled_modules_survive_a_restart() {
     assert_eq!(s.get("/stats").json()["wasm"]["compiles"], 0);
     drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_stopped_worker_running_wasm_is_killed_at_the_hard_deadline() {
+    let s = Service::start();
+    let id = compile_id(&s, r#"(module (func (export "spin") (loop $l (br $l))))"#);
+    let addr = s.addr;
+    let body = json!({"moduleId": id, "timeout": 1000}).to_string();
+    let client =
+        std::thread::spawn(move || request(addr, "POST", "/wasm/run", &[], body.as_bytes()));
+    // A stopped process cannot take its timer signal: only the supervisor can end it.
+    let pid = busy_worker(&s);
+    // SAFETY: stopping a worker process of the service under test.
+    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    let res = client.join().unwrap();
+    assert_eq!(res.status, 422, "{}", res.body);
+    let out = res.json();
+    assert_eq!(out["error"]["type"], "TIMEOUT");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the worker was stopped"),
+        "{out}"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(pid)),
+        "the hung worker still exists"
+    );
+    assert_eq!(
+        run(
+            &s,
+            json!({"moduleId": compile_id(&s, ADD), "args": [1, 2]}),
+            200
+        )["result"],
+        3
+    );
 }
