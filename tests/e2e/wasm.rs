@@ -213,7 +213,8 @@ fn traps_limits_and_timeouts_are_named() {
                 (i32.const 0))
             (func (export "spin") (loop $l (br $l)))
             (func (export "div") (param i32) (result i32) (i32.div_s (i32.const 1) (local.get 0)))
-            (func (export "pages") (result i32) (drop (memory.grow (i32.const 2))) (memory.size)))"#,
+            (func (export "pages") (result i32) (drop (memory.grow (i32.const 2))) (memory.size))
+            (func (export "oob") (result i32) (i32.load (i32.const 0x7ffffff0))))"#,
     );
     let out = run(&s, json!({"moduleId": id, "entry": "boom"}), 422);
     assert_eq!(out["success"], false);
