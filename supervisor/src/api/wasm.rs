@@ -15,6 +15,7 @@ use isolate_shared::message::{
     SupervisorMessage, WasiInput, WasmArg, WasmCompileJob, WasmErrorKind, WasmImportValue,
     WasmKind, WasmRunJob, WasmRunOutcome, WasmValue, WorkerMessage,
 };
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
@@ -292,6 +293,51 @@ fn value_json(v: &WasmValue) -> Value {
         WasmValue::F64(x) => float(*x),
         WasmValue::Opaque(t) => json!(format!("<{}>", t.as_str())),
     }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunStats<'a> {
+    instantiate_time: String,
+    call_time: String,
+    load_time: String,
+    memory_pages: u64,
+    memory_bytes: u64,
+    exports: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trap_code: Option<&'a str>,
+}
+
+/// The answer of a run, success or failure (typed, so answering builds no JSON tree).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunAnswer<'a> {
+    success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorOut<'a>>,
+    module_id: &'a str,
+    entry: &'a str,
+    stats: RunStats<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<Option<i32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stdout: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stderr: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_truncated: Option<bool>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stubbed_imports: &'a [String],
 }
 
 struct RunRequest {
@@ -572,33 +618,32 @@ pub async fn run(
         }
     };
     let s = &outcome.stats;
-    let stats = json!({
-        "instantiateTime": ms(s.instantiate_us),
-        "callTime": ms(s.call_us),
-        "loadTime": ms(s.load_us),
-        "memoryPages": s.memory_pages,
-        "memoryBytes": s.memory_bytes,
-        "exports": module.exports.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
-    });
-    let mut extra = Map::new();
-    extra.insert("moduleId".into(), json!(module.id));
-    extra.insert("entry".into(), json!(entry));
-    extra.insert("stats".into(), stats);
-    if outcome.wasi {
-        extra.insert("exitCode".into(), json!(outcome.exit_code));
-        extra.insert(
-            "stdout".into(),
-            json!(String::from_utf8_lossy(&outcome.stdout)),
-        );
-        extra.insert(
-            "stderr".into(),
-            json!(String::from_utf8_lossy(&outcome.stderr)),
-        );
-        extra.insert("outputTruncated".into(), json!(outcome.output_truncated));
-    }
-    if !outcome.stubbed_imports.is_empty() {
-        extra.insert("stubbedImports".into(), json!(outcome.stubbed_imports));
-    }
+    let stdout = outcome
+        .wasi
+        .then(|| String::from_utf8_lossy(&outcome.stdout));
+    let stderr = outcome
+        .wasi
+        .then(|| String::from_utf8_lossy(&outcome.stderr));
+    let mut answer = RunAnswer {
+        success: true,
+        result: None,
+        error: None,
+        module_id: &module.id,
+        entry: &entry,
+        stats: RunStats {
+            instantiate_time: ms(s.instantiate_us),
+            call_time: ms(s.call_us),
+            load_time: ms(s.load_us),
+            memory_pages: s.memory_pages,
+            memory_bytes: s.memory_bytes,
+            exports: module.exports.iter().map(|e| e.name.as_str()).collect(),
+        },
+        exit_code: outcome.wasi.then_some(outcome.exit_code),
+        stdout: stdout.as_deref(),
+        stderr: stderr.as_deref(),
+        output_truncated: outcome.wasi.then_some(outcome.output_truncated),
+        stubbed_imports: &outcome.stubbed_imports,
+    };
     let mut fields = LogFields {
         preset: Some("wasm"),
         error_type: None,
@@ -612,11 +657,8 @@ pub async fn run(
                 [one] => value_json(one),
                 many => Value::Array(many.iter().map(value_json).collect()),
             };
-            let mut body = Map::new();
-            body.insert("success".into(), json!(true));
-            body.insert("result".into(), result);
-            body.extend(extra);
-            HttpResponse::Ok().json(Value::Object(body))
+            answer.result = Some(result);
+            HttpResponse::Ok().json(answer)
         }
         Err(e) => {
             if e.kind == WasmErrorKind::ModuleUnusable {
@@ -629,15 +671,13 @@ pub async fn run(
                 WasmErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            let mut body = Map::new();
-            body.insert("success".into(), json!(false));
-            let mut error = json!({ "type": kind, "message": e.message });
-            if let Some(code) = &e.trap_code {
-                error["trapCode"] = json!(code);
-            }
-            body.insert("error".into(), error);
-            body.extend(extra);
-            HttpResponse::build(status).json(Value::Object(body))
+            answer.success = false;
+            answer.error = Some(ErrorOut {
+                kind,
+                message: &e.message,
+                trap_code: e.trap_code.as_deref(),
+            });
+            HttpResponse::build(status).json(answer)
         }
     };
     response.extensions_mut().insert(fields);
