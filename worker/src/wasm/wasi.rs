@@ -1,8 +1,9 @@
 //! A WASI preview 1 (`wasi_snapshot_preview1`) subset, written as plain linker functions.
 //!
-//! wasmtime-wasi's preview 1 implementation runs its synchronous calls on a tokio runtime
-//! with worker threads, which a single-threaded worker whose seccomp filter traps `clone`
-//! cannot have. A command-line program needs little: standard streams, arguments, environment,
+//! wasmtime-wasi 48's synchronous preview 1 bindings run every call through `in_tokio`, on a
+//! lazily built multi-thread tokio runtime (checked in its `runtime.rs`): a single-threaded
+//! worker whose seccomp filter traps `clone` cannot have that, and `wasi-common` is not
+//! published for wasmtime 48. A command-line program needs little: standard streams, arguments, environment,
 //! clocks, randomness and exit. That is what this module gives, in memory:
 //!
 //! * fd 0 reads the request's `stdin`; fds 1 and 2 append to capped buffers (writes past the cap
