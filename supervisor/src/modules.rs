@@ -126,6 +126,7 @@ pub struct ModuleStore {
     misses: AtomicU64,
     compiles: AtomicU64,
     evictions: AtomicU64,
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Whether `id` may name a module: 1 to 128 characters of `A-Z a-z 0-9 . _ -`, not starting
@@ -162,6 +163,7 @@ impl ModuleStore {
             misses: AtomicU64::new(0),
             compiles: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            turns: Mutex::new(HashMap::new()),
         };
         if let Some(dir) = &store.dir {
             prepare_dir(dir)?;
@@ -258,6 +260,20 @@ impl ModuleStore {
     /// Counts an answer served from the store without compiling.
     pub fn count_hit(&self) {
         self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a compile request the store could not answer.
+    pub fn count_miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The lock that serialises compilations under one id. Entries nobody waits on are dropped
+    /// whenever a new one is handed out, so the map stays as small as the compilations in
+    /// flight.
+    pub fn compile_turn(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        turns.retain(|_, t| Arc::strong_count(t) > 1);
+        Arc::clone(turns.entry(id.to_string()).or_default())
     }
 
     /// Drops a module whose artifact a worker could not load.

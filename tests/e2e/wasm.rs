@@ -59,6 +59,30 @@ fn add_runs_in_locked_down_workers_and_compiles_once() {
     let stats = s.get("/stats").json();
     assert_eq!(stats["wasm"]["compiles"], 1, "{stats}");
     assert_eq!(stats["wasm"]["modules"], 1);
+    // Concurrent uploads of one new module compile it once.
+    let fresh = b64(r#"(module (func (export "one") (result i32) i32.const 1))"#);
+    let addr = s.addr;
+    let uploads: Vec<_> = (0..6)
+        .map(|_| {
+            let body = json!({ "bytes": fresh }).to_string();
+            std::thread::spawn(move || request(addr, "POST", "/wasm/compile", &[], body.as_bytes()))
+        })
+        .collect();
+    let ids: std::collections::HashSet<String> = uploads
+        .into_iter()
+        .map(|u| {
+            let res = u.join().unwrap();
+            assert_eq!(res.status, 200, "{}", res.body);
+            res.json()["moduleId"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    let stats = s.get("/stats").json();
+    assert_eq!(
+        stats["wasm"]["compiles"], 2,
+        "one more compilation: {stats}"
+    );
+    assert_eq!(stats["wasm"]["modules"], 2);
 
     // Several runs, so that several workers load the module and later ones find it loaded.
     for i in 0..12 {
@@ -89,8 +113,8 @@ fn add_runs_in_locked_down_workers_and_compiles_once() {
     assert_eq!(status["sandbox"]["seccomp"]["active"], true, "{status}");
     assert_eq!(status["sandbox"]["landlock"]["active"], true, "{status}");
     let stats = s.get("/stats").json();
-    assert_eq!(stats["wasm"]["compiles"], 1);
-    assert!(stats["wasm"]["hits"].as_u64().unwrap() >= 13, "{stats}");
+    assert_eq!(stats["wasm"]["compiles"], 2);
+    assert!(stats["wasm"]["hits"].as_u64().unwrap() >= 18, "{stats}");
 }
 
 #[test]

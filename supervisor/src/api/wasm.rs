@@ -162,12 +162,25 @@ pub async fn compile(
     .map_err(|_| ApiError::Internal)??;
     let source_sha256 = sha256_hex(&bytes);
     let id = explicit.unwrap_or_else(|| source_sha256.clone());
-    if let Some(existing) = state.modules.peek(&id) {
-        if existing.source_sha256 == source_sha256 {
-            state.modules.count_hit();
-            return Ok(compile_answer(&existing, true));
-        }
+    let cached = |state: &AppState| {
+        state
+            .modules
+            .peek(&id)
+            .filter(|m| m.source_sha256 == source_sha256)
+    };
+    if let Some(existing) = cached(&state) {
+        state.modules.count_hit();
+        return Ok(compile_answer(&existing, true));
     }
+    // One compilation per id at a time: concurrent uploads of the same new module wait for
+    // the first and are answered from the store.
+    let turn = state.modules.compile_turn(&id);
+    let _turn = turn.lock().await;
+    if let Some(existing) = cached(&state) {
+        state.modules.count_hit();
+        return Ok(compile_answer(&existing, true));
+    }
+    state.modules.count_miss();
     let byte_size = bytes.len() as u64;
     let job = SupervisorMessage::WasmCompile(WasmCompileJob { bytes });
     let deadline =
