@@ -607,3 +607,52 @@ fn a_stopped_worker_running_wasm_is_killed_at_the_hard_deadline() {
         3
     );
 }
+
+#[test]
+fn wasi_sleeps_through_poll_oneoff_but_never_past_the_deadline() {
+    let s = Service::start();
+    let sleeper = compile_id(
+        &s,
+        r#"(module
+          (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (func (export "_start")
+            ;; one clock subscription: userdata 7, monotonic clock, relative timeout in ns
+            (i64.store (i32.const 0) (i64.const 7))
+            (i32.store8 (i32.const 8) (i32.const 0))
+            (i32.store (i32.const 16) (i32.const 1))
+            (i64.store (i32.const 24) (i64.load (i32.const 512)))
+            (drop (call $poll (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))
+            ;; exit code: the event's userdata * 10 + the number of events
+            (call $exit (i32.add (i32.mul (i32.wrap_i64 (i64.load (i32.const 100))) (i32.const 10))
+                                 (i32.load (i32.const 200)))))
+          (data (i32.const 512) "\00\2d\31\01\00\00\00\00"))"#,
+    );
+    // 0x01312d00 ns = 20 ms.
+    let started = Instant::now();
+    let out = run(&s, json!({"moduleId": sleeper}), 200);
+    assert_eq!(out["exitCode"], 71, "{out}");
+    assert!(started.elapsed() >= Duration::from_millis(20));
+    let long = compile_id(
+        &s,
+        r#"(module
+          (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "_start")
+            (i32.store (i32.const 16) (i32.const 1))
+            (i64.store (i32.const 24) (i64.const 60000000000))
+            (drop (call $poll (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))))"#,
+    );
+    let started = Instant::now();
+    let out = run(&s, json!({"moduleId": long, "timeout": 300}), 422);
+    assert_eq!(out["error"]["type"], "TIMEOUT", "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded its timeout"),
+        "{out}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -696,3 +696,50 @@ pub async fn run(
     response.extensions_mut().insert(fields);
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isolate_shared::message::WasmType;
+
+    #[test]
+    fn values_become_json_without_losing_digits() {
+        assert_eq!(value_json(&WasmValue::I32(-5)), json!(-5));
+        assert_eq!(
+            value_json(&WasmValue::I64(1 << 53)),
+            json!(9007199254740992i64)
+        );
+        assert_eq!(
+            value_json(&WasmValue::I64((1 << 53) + 1)),
+            json!("9007199254740993")
+        );
+        assert_eq!(
+            value_json(&WasmValue::I64(i64::MIN)),
+            json!("-9223372036854775808")
+        );
+        assert_eq!(value_json(&WasmValue::F32(1.5)), json!(1.5));
+        assert_eq!(value_json(&WasmValue::F64(f64::NAN)), json!("NaN"));
+        assert_eq!(
+            value_json(&WasmValue::F64(f64::NEG_INFINITY)),
+            json!("-Infinity")
+        );
+        assert_eq!(
+            value_json(&WasmValue::Opaque(WasmType::V128)),
+            json!("<v128>")
+        );
+    }
+
+    #[test]
+    fn json_arguments_keep_their_kind() {
+        assert_eq!(arg(&json!(3)), Some(WasmArg::Int(3)));
+        assert_eq!(arg(&json!(2.5)), Some(WasmArg::Float(2.5)));
+        assert_eq!(
+            arg(&json!(u64::MAX)),
+            Some(WasmArg::Text(u64::MAX.to_string()))
+        );
+        assert_eq!(arg(&json!("12")), Some(WasmArg::Text("12".into())));
+        assert_eq!(arg(&json!(true)), Some(WasmArg::Bool(true)));
+        assert_eq!(arg(&json!(null)), None);
+        assert_eq!(arg(&json!([1])), None);
+    }
+}
