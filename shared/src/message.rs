@@ -480,7 +480,7 @@ pub struct WasmImportValue {
 /// Per-run limits, decided by the supervisor's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WasmLimits {
-    /// Largest linear memory, in bytes (all memories of the run together).
+    /// Largest size of each linear memory, in bytes (`memories` bounds how many there are).
     pub memory_bytes: u64,
     /// Most elements of any one table.
     pub table_elements: u64,

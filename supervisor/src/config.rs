@@ -301,7 +301,8 @@ pub struct WasmConfig {
     pub max_module_bytes: usize,
     /// Longest compilation, in ms, before the worker is killed. Default 10000.
     pub compile_timeout_ms: u64,
-    /// Largest linear memory of a run, in bytes; more is `MEMORY_LIMIT`. Default 64 MiB.
+    /// Largest size of each linear memory of a run, in bytes; more is `MEMORY_LIMIT`.
+    /// Default 64 MiB.
     pub memory_bytes: u64,
     /// Most elements of a table; more is `MEMORY_LIMIT`. Default 100000.
     pub table_elements: u64,
@@ -612,10 +613,13 @@ impl Config {
                 "must be at least one page (65536)",
             ));
         }
-        if self.sandbox.rlimit_data_bytes < w.memory_bytes + (64 << 20) {
+        let all_memories = w
+            .memory_bytes
+            .saturating_mul(u64::from(w.max_memories.max(1)));
+        if self.sandbox.rlimit_data_bytes < all_memories.saturating_add(64 << 20) {
             return Err(invalid(
                 "wasm.memory_bytes",
-                "must stay at least 64 MiB below sandbox.rlimit_data_bytes",
+                "times wasm.max_memories must stay at least 64 MiB below sandbox.rlimit_data_bytes",
             ));
         }
         if w.max_instances == 0 || w.max_memories == 0 {
