@@ -6,6 +6,8 @@
 #   - /health at 8 connections (the HTTP ceiling);
 #   - TypeScript on POST /deno next to the same code as JavaScript on POST /execute (both in
 #     the data preset), at 8 connections: the cost of stripping types in the worker;
+#   - /wasm/run of a tiny exported `add` and of a WASI command (writes to stdout) at 8
+#     connections, in the same service as /execute;
 #   - /execute at 8 connections again with every sandbox layer switched off, in the same run,
 #     so the two throughputs compare like for like;
 #   - the cost of the lockdown per worker and the time from fork request to a ready worker,
@@ -62,12 +64,52 @@ mean = lambda k: sum(x[k] for x in w) / len(w) if w else 0
 print(json.dumps({"label": sys.argv[1], "workers": len(w), "lockdown_us": mean("lockdownMicros"), "spawn_us": mean("spawnMicros")}))' "$1" >>"$out"
 }
 
+# Two modules in binary form, encoded here so that the script needs no assembler: `add`
+# (i32, i32) -> i32, and a WASI command whose _start writes "hi\n" with fd_write.
+modules=$(python3 - <<'PY'
+import base64, json
+def leb(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7f; n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n: return bytes(out)
+def vec(items): return leb(len(items)) + b"".join(items)
+def sec(i, body): return bytes([i]) + leb(len(body)) + body
+def name(s): return leb(len(s)) + s.encode()
+head = b"\0asm\x01\0\0\0"
+i32 = b"\x7f"
+add = head + sec(1, vec([b"\x60" + vec([i32, i32]) + vec([i32])])) + sec(3, vec([leb(0)])) \
+    + sec(7, vec([name("add") + b"\x00" + leb(0)])) \
+    + sec(10, vec([leb(7) + b"\x00\x20\x00\x20\x01\x6a\x0b"]))
+body = (b"\x41\x00\x41\x08\x36\x02\x00"      # iov.buf = 8
+        b"\x41\x04\x41\x03\x36\x02\x00"      # iov.len = 3
+        b"\x41\x01\x41\x00\x41\x01\x41\x14\x10\x00\x1a\x0b")  # fd_write(1, iov, 1, 20)
+wasi = head + sec(1, vec([b"\x60" + vec([i32] * 4) + vec([i32]), b"\x60\x00\x00"])) \
+    + sec(2, vec([name("wasi_snapshot_preview1") + name("fd_write") + b"\x00" + leb(0)])) \
+    + sec(3, vec([leb(1)])) + sec(5, vec([b"\x00\x01"])) \
+    + sec(7, vec([name("memory") + b"\x02" + leb(0), name("_start") + b"\x00" + leb(1)])) \
+    + sec(10, vec([leb(len(body) + 1) + b"\x00" + body])) \
+    + sec(11, vec([b"\x00\x41\x08\x0b" + vec([b"h", b"i", b"\n"])]))
+print(base64.b64encode(add).decode(), base64.b64encode(wasi).decode())
+PY
+)
+read -r add_b64 wasi_b64 <<<"$modules"
+module_id() { # base64 -> moduleId
+  curl -s -X POST "$url/wasm/compile" -H 'Content-Type: application/json' -d "{\"bytes\":\"$1\"}" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["moduleId"])'
+}
+
 start on ""
 run "execute, sandbox on" 1 /execute "$example"
 run "execute, sandbox on" 8 /execute "$example"
 run "health" 8 /health
 run "execute, JavaScript, data preset" 8 /execute "$js_body"
 run "deno, TypeScript, data preset" 8 /deno "$ts_body"
+add_id=$(module_id "$add_b64")
+wasi_id=$(module_id "$wasi_b64")
+run "wasm/run add, sandbox on" 8 /wasm/run "{\"moduleId\":\"$add_id\",\"args\":[2,3]}"
+run "wasm/run WASI command, sandbox on" 8 /wasm/run "{\"moduleId\":\"$wasi_id\",\"stdin\":\"x\"}"
 spawn_costs "sandbox on"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 

@@ -29,6 +29,10 @@ pub enum SupervisorMessage {
     Probe(ProbeJob),
     /// The answer to the worker's [`WorkerMessage::Fetch`] host call.
     FetchResult(FetchResult),
+    /// Validate and compile a WebAssembly module; answered by [`WorkerMessage::WasmCompiled`].
+    WasmCompile(WasmCompileJob),
+    /// Run one export of a compiled module; answered by [`WorkerMessage::WasmRan`].
+    WasmRun(WasmRunJob),
 }
 
 /// One sandbox probe: the name of the operation and the targets it aims at.
@@ -66,6 +70,10 @@ pub enum WorkerMessage {
     Validated(ValidateOutcome),
     /// The answer to [`SupervisorMessage::Probe`].
     Probed(ProbeOutcome),
+    /// The answer to [`SupervisorMessage::WasmCompile`].
+    WasmCompiled(WasmCompileOutcome),
+    /// The answer to [`SupervisorMessage::WasmRun`].
+    WasmRan(WasmRunOutcome),
     /// The worker attempted a system call on the seccomp kill list and is exiting. Written by
     /// its SIGSYS handler from a pre-encoded template, so the payload has a fixed layout: the
     /// system call number as 4 little-endian bytes.
@@ -432,4 +440,329 @@ pub struct SyntaxError {
     pub line: u32,
     /// 1-based column.
     pub column: u32,
+}
+
+/// The deepest WebAssembly stack a call may use, in bytes (wasmtime's `max_wasm_stack`). It is
+/// a property of the engine, which the zygote creates once, so it is fixed per build. Deeper
+/// recursion traps with `stack_overflow`; the worker's own stack (8 MiB) stays well above it.
+pub const WASM_MAX_STACK_BYTES: usize = 512 << 10;
+
+/// A module to validate and compile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmCompileJob {
+    /// The module's binary (or text) form, as uploaded.
+    pub bytes: Vec<u8>,
+}
+
+/// The answer to a [`WasmCompileJob`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmCompileOutcome {
+    /// The compiled module, or the compiler's message for a malformed one.
+    pub result: Result<WasmCompiled, String>,
+    /// Time spent validating and compiling, in microseconds.
+    pub elapsed_us: u64,
+}
+
+/// A compiled module: wasmtime's serialised artifact and the module's interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmCompiled {
+    /// `Module::serialize` of the compiled module. Only ever deserialised inside a worker.
+    pub artifact: Vec<u8>,
+    /// Exports in declaration order.
+    pub exports: Vec<WasmExtern>,
+    /// Imports in declaration order.
+    pub imports: Vec<WasmImport>,
+}
+
+/// The kind of an import or export, named as the JavaScript API names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WasmKind {
+    /// A function.
+    Function,
+    /// A linear memory.
+    Memory,
+    /// A table.
+    Table,
+    /// A global.
+    Global,
+    /// An exception tag.
+    Tag,
+}
+
+impl WasmKind {
+    /// The `kind` string of the HTTP API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WasmKind::Function => "function",
+            WasmKind::Memory => "memory",
+            WasmKind::Table => "table",
+            WasmKind::Global => "global",
+            WasmKind::Tag => "tag",
+        }
+    }
+}
+
+/// A value type of a function parameter or result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WasmType {
+    /// 32-bit integer.
+    I32,
+    /// 64-bit integer.
+    I64,
+    /// 32-bit float.
+    F32,
+    /// 64-bit float.
+    F64,
+    /// 128-bit vector.
+    V128,
+    /// Any reference type.
+    Ref,
+}
+
+impl WasmType {
+    /// The type's name in the text format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WasmType::I32 => "i32",
+            WasmType::I64 => "i64",
+            WasmType::F32 => "f32",
+            WasmType::F64 => "f64",
+            WasmType::V128 => "v128",
+            WasmType::Ref => "ref",
+        }
+    }
+}
+
+/// One export of a module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmExtern {
+    /// The export's name.
+    pub name: String,
+    /// What it is.
+    pub kind: WasmKind,
+    /// Parameter types (functions only).
+    pub params: Vec<WasmType>,
+    /// Result types (functions only).
+    pub results: Vec<WasmType>,
+}
+
+/// One import of a module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmImport {
+    /// The module name (`env`, `wasi_snapshot_preview1`, …).
+    pub module: String,
+    /// The field name.
+    pub name: String,
+    /// What it is.
+    pub kind: WasmKind,
+}
+
+/// An argument or import value as the request gave it; the worker converts it to the type the
+/// module declares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WasmArg {
+    /// A JSON integer.
+    Int(i64),
+    /// A JSON number with a fraction or exponent, or an integer beyond the i64 range.
+    Float(f64),
+    /// A JSON string (i64 values may be given as decimal strings).
+    Text(String),
+    /// A JSON boolean (accepted as 0 or 1 for integer types).
+    Bool(bool),
+}
+
+/// A value the request supplies for one non-WASI import (a global's value, or the constant a
+/// function import returns).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WasmImportValue {
+    /// The import's module name.
+    pub module: String,
+    /// The import's field name.
+    pub name: String,
+    /// The value.
+    pub value: WasmArg,
+}
+
+/// Per-run limits, decided by the supervisor's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmLimits {
+    /// Largest size of each linear memory, in bytes (`memories` bounds how many there are).
+    pub memory_bytes: u64,
+    /// Most elements of any one table.
+    pub table_elements: u64,
+    /// Most instances a run may create.
+    pub instances: u32,
+    /// Most tables a run may create.
+    pub tables: u32,
+    /// Most memories a run may create.
+    pub memories: u32,
+    /// Most bytes kept of each of stdout and stderr.
+    pub max_output_bytes: u64,
+    /// Modules a worker keeps deserialised for later runs.
+    pub worker_cache_modules: u32,
+}
+
+/// The WASI side of a run: what a module that imports `wasi_snapshot_preview1` sees.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WasiInput {
+    /// Standard input.
+    pub stdin: Vec<u8>,
+    /// Program arguments (the first is the program name).
+    pub args: Vec<String>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+/// One run of an export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WasmRunJob {
+    /// The module's id in the supervisor's store (the worker's cache key).
+    pub module_id: String,
+    /// The compiled artifact, sent only when the worker is not known to hold the module.
+    pub artifact: Option<Vec<u8>>,
+    /// The export to call.
+    pub entry: String,
+    /// Arguments, converted to the export's parameter types.
+    pub args: Vec<WasmArg>,
+    /// Values for non-WASI imports.
+    pub imports: Vec<WasmImportValue>,
+    /// Satisfy function imports nothing else provides with functions returning zeros.
+    pub stub_missing_imports: bool,
+    /// Standard streams, arguments and environment for WASI modules.
+    pub wasi: WasiInput,
+    /// The engine's own deadline in milliseconds (instantiation and call).
+    pub timeout_ms: u64,
+    /// Resource limits.
+    pub limits: WasmLimits,
+}
+
+/// A result value of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum WasmValue {
+    /// 32-bit integer.
+    I32(i32),
+    /// 64-bit integer.
+    I64(i64),
+    /// 32-bit float.
+    F32(f32),
+    /// 64-bit float.
+    F64(f64),
+    /// A value JSON cannot carry (vector or reference); only its type is reported.
+    Opaque(WasmType),
+}
+
+/// Stable error classes of a run; [`WasmErrorKind::as_str`] gives the API's `type` string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WasmErrorKind {
+    /// The module trapped (`trap_code` says how).
+    Trap,
+    /// The run passed its timeout.
+    Timeout,
+    /// The module asked for more memory, table space or instances than the limits allow.
+    MemoryLimit,
+    /// An import could not be satisfied.
+    Link,
+    /// The arguments do not match the export's parameters.
+    InvalidArgs,
+    /// The entry is not an exported function.
+    NoSuchExport,
+    /// The stored artifact could not be loaded (compile the module again).
+    ModuleUnusable,
+    /// The worker failed for reasons unrelated to the module.
+    Internal,
+}
+
+impl WasmErrorKind {
+    /// The `type` string of the HTTP API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WasmErrorKind::Trap => "WASM_TRAP",
+            WasmErrorKind::Timeout => "TIMEOUT",
+            WasmErrorKind::MemoryLimit => "MEMORY_LIMIT",
+            WasmErrorKind::Link => "LINK_ERROR",
+            WasmErrorKind::InvalidArgs => "INVALID_ARGS",
+            WasmErrorKind::NoSuchExport => "NO_CALLABLE_EXPORT",
+            WasmErrorKind::ModuleUnusable => "MODULE_UNUSABLE",
+            WasmErrorKind::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// A failed run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmError {
+    /// The stable error class.
+    pub kind: WasmErrorKind,
+    /// Human-readable message (wasmtime's, for traps and link errors).
+    pub message: String,
+    /// For traps: a stable name of the trap (`unreachable`, `stack_overflow`, …).
+    pub trap_code: Option<String>,
+}
+
+/// Measurements of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WasmRunStats {
+    /// Deserialising the artifact (0 when the worker had the module), in microseconds.
+    pub load_us: u64,
+    /// Instantiation (including the start function), in microseconds.
+    pub instantiate_us: u64,
+    /// The call itself, in microseconds.
+    pub call_us: u64,
+    /// Pages of the first memory at the end of the run.
+    pub memory_pages: u64,
+    /// Bytes of the first memory at the end of the run.
+    pub memory_bytes: u64,
+    /// Exports of the instance.
+    pub exports: u32,
+}
+
+/// The answer to a [`WasmRunJob`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WasmRunOutcome {
+    /// The results of the call, or why there are none.
+    pub result: Result<Vec<WasmValue>, WasmError>,
+    /// The worker does not hold the module and no artifact came with the job: send it again
+    /// with the artifact. Nothing ran.
+    pub needs_artifact: bool,
+    /// Whether the module imports WASI (then `exit_code`, `stdout` and `stderr` apply).
+    pub wasi: bool,
+    /// The code given to `proc_exit`, or 0 when a WASI command returned normally.
+    pub exit_code: Option<i32>,
+    /// Captured standard output (capped).
+    pub stdout: Vec<u8>,
+    /// Captured standard error (capped).
+    pub stderr: Vec<u8>,
+    /// Whether output was dropped because of the cap.
+    pub output_truncated: bool,
+    /// Imports satisfied with zero-returning stubs (`module.name`).
+    pub stubbed_imports: Vec<String>,
+    /// Modules the worker dropped from its cache to make room (the supervisor forgets them).
+    pub evicted: Vec<String>,
+    /// Measurements.
+    pub stats: WasmRunStats,
+    /// The worker asks to be replaced.
+    pub recycle: bool,
+}
+
+impl WasmRunOutcome {
+    /// An outcome with only an error.
+    pub fn failed(kind: WasmErrorKind, message: impl Into<String>) -> Self {
+        WasmRunOutcome {
+            result: Err(WasmError {
+                kind,
+                message: message.into(),
+                trap_code: None,
+            }),
+            needs_artifact: false,
+            wasi: false,
+            exit_code: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            output_truncated: false,
+            stubbed_imports: Vec::new(),
+            evicted: Vec::new(),
+            stats: WasmRunStats::default(),
+            recycle: false,
+        }
+    }
 }

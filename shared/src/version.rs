@@ -21,5 +21,8 @@ pub const V4_FETCH: u32 = 4;
 /// route always runs a function body) and the `/deno` route's `data`.
 pub const V5_TYPESCRIPT: u32 = 5;
 
+/// WebAssembly: compile jobs, run jobs with artifacts cached in workers.
+pub const V6_WASM: u32 = 6;
+
 /// The version this build speaks.
-pub const CURRENT: u32 = V5_TYPESCRIPT;
+pub const CURRENT: u32 = V6_WASM;

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod config;
 pub mod fetch;
+pub mod modules;
 pub mod pool;
 pub mod procfs;
 
@@ -33,6 +34,9 @@ pub enum ServeError {
     /// The fetch policy or its HTTP client could not be set up.
     #[error("cannot set up fetch: {0}")]
     Egress(#[from] fetch::EgressError),
+    /// The module store's directory could not be used.
+    #[error("cannot open the module store: {0}")]
+    Store(#[from] modules::StoreError),
     /// The listener could not be bound or the server failed.
     #[error("cannot serve on {addr}: {source}")]
     Listen {
@@ -47,6 +51,11 @@ pub enum ServeError {
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
     let egress = Arc::new(fetch::Egress::new(&config.fetch)?);
+    let modules = Arc::new(modules::ModuleStore::open(
+        config.wasm.cache_dir.as_deref(),
+        config.wasm.max_modules,
+        config.wasm.max_store_bytes,
+    )?);
     let pool = Pool::start(config.workers.clone(), config.sandbox.clone())?;
     let state = web::Data::new(AppState {
         config: Arc::clone(&config),
@@ -59,6 +68,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         ),
         started: Instant::now(),
         metrics: Default::default(),
+        modules,
     });
     if !state.auth.enabled() {
         tracing::warn!("no auth token is set: any client that can reach the port can run code");

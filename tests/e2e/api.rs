@@ -169,7 +169,9 @@ fn unknown_routes_list_the_endpoints() {
         .contains(&json!("POST /execute")));
     let res = s.get("/execute");
     assert_eq!((res.status, res.header("allow")), (405, Some("POST")));
-    assert_eq!(s.post("/wasm/run", "{}").status, 404);
+    let res = s.post("/wasm/run", "{}");
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(res.json()["error"], "Missing \"moduleId\" field");
 }
 
 #[test]

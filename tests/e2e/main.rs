@@ -13,3 +13,4 @@ mod hostile;
 mod pool;
 mod status;
 mod typescript;
+mod wasm;

@@ -231,3 +231,68 @@ fn a_host_call_from_a_job_that_allows_none_kills_the_worker() {
     assert_eq!(s.execute(json!({"code": "'next'"}), 200)["result"], "next");
     t.assert_untouched();
 }
+
+#[test]
+fn webassembly_runs_in_strictly_locked_down_workers_that_still_say_no() {
+    use base64::Engine as _;
+    // Every layer required: the service refuses to start if any is missing. One worker, so the
+    // probes below run in the process that compiled and ran the modules.
+    let s = Service::with_config(
+        "[workers]\nprewarm = 1\nmax_concurrent = 1\n\
+         [sandbox]\nrequire = [\"seccomp\", \"landlock\", \"namespaces\", \"rlimits\"]\n",
+    );
+    let t = Targets::new();
+    let add = wat::parse_str(
+        r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#,
+    )
+    .unwrap();
+    let echo = wat::parse_str(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "random_get" (func $r (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "clock_time_get" (func $c (param i32 i64 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 64) "ok")
+          (func (export "_start")
+            (drop (call $r (i32.const 128) (i32.const 32)))
+            (drop (call $c (i32.const 1) (i64.const 1) (i32.const 160)))
+            (i32.store (i32.const 0) (i32.const 64))
+            (i32.store (i32.const 4) (i32.const 2))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    )
+    .unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    for (bytes, args, want) in [
+        (&add, json!([2, 3]), json!(5)),
+        (&echo, json!([]), Value::Null),
+    ] {
+        let res = s.post("/wasm/compile", &json!({"bytes": b64(bytes)}).to_string());
+        assert_eq!(res.status, 200, "{}", res.body);
+        let id = res.json()["moduleId"].clone();
+        let res = s.post(
+            "/wasm/run",
+            &json!({"moduleId": id, "args": args}).to_string(),
+        );
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.json()["result"], want);
+        if want.is_null() {
+            assert_eq!(res.json()["stdout"], "ok");
+        }
+    }
+    for (name, want) in [
+        ("memfd_create", failed(libc::EPERM)),
+        ("open_passwd", failed(libc::EPERM)),
+        ("tcp_connect", failed(libc::EPERM)),
+        ("fork", killed("clone")),
+    ] {
+        assert_eq!(outcome(&probe(&s, &t, name)), want, "{name}");
+    }
+    t.assert_untouched();
+    let status = s.get("/status").json();
+    for layer in ["seccomp", "landlock", "namespaces"] {
+        assert_eq!(
+            status["sandbox"][layer]["active"], true,
+            "{layer}: {status}"
+        );
+    }
+}

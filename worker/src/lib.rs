@@ -4,6 +4,7 @@
 //!   the engine, then forks workers on request.
 //! * [`serve`]: a worker's life: greet, then answer jobs on its one socket until told to stop.
 //! * [`js`]: the QuickJS host that runs one job in a fresh runtime.
+//! * [`wasm`]: the wasmtime host: compile modules, run exports in a fresh `Store`, WASI.
 //! * [`lockdown`]: namespaces, rlimits, landlock and seccomp.
 //! * [`sys`]: the few raw system calls the above need.
 //!
@@ -17,4 +18,5 @@ pub mod lockdown;
 pub mod selftest;
 pub mod serve;
 pub mod sys;
+pub mod wasm;
 pub mod zygote;

@@ -17,11 +17,11 @@ use std::rc::Rc;
 use isolate_shared::frame::{read_frame, write_frame, FrameError, MAX_FRAME_BYTES};
 use isolate_shared::message::{
     ErrorKind, ExecuteOutcome, Hello, JobError, Preset, SupervisorMessage, ValidateOutcome,
-    WorkerMessage,
+    WasmCompileOutcome, WasmErrorKind, WasmRunOutcome, WorkerMessage,
 };
 use isolate_shared::zygote::LockdownReport;
 
-use crate::js;
+use crate::{js, wasm};
 
 /// Normal end.
 pub const EXIT_OK: i32 = 0;
@@ -47,6 +47,7 @@ pub fn run(sock: UnixStream, mut prepared: Option<js::Prepared>, lockdown: Lockd
     }
     let broken = Rc::new(Cell::new(false));
     let mut likely = FIRST_PRESET;
+    let mut modules = wasm::Cache::default();
     loop {
         if prepared.is_none() {
             prepared = js::Prepared::new(likely).ok();
@@ -90,7 +91,33 @@ pub fn run(sock: UnixStream, mut prepared: Option<js::Prepared>, lockdown: Lockd
                 continue;
             }
         }
-        let (answer, recycle, retired) = answer(msg, &mut prepared, host);
+        let (answer, recycle, retired) = match msg {
+            SupervisorMessage::WasmCompile(job) => {
+                let outcome = catch_unwind(AssertUnwindSafe(|| wasm::compile(&job)))
+                    .unwrap_or_else(|_| WasmCompileOutcome {
+                        result: Err("the compiler failed on this module".into()),
+                        elapsed_us: 0,
+                    });
+                (WorkerMessage::WasmCompiled(outcome), false, None)
+            }
+            SupervisorMessage::WasmRun(job) => {
+                match catch_unwind(AssertUnwindSafe(|| wasm::run(&mut modules, job))) {
+                    Ok(outcome) => {
+                        let recycle = outcome.recycle;
+                        (WorkerMessage::WasmRan(outcome), recycle, None)
+                    }
+                    Err(_) => {
+                        let mut outcome = WasmRunOutcome::failed(
+                            WasmErrorKind::Internal,
+                            "the engine failed while running this module",
+                        );
+                        outcome.recycle = true;
+                        (WorkerMessage::WasmRan(outcome), true, None)
+                    }
+                }
+            }
+            other => answer(other, &mut prepared, host),
+        };
         if broken.get() {
             return EXIT_PROTOCOL;
         }
@@ -162,6 +189,15 @@ fn answer(
             (WorkerMessage::Executed(outcome), recycle, retired)
         }
         SupervisorMessage::Probe(job) => (WorkerMessage::Probed(probe(&job)), false, None),
+        // Handled by `run`, which owns the module cache.
+        SupervisorMessage::WasmCompile(_) | SupervisorMessage::WasmRun(_) => (
+            WorkerMessage::WasmRan(WasmRunOutcome::failed(
+                WasmErrorKind::Internal,
+                "misrouted WebAssembly job",
+            )),
+            true,
+            None,
+        ),
         SupervisorMessage::Validate(job) => {
             match catch_unwind(AssertUnwindSafe(|| js::validate(&job))) {
                 Ok(outcome) => (WorkerMessage::Validated(outcome), false, None),

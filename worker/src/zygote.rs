@@ -62,6 +62,11 @@ fn run(control: &OwnedFd) -> io::Result<()> {
     sys::set_signal(libc::SIGPIPE, true)?;
     crate::js::prelude::warm();
     warm_up();
+    // The WebAssembly engine, its signal handlers and a warmed compiler, before any fork. A
+    // failure leaves wasm unavailable (its jobs answer so) without stopping JavaScript.
+    if let Err(e) = crate::wasm::init() {
+        eprintln!("isolate-service zygote: {e}");
+    }
     // A context every worker inherits ready-made (copy-on-write); the zygote never uses it.
     let mut template = js::Prepared::new(Preset::Compute).ok();
     let mut lockdown: Option<Lockdown> = None;

@@ -67,6 +67,15 @@ pub enum ApiError {
     /// The path exists with another method.
     #[error("Method not allowed")]
     MethodNotAllowed(&'static str),
+    /// `file` names something outside the module directory, or files are disabled.
+    #[error("{0}")]
+    FileForbidden(&'static str),
+    /// `file` names no readable file in the module directory.
+    #[error("Module file not found in the module directory")]
+    FileNotFound,
+    /// The module exceeds `wasm.max_module_bytes`.
+    #[error("The module exceeds the limit of {0} bytes")]
+    ModuleTooLarge(usize),
     /// The pool is full.
     #[error("All workers are busy; retry shortly")]
     Busy,
@@ -86,7 +95,11 @@ impl ResponseError for ApiError {
             | ApiError::PresetUnavailable(_)
             | ApiError::PermissionRefused(_)
             | ApiError::BadBody => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) | ApiError::ModuleTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::FileForbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::FileNotFound => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -213,6 +213,8 @@ async fn run(
                 WorkerMessage::Executed(_) => "Executed",
                 WorkerMessage::Validated(_) => "Validated",
                 WorkerMessage::Probed(_) => "Probed",
+                WorkerMessage::WasmCompiled(_) => "WasmCompiled",
+                WorkerMessage::WasmRan(_) => "WasmRan",
                 WorkerMessage::Violation { .. } => "Violation",
                 WorkerMessage::Fetch(_) => "Fetch",
             };

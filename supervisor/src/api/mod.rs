@@ -12,6 +12,7 @@ pub mod request;
 #[cfg(feature = "sandbox-selftest")]
 mod selftest;
 mod status;
+mod wasm;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,10 +33,12 @@ use auth::Auth;
 use error::ApiError;
 
 /// The routes, as listed in 404 answers.
-pub const ENDPOINTS: [&str; 5] = [
+pub const ENDPOINTS: [&str; 7] = [
     "POST /execute",
     "POST /validate",
     "POST /deno",
+    "POST /wasm/compile",
+    "POST /wasm/run",
     "GET /health",
     "GET /stats",
 ];
@@ -54,6 +57,8 @@ pub struct AppState {
     pub started: Instant,
     /// Execution counters.
     pub metrics: Metrics,
+    /// Compiled WebAssembly modules.
+    pub modules: Arc<crate::modules::ModuleStore>,
 }
 
 /// Counters of executions by outcome.
@@ -108,6 +113,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/execute", web::post().to(execute::execute))
         .route("/validate", web::post().to(execute::validate))
         .route("/deno", web::post().to(execute::deno))
+        .route("/wasm/compile", web::post().to(wasm::compile))
+        .route("/wasm/run", web::post().to(wasm::run))
         .route("/health", web::get().to(health))
         .route("/stats", web::get().to(stats))
         .route("/status", web::get().to(status::status));
@@ -132,7 +139,7 @@ pub fn available_presets() -> Vec<serde_json::Value> {
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
     let allow = match req.path() {
-        "/execute" | "/validate" | "/deno" => Some("POST"),
+        "/execute" | "/validate" | "/deno" | "/wasm/compile" | "/wasm/run" => Some("POST"),
         "/health" | "/stats" | "/status" => Some("GET"),
         _ => None,
     };
@@ -168,7 +175,7 @@ async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "failed": failed,
         },
         "workers": state.pool.snapshot(),
-        "wasm": { "available": false, "modules": 0 },
+        "wasm": state.modules.snapshot(),
         "presets": available_presets(),
         "limits": {
             "defaultTimeoutMs": limits.default_timeout_ms,

@@ -17,7 +17,7 @@
 
 pub mod zygote;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use isolate_shared::frame::{self, FrameError, HEADER_LEN, MAX_FRAME_BYTES};
-use isolate_shared::message::{SupervisorMessage, WorkerMessage};
+use isolate_shared::message::{SupervisorMessage, WasmRunJob, WorkerMessage};
 use isolate_shared::zygote::{LockdownReport, ZygoteReport};
 use isolate_worker::sys;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -96,6 +96,8 @@ pub struct Worker {
     pidfd: OwnedFd,
     executions: u32,
     registry: Registry,
+    /// Worker-cache keys of the WebAssembly modules this worker holds loaded.
+    modules: HashSet<String>,
 }
 
 impl Worker {
@@ -121,6 +123,7 @@ impl Worker {
             pidfd,
             executions: 0,
             registry: Arc::clone(registry),
+            modules: HashSet::new(),
         }
     }
 
@@ -360,11 +363,64 @@ impl Pool {
         let pid = worker.pid;
         worker.set_busy(true);
         let result = worker.call(msg, deadline, fetch).await;
-        match &result {
+        // A worker that ran an `agent` job is always replaced (a fresh process per execution).
+        self.finish(worker, &result, fetch.is_some());
+        result.map(|reply| (reply, pid))
+    }
+
+    /// Runs a WebAssembly job. The artifact travels only when the chosen worker is not known
+    /// to hold the module (and once more if the worker answers that it lost it); the worker's
+    /// answer says which modules it evicted, so the pool's knowledge stays exact.
+    pub async fn call_wasm(
+        &self,
+        mut job: WasmRunJob,
+        artifact: &[u8],
+        deadline: Duration,
+    ) -> Result<(WorkerMessage, u32), PoolError> {
+        let _slot = self.acquire_slot().await?;
+        let _busy = CountGuard::new(&self.busy);
+        let mut worker = self.checkout().await?;
+        let pid = worker.pid;
+        worker.set_busy(true);
+        let key = job.module_id.clone();
+        if !worker.modules.contains(&key) {
+            job.artifact = Some(artifact.to_vec());
+        }
+        let mut msg = SupervisorMessage::WasmRun(job);
+        let mut result = worker.call(&msg, deadline, None).await;
+        if matches!(&result, Ok(WorkerMessage::WasmRan(o)) if o.needs_artifact) {
+            worker.modules.remove(&key);
+            if let SupervisorMessage::WasmRun(job) = &mut msg {
+                job.artifact = Some(artifact.to_vec());
+            }
+            result = worker.call(&msg, deadline, None).await;
+        }
+        if let Ok(WorkerMessage::WasmRan(o)) = &result {
+            for gone in &o.evicted {
+                worker.modules.remove(gone);
+            }
+            let unusable = matches!(&o.result, Err(e)
+                if e.kind == isolate_shared::message::WasmErrorKind::ModuleUnusable);
+            if !o.needs_artifact && !unusable {
+                worker.modules.insert(key);
+            }
+        }
+        self.finish(worker, &result, false);
+        result.map(|reply| (reply, pid))
+    }
+
+    /// Returns a worker to the idle queue after a job, or retires it (always when `retire`).
+    fn finish(&self, mut worker: Worker, result: &Result<WorkerMessage, PoolError>, retire: bool) {
+        let pid = worker.pid;
+        match result {
             Ok(reply) => {
                 worker.executions += 1;
-                let wants_recycle =
-                    fetch.is_some() || matches!(reply, WorkerMessage::Executed(o) if o.recycle);
+                let wants_recycle = retire
+                    || match reply {
+                        WorkerMessage::Executed(o) => o.recycle,
+                        WorkerMessage::WasmRan(o) => o.recycle,
+                        _ => false,
+                    };
                 worker.set_busy(false);
                 if wants_recycle || worker.executions >= self.config.recycle_after {
                     self.counters.recycled.fetch_add(1, Ordering::Relaxed);
@@ -397,7 +453,6 @@ impl Pool {
             }
             Err(_) => self.retire(worker),
         }
-        result.map(|reply| (reply, pid))
     }
 
     fn retire(&self, worker: Worker) {

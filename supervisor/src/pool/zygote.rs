@@ -169,6 +169,13 @@ impl ZygoteManager {
                 self.zygote = None;
                 self.try_spawn()
             }
+            // A worker that died between its fork and its greeting (killed from outside, or
+            // by PDEATHSIG when the zygote died meanwhile) is replaced once; a second failure
+            // is reported.
+            Err(PoolError::Protocol(e)) => {
+                tracing::warn!(error = %e, "a new worker did not greet; forking another");
+                self.try_spawn()
+            }
             other => other,
         }
     }
