@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing isolate-service needs on a Debian-based machine:
-# a C compiler (QuickJS is compiled from source by rquickjs-sys), pkg-config, and python3
-# (used by scripts/bench.sh to print its table). The Rust toolchain itself (cargo, rustc,
-# rustfmt, clippy; rustc >= 1.85) must already be installed, e.g. with rustup.
+# a C compiler (QuickJS is compiled from source by rquickjs-sys), pkg-config, python3 and
+# curl (used by scripts/bench.sh to print its table, compile its modules and read /status).
+# The Rust toolchain itself (cargo, rustc, rustfmt, clippy; rustc >= 1.95) must already be
+# installed, e.g. with rustup.
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ missing=()
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
@@ -19,7 +21,7 @@ if ((${#missing[@]})); then
 fi
 
 for tool in cargo rustc; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool not found; install Rust (rustc >= 1.85) first" >&2; exit 1; }
+  command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool not found; install Rust (rustc >= 1.95) first" >&2; exit 1; }
 done
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then

@@ -33,9 +33,6 @@ pub enum ApiError {
     /// No such preset.
     #[error("Unknown preset \"{0}\"")]
     UnknownPreset(String),
-    /// The preset exists but is not in this build yet.
-    #[error("Preset \"{0}\" is not available in this version of isolate-service")]
-    PresetUnavailable(&'static str),
     /// A `/deno` permission that is never granted.
     #[error(
         "Permission \"{0}\" is never granted: code runs in a sandbox without files, \
@@ -92,7 +89,6 @@ impl ResponseError for ApiError {
             | ApiError::MissingField(_)
             | ApiError::InvalidField { .. }
             | ApiError::UnknownPreset(_)
-            | ApiError::PresetUnavailable(_)
             | ApiError::PermissionRefused(_)
             | ApiError::BadBody => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) | ApiError::ModuleTooLarge(_) => {
@@ -114,7 +110,7 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         let message = self.to_string();
         let body = match self {
-            ApiError::UnknownPreset(_) | ApiError::PresetUnavailable(_) => json!({
+            ApiError::UnknownPreset(_) => json!({
                 "error": message,
                 "presets": super::available_presets(),
             }),

@@ -16,14 +16,6 @@ use super::{request, AppState, LogFields, RequestId};
 use crate::fetch::{FetchAudit, FetchContext};
 use crate::pool::PoolError;
 
-/// Whether this build can run `preset` (every preset is built in; `/stats` reports it).
-pub fn preset_available(preset: Preset) -> bool {
-    matches!(
-        preset,
-        Preset::Minimal | Preset::Compute | Preset::Data | Preset::Agent
-    )
-}
-
 #[derive(Serialize)]
 struct LogOut<'a> {
     level: &'a str,
@@ -115,9 +107,6 @@ pub async fn execute(
     let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
     let code = request::code(&body)?;
     let preset = request::preset(&body)?;
-    if !preset_available(preset) {
-        return Err(ApiError::PresetUnavailable(preset.name()));
-    }
     let env_json = request::env(&body)?;
     let limits = &state.config.limits;
     let timeout_ms = request::timeout(&body, limits)?;
@@ -170,9 +159,6 @@ pub async fn deno(
     let limits = &state.config.limits;
     let timeout_ms = request::deno_timeout(&body, limits)?;
     let preset = if net { Preset::Agent } else { Preset::Data };
-    if !preset_available(preset) {
-        return Err(ApiError::PresetUnavailable(preset.name()));
-    }
     let job = ExecuteJob {
         code: code.to_string(),
         preset,

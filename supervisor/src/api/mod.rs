@@ -131,7 +131,6 @@ pub fn available_presets() -> Vec<serde_json::Value> {
             json!({
                 "name": p.name(),
                 "description": isolate_worker::js::presets::description(p),
-                "available": execute::preset_available(p),
             })
         })
         .collect()

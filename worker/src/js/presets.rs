@@ -63,9 +63,6 @@ pub fn install(ctx: &Ctx<'_>, preset: Preset) -> rquickjs::Result<()> {
 /// Why a context could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum PresetError {
-    /// The preset is not built into this worker.
-    #[error("preset {} is not available in this build", .0.name())]
-    Unavailable(Preset),
     /// QuickJS failed to create the context.
     #[error("cannot create a JavaScript context: {0}")]
     Engine(String),

@@ -220,7 +220,7 @@ fn forgiving_base64(s: String) -> Option<String> {
         .bytes()
         .filter(|c| !matches!(c, b'\t' | b'\n' | b'\x0C' | b'\r' | b' '))
         .collect();
-    if data.len() % 4 == 0 {
+    if data.len().is_multiple_of(4) {
         for _ in 0..2 {
             if data.last() == Some(&b'=') {
                 data.pop();
