@@ -117,7 +117,66 @@ const KINDS: &[Kind] = &[
         status: 422,
         error_type: None,
     },
+    Kind {
+        name: "data preset digest",
+        path: "/execute",
+        body: || {
+            json!({"code": "const d = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(JSON.stringify(env)));\n\
+                            return Buffer.from(d).toString('hex').length", "preset": "data", "env": {"a": [1, 2]}})
+            .to_string()
+        },
+        status: 200,
+        error_type: None,
+    },
+    Kind {
+        name: "agent fetch denied",
+        path: "/execute",
+        body: || {
+            json!({"code": "try { await fetch('https://api.example.com/'); return 'fetched' } catch (e) { return e.name }", "preset": "agent"})
+            .to_string()
+        },
+        status: 200,
+        error_type: None,
+    },
+    Kind {
+        name: "deno TypeScript",
+        path: "/deno",
+        body: || {
+            json!({"code": "interface P { n: number }\nconst p = data as P;\nreturn p.n! * 2", "data": {"n": 21}})
+                .to_string()
+        },
+        status: 200,
+        error_type: None,
+    },
+    Kind {
+        name: "deno refused permission",
+        path: "/deno",
+        body: || json!({"code": "return 1", "permissions": ["read"]}).to_string(),
+        status: 400,
+        error_type: None,
+    },
+    Kind {
+        name: "wasm add",
+        path: "/wasm/run",
+        body: || json!({"moduleId": WASM_ADD_ID, "args": [2, 3]}).to_string(),
+        status: 200,
+        error_type: None,
+    },
+    Kind {
+        name: "wasm trap",
+        path: "/wasm/run",
+        body: || json!({"moduleId": WASM_TRAP_ID}).to_string(),
+        status: 422,
+        error_type: Some("WASM_TRAP"),
+    },
 ];
+
+/// `(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))`
+const WASM_ADD: &str = "AGFzbQEAAAABBwFgAn9/AX8DAgEABwcBA2FkZAAACgkBBwAgACABags=";
+/// `(module (func (export "boom") unreachable))`
+const WASM_TRAP: &str = "AGFzbQEAAAABBAFgAAADAgEABwgBBGJvb20AAAoFAQMAAAs=";
+const WASM_ADD_ID: &str = "soak-add";
+const WASM_TRAP_ID: &str = "soak-trap";
 
 #[derive(Default)]
 struct Tally {
@@ -175,6 +234,13 @@ fn soak() {
     let connections = 16;
     let s = Service::with_config("[limits]\nmemory_bytes = 33554432\n[workers]\nprewarm = 4\n");
     let addr = s.addr;
+    for (bytes, id) in [(WASM_ADD, WASM_ADD_ID), (WASM_TRAP, WASM_TRAP_ID)] {
+        let res = s.post(
+            "/wasm/compile",
+            &json!({"bytes": bytes, "id": id}).to_string(),
+        );
+        assert_eq!(res.status, 200, "{}", res.body);
+    }
     let fds_start = baseline_fds(&s);
     let tally = Arc::new(Mutex::new(Tally {
         sent: vec![0; KINDS.len()],
@@ -261,9 +327,9 @@ fn soak() {
         total as f64 / elapsed
     );
     for (k, kind) in KINDS.iter().enumerate() {
-        println!("  {:<16} {:>7}", kind.name, t.sent[k]);
+        println!("  {:<24} {:>7}", kind.name, t.sent[k]);
     }
-    println!("  wrong answers     {:>7}", t.wrong.len());
+    println!("  wrong answers            {:>7}", t.wrong.len());
     println!(
         "  latency ms        p50 {:.2}  p99 {:.2}  max {:.2}",
         pct(0.5),
