@@ -442,7 +442,11 @@ impl FetchContext {
         })?;
         let mut method = Method::from_bytes(request.method.as_bytes())
             .map_err(|_| FetchFailure::InvalidRequest(format!("method {:?}", request.method)))?;
-        if matches!(method.as_str(), "CONNECT" | "TRACE" | "TRACK") {
+        // Case-insensitive, as fetch.js checks it: the frame may come from a subverted worker.
+        if ["CONNECT", "TRACE", "TRACK"]
+            .iter()
+            .any(|m| method.as_str().eq_ignore_ascii_case(m))
+        {
             return Err(FetchFailure::InvalidRequest(format!(
                 "the method {method} is not allowed"
             )));
@@ -623,5 +627,39 @@ fn network_failure(host: &str, error: &reqwest::Error) -> FetchFailure {
     FetchFailure::Network {
         host: host.to_string(),
         problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn forbidden_methods_are_refused_in_any_case() {
+        let config = FetchConfig {
+            allow_hosts: vec!["127.0.0.1".into()],
+            allow_schemes: vec!["http".into()],
+            allow_ports: vec![9],
+            ..FetchConfig::default()
+        };
+        let egress = Arc::new(Egress::new(&config).unwrap());
+        for method in ["connect", "Trace", "track", "CONNECT"] {
+            let context = egress.context(None, Duration::from_secs(5));
+            let result = context
+                .perform(FetchRequest {
+                    method: method.into(),
+                    url: "http://127.0.0.1:9/".into(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    redirect: RedirectMode::Follow,
+                })
+                .await;
+            let message = result.err().unwrap_or_default();
+            assert_eq!(
+                message,
+                format!("invalid request: the method {method} is not allowed"),
+                "{method}"
+            );
+        }
     }
 }

@@ -257,6 +257,10 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if v6_in(ip, Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96) {
         return special_v4(embedded(seg[6], seg[7]));
     }
+    // IPv4-translated (::ffff:0:0/96, RFC 2765): a translator maps it to the IPv4 address.
+    if seg[..4] == [0; 4] && seg[4] == 0xffff && seg[5] == 0 {
+        return special_v4(embedded(seg[6], seg[7])).or(Some("an IPv4-translated address"));
+    }
     if v6_in(ip, Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48) {
         return Some("a local-use NAT64 address");
     }
@@ -379,6 +383,9 @@ mod tests {
             "2002:a00:1::1",
             "2002:7f00:1::1",
             "64:ff9b:1::1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:808:808",
         ] {
             assert!(
                 policy.check(ip(denied)).is_err(),
