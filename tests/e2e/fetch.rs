@@ -400,7 +400,6 @@ fn redirects_are_followed_by_hand_and_every_hop_is_checked() {
         "10.0.0.1: the host is not on the allowlist"
     );
     assert_eq!(audit[2]["url"], up.url("/redirect-denied"));
-    assert!(up.seen().iter().all(|r| !r.path.contains("meta-data")));
 
     // With 10.0.0.1 and 169.254.169.254 on the host list, the address check still refuses
     // them after the redirect, before any connection.
