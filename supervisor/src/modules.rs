@@ -314,7 +314,7 @@ impl ModuleStore {
             let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".meta")) else {
                 continue;
             };
-            match read_record(dir, stem) {
+            match read_record(dir, stem, self.max_bytes) {
                 Ok(module) => {
                     let evicted = self.put(Arc::new(module));
                     for id in evicted {
@@ -462,7 +462,7 @@ fn read_own(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-fn read_record(dir: &Path, stem: &str) -> Result<StoredModule, String> {
+fn read_record(dir: &Path, stem: &str, max_bytes: u64) -> Result<StoredModule, String> {
     let meta = read_own(&dir.join(format!("{stem}.meta")), 16 << 20)?;
     let meta: Value = serde_json::from_slice(&meta).map_err(|_| "unreadable record")?;
     let text = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_string);
@@ -471,7 +471,9 @@ fn read_record(dir: &Path, stem: &str) -> Result<StoredModule, String> {
         return Err("the record does not belong to this file name".into());
     }
     let artifact_sha = text("artifactSha256").ok_or("no artifact hash")?;
-    let artifact = read_own(&dir.join(format!("{stem}.cwasm")), u64::MAX)?;
+    // An artifact larger than the store (say, after wasm.max_store_bytes was lowered) is
+    // skipped, as `insert` would refuse it.
+    let artifact = read_own(&dir.join(format!("{stem}.cwasm")), max_bytes)?;
     if sha256_hex(&artifact) != artifact_sha {
         return Err("the artifact does not match the hash recorded when it was written".into());
     }
@@ -590,6 +592,13 @@ mod tests {
             b"evil",
         )
         .unwrap();
+        let small = ModuleStore::open(Some(path), 8, 5).unwrap();
+        assert_eq!(
+            small.snapshot().bytes,
+            0,
+            "artifacts larger than the store are not loaded"
+        );
+        drop(small);
         let store = ModuleStore::open(Some(path), 8, 1 << 20).unwrap();
         let kept = store.get("kept").expect("kept survives a restart");
         assert_eq!(kept.exports[0].params, vec![WasmType::I32, WasmType::I32]);

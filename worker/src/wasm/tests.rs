@@ -136,3 +136,32 @@ fn wasi_output_is_capped_and_exit_codes_come_back() {
         "all ten bytes are reported as written"
     );
 }
+
+#[test]
+fn fd_write_refuses_iovec_sums_beyond_u32() {
+    // 4097 iovecs of 1 MiB each (all over the same memory) add up to more than 4 GiB: the
+    // written count cannot be reported, so the call answers EINVAL (28) instead of a wrapped
+    // count.
+    let a = artifact(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 16)
+          (func (export "_start") (local $i i32)
+            (block $done (loop $next
+              (br_if $done (i32.eq (local.get $i) (i32.const 4097)))
+              (i32.store (i32.mul (local.get $i) (i32.const 8)) (i32.const 0))
+              (i32.store (i32.add (i32.mul (local.get $i) (i32.const 8)) (i32.const 4))
+                (i32.const 1048576))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br $next)))
+            (call $exit (call $w (i32.const 1) (i32.const 0) (i32.const 4097) (i32.const 40000)))))"#,
+    );
+    let mut cache = Cache::default();
+    let mut j = job("big", Some(a), "_start", vec![]);
+    j.limits.memory_bytes = 2 << 20;
+    let out = run(&mut cache, j);
+    assert_eq!(out.result, Ok(vec![]));
+    assert_eq!(out.exit_code, Some(28), "EINVAL, not a wrapped count");
+    assert!(out.stdout.is_empty(), "nothing is written");
+}

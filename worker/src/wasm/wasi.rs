@@ -291,6 +291,15 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
                 Ok(l) => l,
                 Err(e) => return e,
             };
+            // The count reported back is a u32: a sum that does not fit is refused before
+            // anything is written, rather than wrapped.
+            if list
+                .iter()
+                .try_fold(0u32, |t, &(_, len)| t.checked_add(u32::try_from(len).ok()?))
+                .is_none()
+            {
+                return EINVAL;
+            }
             let ctx = &mut host.wasi;
             let mut total = 0u32;
             for (ptr, len) in list {
