@@ -578,25 +578,9 @@ fn manager_loop(
         }
         match cmd {
             Ok(Command::Spawn(reply)) => {
-                // A request waits on this worker: a new worker killed before its greeting or
-                // a zygote that died mid-fork is retried (a fault outside the request must
-                // not fail it); a sandbox refusal is final.
-                let mut worker = manager.spawn();
-                for _ in 0..2 {
-                    match &worker {
-                        Err(PoolError::Protocol(e)) | Err(PoolError::Spawn(e)) => {
-                            tracing::warn!(error = %e, "a new worker failed to start; retrying");
-                        }
-                        Err(PoolError::Zygote(e)) => {
-                            tracing::warn!(error = %e, "the zygote failed; retrying");
-                        }
-                        _ => break,
-                    }
-                    if manager.reap() {
-                        let _ = manager.ensure_started();
-                    }
-                    worker = manager.spawn();
-                }
+                // `ZygoteManager::spawn` already replaces a worker that dies before its
+                // greeting and restarts a zygote that stopped answering.
+                let worker = manager.spawn();
                 if worker.is_ok() {
                     pool.counters.spawned.fetch_add(1, Ordering::Relaxed);
                 }
