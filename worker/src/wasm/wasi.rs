@@ -188,43 +188,23 @@ fn clock_ns(id: libc::clockid_t, res: bool) -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
-/// Defines the implemented preview 1 functions in `linker`.
-pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+/// Defines a `*_sizes_get`/`*_get` pair over one of the context's string lists (`args` or
+/// `environ`): the count and total size, then the pointers and the NUL-terminated strings.
+fn add_string_list(
+    linker: &mut Linker<Host>,
+    sizes_name: &str,
+    get_name: &str,
+    list: fn(&WasiCtx) -> &[Vec<u8>],
+) -> wasmtime::Result<()> {
     linker.func_wrap(
         MODULE,
-        "args_sizes_get",
-        |mut c: Caller<'_, Host>, argc: i32, size: i32| -> i32 {
+        sizes_name,
+        move |mut c: Caller<'_, Host>, count: i32, size: i32| -> i32 {
             let Some(m) = memory(&mut c) else {
                 return EFAULT;
             };
             let (mem, host) = m.data_and_store_mut(&mut c);
-            let (n, bytes) = sizes(&host.wasi.args);
-            errno(
-                put(mem, argc, &n.to_le_bytes())
-                    .and_then(|()| put(mem, size, &bytes.to_le_bytes())),
-            )
-        },
-    )?;
-    linker.func_wrap(
-        MODULE,
-        "args_get",
-        |mut c: Caller<'_, Host>, ptrs: i32, buf: i32| -> i32 {
-            let Some(m) = memory(&mut c) else {
-                return EFAULT;
-            };
-            let (mem, host) = m.data_and_store_mut(&mut c);
-            errno(put_strings(mem, &host.wasi.args, ptrs, buf))
-        },
-    )?;
-    linker.func_wrap(
-        MODULE,
-        "environ_sizes_get",
-        |mut c: Caller<'_, Host>, count: i32, size: i32| -> i32 {
-            let Some(m) = memory(&mut c) else {
-                return EFAULT;
-            };
-            let (mem, host) = m.data_and_store_mut(&mut c);
-            let (n, bytes) = sizes(&host.wasi.env);
+            let (n, bytes) = sizes(list(&host.wasi));
             errno(
                 put(mem, count, &n.to_le_bytes())
                     .and_then(|()| put(mem, size, &bytes.to_le_bytes())),
@@ -233,15 +213,22 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     )?;
     linker.func_wrap(
         MODULE,
-        "environ_get",
-        |mut c: Caller<'_, Host>, ptrs: i32, buf: i32| -> i32 {
+        get_name,
+        move |mut c: Caller<'_, Host>, ptrs: i32, buf: i32| -> i32 {
             let Some(m) = memory(&mut c) else {
                 return EFAULT;
             };
             let (mem, host) = m.data_and_store_mut(&mut c);
-            errno(put_strings(mem, &host.wasi.env, ptrs, buf))
+            errno(put_strings(mem, list(&host.wasi), ptrs, buf))
         },
     )?;
+    Ok(())
+}
+
+/// Defines the implemented preview 1 functions in `linker`.
+pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+    add_string_list(linker, "args_sizes_get", "args_get", |w| &w.args)?;
+    add_string_list(linker, "environ_sizes_get", "environ_get", |w| &w.env)?;
     linker.func_wrap(
         MODULE,
         "clock_res_get",
