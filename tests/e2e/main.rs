@@ -10,6 +10,7 @@ mod data;
 mod execution;
 mod fetch;
 mod hostile;
+mod mcp;
 mod pool;
 mod status;
 mod typescript;
