@@ -89,8 +89,13 @@ def test_malformed_json_and_batches_get_json_rpc_errors(service):
     assert r.status_code == 400
     e = jsonrpc_error(r)
     assert e["code"] == -32600 and "batch" in e["message"]
-    r = post(service, {"jsonrpc": "2.0", "id": 3, "no": "method"})
-    assert r.status_code >= 400 and jsonrpc_error(r)["code"] in (-32600, -32602, -32700)
+    for not_a_message in [{"jsonrpc": "2.0", "id": 3, "no": "method"},
+                          {"jsonrpc": "1.0", "id": 3, "method": "initialize"},
+                          {"jsonrpc": "2.0", "id": {"an": "object"}, "method": "initialize"},
+                          '"a string"', "42", "null"]:
+        r = post(service, not_a_message)
+        assert r.status_code == 400, (not_a_message, r.status_code, r.text)
+        assert jsonrpc_error(r)["code"] == -32600
 
 
 def test_oversized_messages(service):
@@ -131,6 +136,22 @@ def test_sessions(service):
     r = post(service, {"jsonrpc": "2.0", "id": 5, "method": "no/such/method"}, headers=h)
     (answer,) = sse_messages(r.text) or [r.json()]
     assert answer["error"]["code"] == -32601
+    assert answer["error"]["message"] == "Method not found: no/such/method"
+    # Known methods with malformed params are invalid params, not unknown methods.
+    # (params that are not an object make no JSON-RPC request at all.)
+    r = post(service, {"jsonrpc": "2.0", "id": 19, "method": "tools/call", "params": 5}, headers=h)
+    assert r.status_code == 400 and jsonrpc_error(r)["code"] == -32600
+    for i, params in enumerate([None, {"name": "run_javascript", "arguments": [1]}, {"arguments": {}}]):
+        call = {"jsonrpc": "2.0", "id": 20 + i, "method": "tools/call"}
+        if params is not None:
+            call["params"] = params
+        r = post(service, call, headers=h)
+        (answer,) = sse_messages(r.text) or [r.json()]
+        assert answer["error"]["code"] == -32602, (params, answer)
+    r = post(service, {"jsonrpc": "2.0", "id": 30, "method": "logging/setLevel", "params": {"level": "loud"}},
+             headers=h)
+    (answer,) = sse_messages(r.text) or [r.json()]
+    assert answer["error"]["code"] == -32602 and "loud" in answer["error"]["message"]
     # Deleting a session, then using it.
     assert httpx2.delete(service.mcp_url, headers=h, timeout=10).status_code in (200, 202, 204)
     r = post(service, {"jsonrpc": "2.0", "id": 6, "method": "tools/list"}, headers=h)
@@ -225,6 +246,11 @@ def test_stdio_refuses_bad_lines_and_keeps_serving():
             send({"jsonrpc": "2.0", "method": "notifications/initialized"})
             send({"jsonrpc": "2.0", "id": 2, "method": "nope/nope"})
             assert read_line(proc)["error"]["code"] == -32601
+            send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"arguments": {}}})
+            answer = read_line(proc)
+            assert answer["id"] == 4 and answer["error"]["code"] == -32602
+            send(b"\xff\xfe not utf-8\n")
+            assert read_line(proc)["error"]["code"] == -32700
             send({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                   "params": {"name": "run_javascript", "arguments": {"code": "6 * 7"}}})
             answer = read_line(proc)

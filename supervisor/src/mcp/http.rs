@@ -277,6 +277,15 @@ async fn guard(
         Ok(Ok(bytes)) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
         _ => status.canonical_reason().unwrap_or("refused").to_string(),
     };
+    // rmcp answers a JSON body that is no JSON-RPC message (`"jsonrpc": "1.0"`, an object as
+    // id, params of the wrong type for the message kind) with 415; it is a bad request.
+    let status = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE
+        && text.starts_with("fail to deserialize")
+    {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
     let mut answer = refusal(status, code_for(status), text, None);
     if let Some(allow) = allow {
         answer.headers_mut().insert(header::ALLOW, allow);

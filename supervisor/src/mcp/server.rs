@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::web;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListToolsResult,
-    LoggingLevel, PaginatedRequestParams, ServerCapabilities, SetLevelRequestParams, Tool,
+    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode,
+    Implementation, InitializeRequestParams, InitializeResult, ListToolsResult, LoggingLevel,
+    PaginatedRequestParams, ServerCapabilities, SetLevelRequestParams, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -103,6 +104,17 @@ impl ServerHandler for McpServer {
         }
     }
 
+    /// rmcp hands over every request it cannot parse, unknown methods and known methods with
+    /// malformed params alike: tell them apart, so that `{"method": "tools/call", "params": 5}`
+    /// is `-32602` with serde's reason rather than "method not found".
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        Err(malformed_or_unknown(&request))
+    }
+
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
@@ -110,5 +122,80 @@ impl ServerHandler for McpServer {
     ) -> Result<(), ErrorData> {
         *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(request.level);
         Ok(())
+    }
+}
+
+/// Methods of the MCP specification this server knows (a request for one of them that reached
+/// [`ServerHandler::on_custom_request`] has malformed params).
+const KNOWN_METHODS: [&str; 15] = [
+    "initialize",
+    "ping",
+    "tools/call",
+    "tools/list",
+    "logging/setLevel",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "server/discover",
+    "subscriptions/listen",
+];
+
+fn malformed_or_unknown(request: &CustomRequest) -> ErrorData {
+    let method = request.method.as_str();
+    if !KNOWN_METHODS.contains(&method) {
+        return ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("Method not found: {method}"),
+            None,
+        );
+    }
+    let reason = match method {
+        "tools/call" => request.params_as::<CallToolRequestParams>().err(),
+        "logging/setLevel" => request.params_as::<SetLevelRequestParams>().err(),
+        "initialize" => request.params_as::<InitializeRequestParams>().err(),
+        "tools/list" => request.params_as::<PaginatedRequestParams>().err(),
+        _ => None,
+    };
+    let message = match (reason, &request.params) {
+        (Some(e), _) => format!("Invalid params for {method}: {e}"),
+        (None, None) => format!("Invalid params for {method}: params are missing"),
+        (None, Some(_)) => format!("Invalid params for {method}"),
+    };
+    ErrorData::invalid_params(message, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_params_of_known_methods_are_invalid_params() {
+        let e = malformed_or_unknown(&CustomRequest::new(
+            "tools/call",
+            Some(serde_json::json!(5)),
+        ));
+        assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+        assert!(
+            e.message.starts_with("Invalid params for tools/call: "),
+            "{}",
+            e.message
+        );
+        let e = malformed_or_unknown(&CustomRequest::new("tools/call", None));
+        assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+        assert!(e.message.contains("missing"), "{}", e.message);
+        let e = malformed_or_unknown(&CustomRequest::new(
+            "logging/setLevel",
+            Some(serde_json::json!({"level": "loud"})),
+        ));
+        assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+        assert!(e.message.contains("loud"), "{}", e.message);
+        let e = malformed_or_unknown(&CustomRequest::new("no/such", None));
+        assert_eq!(e.code, ErrorCode::METHOD_NOT_FOUND);
+        assert_eq!(e.message, "Method not found: no/such");
     }
 }

@@ -666,6 +666,11 @@ fn shape(tool: &str, answer: Answer) -> Result<CallToolResult, ErrorData> {
                 error
                     .entry("name")
                     .or_insert_with(|| json!(wasm_error_name(&kind)));
+                if let Some(Value::String(m)) = error.get_mut("message") {
+                    if m.contains("POST /wasm/compile") {
+                        *m = m.replace("POST /wasm/compile", "the compile_wasm tool");
+                    }
+                }
             }
             finish(out, !ok, |o| {
                 if ok {
