@@ -7,8 +7,9 @@
 //! * reads a POST body within the MCP message limit and a time bound, and answers a body that
 //!   is too large, not JSON, or a JSON-RPC batch with a JSON-RPC error (rmcp answers these with
 //!   plain text);
-//! * refuses a new session beyond `mcp.max_sessions`;
-//! and after rmcp, turns rmcp's plain-text refusals (unknown session, wrong `Accept` or
+//! * refuses a new session beyond `mcp.max_sessions`.
+//!
+//! After rmcp, it turns rmcp's plain-text refusals (unknown session, wrong `Accept` or
 //! `Content-Type`, a `Host` outside the allowed list) into JSON-RPC error bodies with the same
 //! status, so that every answer of `/mcp` is JSON-RPC or an event stream.
 
@@ -193,6 +194,8 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes,
 }
 
 /// Refuses a body that is not one JSON-RPC message: invalid JSON (`-32700`) or a batch.
+// The error is the whole answer, built at most once per refused request.
+#[allow(clippy::result_large_err)]
 fn check_message(body: &[u8]) -> Result<(), HttpResponse> {
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
         return Err(refusal(

@@ -116,6 +116,8 @@ impl<R: AsyncRead + Unpin + Send> LineTransport<R> {
 
     /// What to do with one complete line: a message for the service, an error answer, or
     /// nothing (blank lines, notifications that cannot be parsed).
+    // The error is the answer to send, built at most once per refused line.
+    #[allow(clippy::result_large_err)]
     fn parse(&self, line: &[u8]) -> Result<Option<ClientJsonRpcMessage>, ServerJsonRpcMessage> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);

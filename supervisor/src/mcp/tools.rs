@@ -76,9 +76,9 @@ fn object(v: Value) -> Arc<JsonObject> {
 }
 
 fn mib(bytes: u64) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
-    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
         format!("{} KiB", bytes >> 10)
     } else {
         format!("{bytes} bytes")
@@ -804,7 +804,6 @@ fn rank(level: LoggingLevel) -> u8 {
 
 /// Sends the run's console entries at or above the client's level as `notifications/message`
 /// (logger `console`), before the result.
-
 async fn forward_logs(
     peer: &Peer<RoleServer>,
     min: LoggingLevel,
