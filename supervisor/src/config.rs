@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use isolate_shared::message::{JsLimits, WasmLimits};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,7 @@ fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The HTTP listener.
@@ -73,8 +73,17 @@ pub struct Config {
     pub mcp: crate::mcp::McpConfig,
 }
 
+/// Serialises a secret as `"[redacted]"` when it is set, so that a serialised configuration
+/// never carries it.
+fn redacted<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => serializer.serialize_some("[redacted]"),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// `[server]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to bind (`ISOLATE_HOST`). Default `127.0.0.1`: only this machine can connect.
@@ -99,13 +108,15 @@ impl Default for ServerConfig {
 }
 
 /// `[auth]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Bearer token every route but `/health` requires (`ISOLATE_AUTH_TOKEN`). Empty: no auth.
+    #[serde(serialize_with = "redacted")]
     pub token: Option<String>,
     /// A separate token for `GET /status`; when set, only it opens `/status`. Unset: `/status`
     /// takes `auth.token` like every other route.
+    #[serde(serialize_with = "redacted")]
     pub admin_token: Option<String>,
     /// Requests per minute per token (burst of the same size); 0 disables. Default 60.
     /// Applies only when a token is set.
@@ -123,7 +134,7 @@ impl Default for AuthConfig {
 }
 
 /// `[cors]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CorsConfig {
     /// Origins allowed to call the API from a browser. Empty (default): no CORS headers at all.
@@ -132,7 +143,7 @@ pub struct CorsConfig {
 }
 
 /// `[workers]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkersConfig {
     /// Idle workers kept ready. Default 4.
@@ -166,7 +177,7 @@ impl Default for WorkersConfig {
 }
 
 /// `[limits]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Timeout when a request gives none, in ms. Default 5000.
@@ -229,7 +240,7 @@ impl LimitsConfig {
 }
 
 /// `[sandbox]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxSettings {
     /// Install the seccomp filters of `policies/seccomp/` in every worker. Default on.
@@ -296,7 +307,7 @@ impl SandboxSettings {
 
 /// `[fetch]`: what the `agent` preset's `fetch` may reach. With no `allow_hosts`, every fetch
 /// is denied.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FetchConfig {
     /// Hosts fetch may reach: exact names or IP literals, `*.example.com` (any name below
@@ -342,7 +353,7 @@ impl Default for FetchConfig {
 }
 
 /// `[wasm]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WasmConfig {
     /// Directory from which `POST /wasm/compile` may load modules by `file`. Unset (default):
@@ -397,7 +408,7 @@ impl Default for WasmConfig {
 }
 
 /// `[[fetch.secret_headers]]`: one header attached to requests for `host`.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecretHeader {
     /// The host pattern (as in `allow_hosts`) whose requests get the header.
@@ -405,6 +416,7 @@ pub struct SecretHeader {
     /// The header name.
     pub name: String,
     /// The value, written in the file.
+    #[serde(serialize_with = "redacted")]
     pub value: Option<String>,
     /// The name of an environment variable of the service holding the value (read at start).
     pub value_env: Option<String>,
@@ -437,7 +449,7 @@ impl WasmConfig {
 }
 
 /// `[log]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter (`ISOLATE_LOG_LEVEL`).
@@ -994,6 +1006,26 @@ mod tests {
             !format!("{c:?}").contains("s3cr3t"),
             "secret values never appear in debug output"
         );
+    }
+
+    #[test]
+    fn a_serialised_configuration_redacts_every_secret() {
+        let mut c = Config::default();
+        c.auth.token = Some("user-t0ken-s3cr3t".into());
+        c.auth.admin_token = Some("admin-t0ken-s3cr3t".into());
+        c.fetch.secret_headers.push(SecretHeader {
+            host: "api.example.com".into(),
+            name: "Authorization".into(),
+            value: Some("Bearer header-s3cr3t".into()),
+            value_env: None,
+        });
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(!text.contains("s3cr3t"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["auth"]["token"], "[redacted]");
+        assert_eq!(v["auth"]["admin_token"], "[redacted]");
+        assert_eq!(v["fetch"]["secret_headers"][0]["value"], "[redacted]");
+        assert_eq!(v["auth"]["rate_limit_per_minute"], 60);
     }
 
     #[test]

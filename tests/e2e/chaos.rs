@@ -1,7 +1,7 @@
 //! Chaos: faults injected while the service is under load. Workers are SIGKILLed and SIGSTOPped
 //! at random, the zygote is killed, slow and idle connections pile up, and truncated or
 //! oversized bodies arrive. Every request must still get a named answer, and the service must
-//! recover within the time the README states (5 seconds).
+//! recover within the time docs/development.md states (5 seconds).
 
 use std::io::Write;
 use std::net::TcpStream;

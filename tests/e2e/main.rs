@@ -7,6 +7,7 @@ mod api;
 mod chaos;
 mod config;
 mod data;
+mod docs;
 mod execution;
 mod fetch;
 mod hostile;
