@@ -18,7 +18,7 @@ pub mod server;
 pub mod stdio;
 pub mod tools;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use http::HttpTransport;
 pub use server::McpServer;
@@ -27,7 +27,7 @@ use crate::config::{Config, ConfigError};
 use crate::ServeError;
 
 /// The `[mcp]` section of the configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct McpConfig {
     /// Serve MCP over streamable HTTP at `/mcp` (behind the API's authentication). Default
