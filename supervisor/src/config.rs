@@ -69,6 +69,8 @@ pub struct Config {
     pub wasm: WasmConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The MCP server (see [`crate::mcp::McpConfig`]).
+    pub mcp: crate::mcp::McpConfig,
 }
 
 /// Serialises a secret as `"[redacted]"` when it is set, so that a serialised configuration
@@ -643,6 +645,7 @@ impl Config {
     /// Rejects values that cannot work, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_fetch()?;
+        self.mcp.validate()?;
         if self.server.host.parse::<std::net::IpAddr>().is_err() && self.server.host != "localhost"
         {
             return Err(invalid(

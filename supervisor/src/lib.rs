@@ -4,6 +4,7 @@
 //! * [`pool`]: the zygote manager and the pool of sandboxed workers.
 //! * [`fetch`]: the `agent` preset's fetch, performed here under the egress policy.
 //! * [`api`]: routes, middleware and the mapping of errors to HTTP answers.
+//! * [`mcp`]: the Model Context Protocol server (streamable HTTP at `/mcp`, and stdio).
 //!
 //! **Invariant:** the supervisor never runs or parses user code; every piece of it goes to a
 //! worker process.
@@ -11,6 +12,7 @@
 pub mod api;
 pub mod config;
 pub mod fetch;
+pub mod mcp;
 pub mod modules;
 pub mod pool;
 pub mod procfs;
@@ -37,6 +39,9 @@ pub enum ServeError {
     /// The module store's directory could not be used.
     #[error("cannot open the module store: {0}")]
     Store(#[from] modules::StoreError),
+    /// The MCP session on stdio could not start (the client did not initialize it).
+    #[error("cannot start the MCP session: {0}")]
+    Mcp(String),
     /// The listener could not be bound or the server failed.
     #[error("cannot serve on {addr}: {source}")]
     Listen {
@@ -47,8 +52,9 @@ pub enum ServeError {
     },
 }
 
-/// Starts the pool and serves HTTP until SIGINT/SIGTERM, then stops every worker.
-pub async fn serve(config: Config) -> Result<(), ServeError> {
+/// Starts what the routes share, all but the listener: the fetch policy, the module store
+/// and the worker pool (with its zygote). The HTTP server and the MCP stdio server use it.
+pub fn start_state(config: Config) -> Result<web::Data<AppState>, ServeError> {
     let config = Arc::new(config);
     let egress = Arc::new(fetch::Egress::new(&config.fetch)?);
     let modules = Arc::new(modules::ModuleStore::open(
@@ -57,9 +63,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.wasm.max_store_bytes,
     )?);
     let pool = Pool::start(config.workers.clone(), config.sandbox.clone())?;
-    let state = web::Data::new(AppState {
+    Ok(web::Data::new(AppState {
         config: Arc::clone(&config),
-        pool: Arc::clone(&pool),
+        pool,
         egress,
         auth: Auth::new(
             config.auth.token.as_deref(),
@@ -69,7 +75,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         started: Instant::now(),
         metrics: Default::default(),
         modules,
-    });
+    }))
+}
+
+/// Starts the pool and serves HTTP until SIGINT/SIGTERM, then stops every worker.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let state = start_state(config)?;
+    let config = Arc::clone(&state.config);
+    let pool = Arc::clone(&state.pool);
     if !state.auth.enabled() {
         tracing::warn!("no auth token is set: any client that can reach the port can run code");
     }
@@ -79,10 +92,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .server
         .http_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(4)));
+    let mcp_http = mcp::HttpTransport::new(&state);
     let server = HttpServer::new(move || {
         let cors = build_cors(&origins);
         App::new()
             .app_data(state.clone())
+            .configure(|cfg| mcp_http.mount(cfg))
             .configure(api::configure)
             .wrap(from_fn(api::authenticate))
             .wrap(from_fn(api::log_request))

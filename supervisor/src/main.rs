@@ -13,6 +13,7 @@ const USAGE: &str = "\
 isolate-service: run untrusted JavaScript in sandboxed worker processes over HTTP
 
 Usage: isolate-service [--config PATH] [--check-config]
+       isolate-service mcp [--config PATH]   serve MCP on stdin/stdout (no HTTP port)
 
 Options:
   --config PATH     TOML configuration file (also ISOLATE_CONFIG)
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
     }
     let mut config_path: Option<PathBuf> = std::env::var_os("ISOLATE_CONFIG").map(PathBuf::from);
     let mut check_only = false;
+    let mut mcp_stdio = false;
     let mut it = args.iter().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             "--check-config" => check_only = true,
+            "mcp" => mcp_stdio = true,
             "--config" => match it.next() {
                 Some(p) => config_path = Some(PathBuf::from(p)),
                 None => return usage_error("--config needs a path"),
@@ -71,7 +74,12 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    match actix_web::rt::System::new().block_on(isolate_service::serve(config)) {
+    let served = if mcp_stdio {
+        isolate_service::mcp::serve_stdio(config)
+    } else {
+        actix_web::rt::System::new().block_on(isolate_service::serve(config))
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

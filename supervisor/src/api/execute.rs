@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+
+use super::answer::Answer;
 use isolate_shared::message::{
     CodeForm, ErrorKind, ExecuteJob, ExecuteOutcome, JobError, Language, LogEntry, Preset,
     SupervisorMessage, ValidateJob, WorkerMessage,
@@ -105,13 +107,26 @@ pub async fn execute(
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
-    let code = request::code(&body)?;
-    let preset = request::preset(&body)?;
-    let env_json = request::env(&body)?;
+    execute_body(&state, &body, &request_id(&req), started)
+        .await
+        .map(Answer::into_response)
+}
+
+/// What `POST /execute` does once its body is read: checks the fields, runs the code and
+/// builds the answer. The MCP tool `run_javascript` calls it too.
+pub async fn execute_body(
+    state: &AppState,
+    body: &request::Body,
+    id: &str,
+    started: Instant,
+) -> Result<Answer, ApiError> {
+    let code = request::code(body)?;
+    let preset = request::preset(body)?;
+    let env_json = request::env(body)?;
     let limits = &state.config.limits;
-    let timeout_ms = request::timeout(&body, limits)?;
-    let language = request::language(&body)?;
-    let allow = request::fetch_allow(&body)?;
+    let timeout_ms = request::timeout(body, limits)?;
+    let language = request::language(body)?;
+    let allow = request::fetch_allow(body)?;
     let fetch = if preset == Preset::Agent {
         let hosts =
             match allow {
@@ -141,7 +156,7 @@ pub async fn execute(
         form: CodeForm::Auto,
         data_json: None,
     };
-    run(&req, &state, job, fetch, started).await
+    run(state, id, job, fetch, started).await
 }
 
 /// `POST /deno`: runs a TypeScript (or JavaScript) function body with `data` in scope, in the
@@ -175,18 +190,19 @@ pub async fn deno(
             .egress
             .context(None, Duration::from_millis(timeout_ms))
     });
-    run(&req, &state, job, fetch, started).await
+    run(&state, &request_id(&req), job, fetch, started)
+        .await
+        .map(Answer::into_response)
 }
 
 /// Sends one execution to a worker and answers its outcome, as `/execute` and `/deno` do.
 async fn run(
-    req: &HttpRequest,
     state: &AppState,
+    id: &str,
     job: ExecuteJob,
     fetch: Option<FetchContext>,
     started: Instant,
-) -> Result<HttpResponse, ApiError> {
-    let id = request_id(req);
+) -> Result<Answer, ApiError> {
     let limits = &state.config.limits;
     let (timeout_ms, preset) = (job.timeout_ms, job.preset);
     let job = SupervisorMessage::Execute(job);
@@ -291,19 +307,22 @@ async fn run(
         worker_pid: pid,
         fetches: fetches.as_ref().map(Vec::len),
     };
-    let mut response = match &outcome.result {
+    let answer = match &outcome.result {
         Ok(json) => {
             let result: &RawValue = serde_json::from_str(json).map_err(|_| ApiError::Internal)?;
             state.metrics.record(None);
-            HttpResponse::Ok().json(Success {
-                success: true,
-                result,
-                logs,
-                execution_id: &id,
-                stats,
-                fetches,
-                meta,
-            })
+            Answer::json(
+                StatusCode::OK,
+                &Success {
+                    success: true,
+                    result,
+                    logs,
+                    execution_id: id,
+                    stats,
+                    fetches,
+                    meta,
+                },
+            )
         }
         Err(e) => {
             fields.error_type = Some(e.kind.as_str());
@@ -312,26 +331,28 @@ async fn run(
                 ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            HttpResponse::build(status).json(Failure {
-                success: false,
-                error: ErrorOut {
-                    kind: e.kind.as_str(),
-                    message: &e.message,
-                    name: &e.name,
-                    stack: e.stack.as_deref(),
-                    line: e.line,
-                    column: e.column,
+            Answer::json(
+                status,
+                &Failure {
+                    success: false,
+                    error: ErrorOut {
+                        kind: e.kind.as_str(),
+                        message: &e.message,
+                        name: &e.name,
+                        stack: e.stack.as_deref(),
+                        line: e.line,
+                        column: e.column,
+                    },
+                    logs,
+                    execution_id: id,
+                    stats,
+                    fetches,
+                    meta,
                 },
-                logs,
-                execution_id: &id,
-                stats,
-                fetches,
-                meta,
-            })
+            )
         }
     };
-    response.extensions_mut().insert(fields);
-    Ok(response)
+    Ok(answer.with_fields(fields))
 }
 
 fn failed(kind: ErrorKind, name: &str, message: String) -> ExecuteOutcome {
@@ -345,8 +366,15 @@ pub async fn validate(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
-    let code = request::code(&body)?;
-    let language = request::language(&body)?;
+    validate_body(&state, &body)
+        .await
+        .map(Answer::into_response)
+}
+
+/// What `POST /validate` does once its body is read. The MCP tool `validate_code` calls it too.
+pub async fn validate_body(state: &AppState, body: &request::Body) -> Result<Answer, ApiError> {
+    let code = request::code(body)?;
+    let language = request::language(body)?;
     let job = SupervisorMessage::Validate(ValidateJob {
         code: code.to_string(),
         language,
@@ -355,21 +383,25 @@ pub async fn validate(
     let deadline = Duration::from_millis(limits.default_timeout_ms + limits.kill_grace_ms);
     match state.pool.call(&job, deadline, None).await {
         Ok((WorkerMessage::Validated(outcome), _)) => Ok(match outcome.error {
-            None => HttpResponse::Ok().json(serde_json::json!({ "valid": true })),
-            Some(e) => HttpResponse::UnprocessableEntity().json(serde_json::json!({
-                "valid": false,
-                "error": e.message,
-                "line": e.line,
-                "column": e.column,
-            })),
+            None => Answer::json(StatusCode::OK, &serde_json::json!({ "valid": true })),
+            Some(e) => Answer::json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &serde_json::json!({
+                    "valid": false,
+                    "error": e.message,
+                    "line": e.line,
+                    "column": e.column,
+                }),
+            ),
         }),
         Err(PoolError::Busy(_) | PoolError::ShuttingDown) => Err(ApiError::Busy),
-        Err(PoolError::Deadline(_)) => {
-            Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
+        Err(PoolError::Deadline(_)) => Ok(Answer::json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &serde_json::json!({
                 "valid": false,
                 "error": "parsing took longer than the timeout",
-            })))
-        }
+            }),
+        )),
         Ok(_) | Err(_) => Err(ApiError::Internal),
     }
 }

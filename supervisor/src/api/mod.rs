@@ -5,14 +5,15 @@
 //! request id) → [`authenticate`] (bearer token and rate limit; `/health` is exempt) → the
 //! handler. Errors become answers only in [`error::ApiError`]'s `ResponseError` impl.
 
+pub mod answer;
 pub mod auth;
 pub mod error;
-mod execute;
+pub mod execute;
 pub mod request;
 #[cfg(feature = "sandbox-selftest")]
 mod selftest;
 mod status;
-mod wasm;
+pub mod wasm;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -18,8 +18,10 @@ use isolate_shared::message::{
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::answer::Answer;
 use super::error::ApiError;
 use super::{request, AppState, LogFields};
+use crate::config::Config;
 use crate::modules::{sha256_hex, valid_id, StoreError, StoredModule};
 use crate::pool::PoolError;
 
@@ -27,19 +29,22 @@ fn ms(us: u64) -> String {
     format!("{:.3}ms", us as f64 / 1000.0)
 }
 
-fn compile_answer(m: &StoredModule, cached: bool) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "moduleId": m.id,
-        "byteSize": m.byte_size,
-        "compileTime": format!("{:.2}ms", m.compile_us as f64 / 1000.0),
-        "exports": m.exports.iter().map(|e| json!({"name": e.name, "kind": e.kind.as_str()})).collect::<Vec<_>>(),
-        "imports": m.imports.iter().map(|i| json!({"module": i.module, "name": i.name, "kind": i.kind.as_str()})).collect::<Vec<_>>(),
-        "cached": cached,
-    }))
+fn compile_answer(m: &StoredModule, cached: bool) -> Answer {
+    Answer::json(
+        StatusCode::OK,
+        &json!({
+            "moduleId": m.id,
+            "byteSize": m.byte_size,
+            "compileTime": format!("{:.2}ms", m.compile_us as f64 / 1000.0),
+            "exports": m.exports.iter().map(|e| json!({"name": e.name, "kind": e.kind.as_str()})).collect::<Vec<_>>(),
+            "imports": m.imports.iter().map(|i| json!({"module": i.module, "name": i.name, "kind": i.kind.as_str()})).collect::<Vec<_>>(),
+            "cached": cached,
+        }),
+    )
 }
 
-fn compile_failure(status: StatusCode, kind: &str, message: String) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": message, "type": kind }))
+fn compile_failure(status: StatusCode, kind: &str, message: String) -> Answer {
+    Answer::json(status, &json!({ "error": message, "type": kind }))
 }
 
 /// Reads `file` from inside `wasm.module_dir`.
@@ -130,6 +135,15 @@ fn module_bytes(state: &AppState, body: &request::Body) -> Result<Vec<u8>, ApiEr
     }
 }
 
+/// The body limit of `POST /wasm/compile`: room for a module of `wasm.max_module_bytes` in
+/// base64, and never less than `server.max_body_bytes`.
+pub fn compile_body_limit(config: &Config) -> usize {
+    config
+        .server
+        .max_body_bytes
+        .max(config.wasm.max_module_bytes / 3 * 4 + 64 * 1024)
+}
+
 /// `POST /wasm/compile`: validates and compiles a module in a worker, or answers from the
 /// store when these bytes were compiled under this id before.
 pub async fn compile(
@@ -137,13 +151,18 @@ pub async fn compile(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let wasm = &state.config.wasm;
-    let limit = state
-        .config
-        .server
-        .max_body_bytes
-        .max(wasm.max_module_bytes / 3 * 4 + 64 * 1024);
+    let limit = compile_body_limit(&state.config);
     let body = request::read_object(&req, payload, limit).await?;
+    compile_body(&state, body).await.map(Answer::into_response)
+}
+
+/// What `POST /wasm/compile` does once its body is read. The MCP tool `compile_wasm` calls
+/// it too.
+pub async fn compile_body(
+    state: &web::Data<AppState>,
+    body: request::Body,
+) -> Result<Answer, ApiError> {
+    let wasm = &state.config.wasm;
     let explicit = match body.get("id") {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) if valid_id(id) => Some(id.clone()),
@@ -168,7 +187,7 @@ pub async fn compile(
             .peek(&id)
             .filter(|m| m.source_sha256 == source_sha256)
     };
-    if let Some(existing) = cached(&state) {
+    if let Some(existing) = cached(state) {
         state.modules.count_hit();
         return Ok(compile_answer(&existing, true));
     }
@@ -176,7 +195,7 @@ pub async fn compile(
     // the first and are answered from the store.
     let turn = state.modules.compile_turn(&id);
     let _turn = turn.lock().await;
-    if let Some(existing) = cached(&state) {
+    if let Some(existing) = cached(state) {
         state.modules.count_hit();
         return Ok(compile_answer(&existing, true));
     }
@@ -272,17 +291,12 @@ fn arg(v: &Value) -> Option<WasmArg> {
     })
 }
 
-fn failure(
-    status: StatusCode,
-    kind: &str,
-    message: String,
-    extra: Map<String, Value>,
-) -> HttpResponse {
+fn failure(status: StatusCode, kind: &str, message: String, extra: Map<String, Value>) -> Answer {
     let mut body = Map::new();
     body.insert("success".into(), Value::Bool(false));
     body.insert("error".into(), json!({ "type": kind, "message": message }));
     body.extend(extra);
-    HttpResponse::build(status).json(Value::Object(body))
+    Answer::json(status, &Value::Object(body))
 }
 
 fn value_json(v: &WasmValue) -> Value {
@@ -358,7 +372,7 @@ struct RunRequest {
     module: std::sync::Arc<StoredModule>,
 }
 
-fn invalid_args(message: String) -> HttpResponse {
+fn invalid_args(message: String) -> Answer {
     failure(
         StatusCode::UNPROCESSABLE_ENTITY,
         "INVALID_ARGS",
@@ -373,7 +387,7 @@ fn invalid_args(message: String) -> HttpResponse {
 fn parse_run(
     state: &AppState,
     body: &request::Body,
-) -> Result<RunRequest, Result<HttpResponse, ApiError>> {
+) -> Result<RunRequest, Result<Answer, ApiError>> {
     let id = match body.get("moduleId") {
         None | Some(Value::Null) => return Err(Err(ApiError::MissingField("moduleId"))),
         Some(Value::String(s)) if !s.is_empty() => s,
@@ -585,7 +599,12 @@ pub async fn run(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
-    let RunRequest { job, module } = match parse_run(&state, &body) {
+    run_body(&state, &body).await.map(Answer::into_response)
+}
+
+/// What `POST /wasm/run` does once its body is read. The MCP tool `run_wasm` calls it too.
+pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, ApiError> {
+    let RunRequest { job, module } = match parse_run(state, body) {
         Ok(r) => r,
         Err(answer) => return answer,
     };
@@ -663,7 +682,7 @@ pub async fn run(
         worker_pid: pid,
         fetches: None,
     };
-    let mut response = match &outcome.result {
+    let reply = match &outcome.result {
         Ok(values) => {
             state.metrics.record(None);
             let result = match values.as_slice() {
@@ -672,7 +691,7 @@ pub async fn run(
                 many => Value::Array(many.iter().map(value_json).collect()),
             };
             answer.result = Some(result);
-            HttpResponse::Ok().json(answer)
+            Answer::json(StatusCode::OK, &answer)
         }
         Err(e) => {
             if e.kind == WasmErrorKind::ModuleUnusable {
@@ -691,11 +710,10 @@ pub async fn run(
                 message: &e.message,
                 trap_code: e.trap_code.as_deref(),
             });
-            HttpResponse::build(status).json(answer)
+            Answer::json(status, &answer)
         }
     };
-    response.extensions_mut().insert(fields);
-    Ok(response)
+    Ok(reply.with_fields(fields))
 }
 
 #[cfg(test)]
