@@ -94,6 +94,16 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// HTTP threads. Default: the number of CPUs (at most 4).
     pub http_threads: Option<usize>,
+    /// Longest time to receive a whole request body, from the end of the headers; slower
+    /// bodies get 408. Default 30 s.
+    pub body_timeout_ms: u64,
+    /// Longest time an answer may wait for the client to read it (no progress at all on the
+    /// connection) before the connection is closed. Default 10 s.
+    pub write_timeout_ms: u64,
+    /// Host names accepted in the `Host` header besides IP addresses and `localhost` (for a
+    /// reverse proxy or a name in /etc/hosts); `"*"` accepts any. Default none: a page that
+    /// rebinds its own name to this address is refused.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +113,9 @@ impl Default for ServerConfig {
             port: 5900,
             max_body_bytes: 1 << 20,
             http_threads: None,
+            body_timeout_ms: 30_000,
+            write_timeout_ms: 10_000,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -642,6 +655,24 @@ impl Config {
         Ok(())
     }
 
+    /// The bound on every execution's answer (`/execute`, `/deno`, `/wasm/run`), in encoded
+    /// bytes: the result cap, plus the larger of the console cap (with a little per entry) and
+    /// WASI's two output caps, plus 1 MiB for the error, the fetch audit and the statistics.
+    /// An answer that would be larger is replaced by an `OUTPUT_LIMIT` error, and a worker
+    /// that announces a larger answer is killed before it is read.
+    pub fn answer_bytes(&self) -> usize {
+        let l = &self.limits;
+        let logs = l
+            .max_log_bytes
+            .saturating_add(u64::from(l.max_log_entries).saturating_mul(64));
+        let output = logs.max(self.wasm.max_output_bytes.saturating_mul(2));
+        let total = l
+            .max_result_bytes
+            .saturating_add(output)
+            .saturating_add(1 << 20);
+        usize::try_from(total).unwrap_or(usize::MAX)
+    }
+
     /// Rejects values that cannot work, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_fetch()?;
@@ -658,6 +689,31 @@ impl Config {
         }
         if self.server.http_threads == Some(0) {
             return Err(invalid("server.http_threads", "must be at least 1"));
+        }
+        if !(100..=3_600_000).contains(&self.server.body_timeout_ms) {
+            return Err(invalid(
+                "server.body_timeout_ms",
+                "must be between 100 and 3600000",
+            ));
+        }
+        if !(100..=3_600_000).contains(&self.server.write_timeout_ms) {
+            return Err(invalid(
+                "server.write_timeout_ms",
+                "must be between 100 and 3600000",
+            ));
+        }
+        for h in &self.server.allowed_hosts {
+            let name_like = h == "*"
+                || (!h.is_empty()
+                    && h.len() <= 253
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+            if !name_like {
+                return Err(invalid(
+                    "server.allowed_hosts",
+                    format!("{h:?} is not a host name (no scheme, port or path; \"*\" for any)"),
+                ));
+            }
         }
         if self.auth.token.as_ref().is_some_and(|t| t.len() < 8) {
             return Err(invalid("auth.token", "must be at least 8 characters"));

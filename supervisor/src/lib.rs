@@ -62,7 +62,11 @@ pub fn start_state(config: Config) -> Result<web::Data<AppState>, ServeError> {
         config.wasm.max_modules,
         config.wasm.max_store_bytes,
     )?);
-    let pool = Pool::start(config.workers.clone(), config.sandbox.clone())?;
+    let pool = Pool::start(
+        config.workers.clone(),
+        config.sandbox.clone(),
+        config.answer_bytes(),
+    )?;
     Ok(web::Data::new(AppState {
         config: Arc::clone(&config),
         pool,
@@ -93,17 +97,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .http_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(4)));
     let mcp_http = mcp::HttpTransport::new(&state);
+    let write_timeout = std::time::Duration::from_millis(config.server.write_timeout_ms);
     let server = HttpServer::new(move || {
         let cors = build_cors(&origins);
         App::new()
             .app_data(state.clone())
             .configure(|cfg| mcp_http.mount(cfg))
             .configure(api::configure)
-            .wrap(from_fn(api::authenticate))
+            .wrap(from_fn(api::browser::guard))
             .wrap(from_fn(api::log_request))
             .wrap(Condition::new(!origins.is_empty(), cors))
     })
     .workers(threads)
+    .on_connect(move |conn, _| set_write_timeout(conn, write_timeout))
     .shutdown_timeout(5)
     .bind((config.server.host.as_str(), config.server.port))
     .map_err(|source| ServeError::Listen {
@@ -122,6 +128,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     tracing::info!("shutting down: stopping the zygote and every worker");
     pool.shutdown();
     result
+}
+
+/// The write timeout: a connection whose answer makes no progress at all (the client reads
+/// nothing, its receive window stays shut) for `timeout` is closed by the kernel
+/// (`TCP_USER_TIMEOUT`, which also bounds unacknowledged data), and actix drops the answer.
+fn set_write_timeout(conn: &dyn std::any::Any, timeout: std::time::Duration) {
+    let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout)) {
+        tracing::warn!(error = %e, "cannot set the write timeout (TCP_USER_TIMEOUT) on a connection");
+    }
 }
 
 fn build_cors(origins: &[String]) -> actix_cors::Cors {

@@ -82,7 +82,8 @@ fn cors_is_off_unless_origins_are_configured() {
         &[("Origin", "https://evil.example")],
         br#"{"code":"1"}"#,
     );
-    assert_eq!(res.status, 200);
+    // A page on another site cannot drive the service (see tests/e2e/http.rs).
+    assert_eq!(res.status, 403);
     assert_eq!(res.header("access-control-allow-origin"), None);
     let s = Service::with_config("[cors]\norigins = [\"https://app.example\"]\n");
     let res = s.request(

@@ -11,6 +11,7 @@ mod docs;
 mod execution;
 mod fetch;
 mod hostile;
+mod http;
 mod mcp;
 mod pool;
 mod status;

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use super::routes::Access;
 
 /// Checks tokens and rate limits.
 pub struct Auth {
@@ -47,14 +48,16 @@ impl Auth {
         self.token_hash.is_some()
     }
 
-    /// Checks the `Authorization` header value and charges the rate limit.
-    pub fn check(&self, authorization: Option<&[u8]>) -> Result<(), ApiError> {
-        self.check_against(self.token_hash, authorization)
-    }
-
-    /// Checks a request to `/status`: against the admin token when one is set.
-    pub fn check_admin(&self, authorization: Option<&[u8]>) -> Result<(), ApiError> {
-        self.check_against(self.admin_hash.or(self.token_hash), authorization)
+    /// Checks the `Authorization` header value against what a route's `access` asks for and
+    /// charges the rate limit: nothing for [`Access::Public`], the user token for
+    /// [`Access::User`], and for [`Access::Admin`] the admin token when one is set (else the
+    /// user token).
+    pub fn authorise(&self, access: Access, authorization: Option<&[u8]>) -> Result<(), ApiError> {
+        match access {
+            Access::Public => Ok(()),
+            Access::User => self.check_against(self.token_hash, authorization),
+            Access::Admin => self.check_against(self.admin_hash.or(self.token_hash), authorization),
+        }
     }
 
     fn check_against(
@@ -112,31 +115,42 @@ mod tests {
     #[test]
     fn tokens_are_checked() {
         let auth = Auth::new(Some("correct-token"), Some("admin-token"), 0);
-        assert!(matches!(auth.check(None), Err(ApiError::Unauthorized)));
         assert!(matches!(
-            auth.check(Some(b"Basic abc")),
+            auth.authorise(Access::User, None),
             Err(ApiError::Unauthorized)
         ));
         assert!(matches!(
-            auth.check(Some(b"Bearer ")),
+            auth.authorise(Access::User, Some(b"Basic abc")),
             Err(ApiError::Unauthorized)
         ));
         assert!(matches!(
-            auth.check(Some(b"Bearer wrong")),
+            auth.authorise(Access::User, Some(b"Bearer ")),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            auth.authorise(Access::User, Some(b"Bearer wrong")),
             Err(ApiError::Forbidden)
         ));
         assert!(matches!(
-            auth.check(Some(b"Bearer correct-token-x")),
+            auth.authorise(Access::User, Some(b"Bearer correct-token-x")),
             Err(ApiError::Forbidden)
         ));
-        auth.check(Some(b"Bearer correct-token")).unwrap();
-        auth.check(Some(b"bearer  correct-token ")).unwrap();
+        auth.authorise(Access::User, Some(b"Bearer correct-token"))
+            .unwrap();
+        auth.authorise(Access::User, Some(b"bearer  correct-token "))
+            .unwrap();
         assert!(matches!(
-            auth.check_admin(Some(b"Bearer correct-token")),
+            auth.authorise(Access::Admin, Some(b"Bearer correct-token")),
             Err(ApiError::Forbidden)
         ));
-        auth.check_admin(Some(b"Bearer admin-token")).unwrap();
-        Auth::new(None, None, 1).check(None).unwrap();
+        auth.authorise(Access::Admin, Some(b"Bearer admin-token"))
+            .unwrap();
+        Auth::new(None, None, 1)
+            .authorise(Access::User, None)
+            .unwrap();
+        Auth::new(Some("t"), Some("a"), 1)
+            .authorise(Access::Public, None)
+            .unwrap();
     }
 
     #[test]

@@ -6,9 +6,10 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+use isolate_shared::message::ErrorKind;
 use serde_json::json;
 
-use super::ENDPOINTS;
+use super::routes::endpoints;
 
 /// A request that cannot be served as asked.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,21 @@ pub enum ApiError {
     /// The body could not be read.
     #[error("Cannot read the request body")]
     BadBody,
+    /// The body did not arrive within `server.body_timeout_ms`.
+    #[error("The request body did not arrive within {0} ms")]
+    BodyTimeout(u64),
+    /// The `Host` header names neither this machine nor an allowed name.
+    #[error(
+        "Host {0:?} is not allowed: use an IP address or localhost, or add the name to \
+         server.allowed_hosts"
+    )]
+    HostNotAllowed(String),
+    /// The request comes from a web page whose origin is not allowed.
+    #[error(
+        "Origin {0} is not allowed: browsers may call the API only from the origins in \
+         cors.origins"
+    )]
+    OriginNotAllowed(String),
     /// No bearer token.
     #[error("Missing bearer token")]
     Unauthorized,
@@ -94,7 +110,10 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) | ApiError::ModuleTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::FileForbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::FileForbidden(_)
+            | ApiError::HostNotAllowed(_)
+            | ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::FileNotFound => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
@@ -122,10 +141,10 @@ impl ResponseError for ApiError {
                 res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
                 json!({ "error": message, "retryAfter": retry_after })
             }
-            ApiError::NotFound => json!({ "error": message, "endpoints": ENDPOINTS }),
+            ApiError::NotFound => json!({ "error": message, "endpoints": endpoints() }),
             ApiError::MethodNotAllowed(allow) => {
                 res.insert_header((header::ALLOW, *allow));
-                json!({ "error": message, "endpoints": ENDPOINTS })
+                json!({ "error": message, "endpoints": endpoints() })
             }
             ApiError::Busy => {
                 res.insert_header((header::RETRY_AFTER, "1"));
@@ -138,4 +157,57 @@ impl ResponseError for ApiError {
         };
         res.json(body)
     }
+}
+
+/// What a pool error means to the client of an execution (`/execute`, `/deno`, `/wasm/run`):
+/// the error `type`, its `name` and a message. `Busy` and shutting down are not execution
+/// failures but a 503 ([`ApiError::Busy`]). Every route maps pool errors through this one
+/// function, so the same failure reads the same everywhere.
+pub fn pool_failure(
+    e: &crate::pool::PoolError,
+    timeout_ms: u64,
+) -> Result<(ErrorKind, &'static str, String), ApiError> {
+    use crate::pool::PoolError;
+    Ok(match e {
+        PoolError::Busy(_) | PoolError::ShuttingDown => return Err(ApiError::Busy),
+        PoolError::Deadline(_) => (
+            ErrorKind::Timeout,
+            "TimeoutError",
+            format!("execution exceeded the timeout of {timeout_ms} ms; the worker was stopped"),
+        ),
+        PoolError::Violation(nr) => (
+            ErrorKind::Security,
+            "SecurityError",
+            format!(
+                "the code attempted a forbidden system call ({}); its worker was stopped",
+                crate::pool::syscall_name(*nr)
+            ),
+        ),
+        PoolError::HostCall => (
+            ErrorKind::Security,
+            "SecurityError",
+            "the worker made a host call this execution does not allow; it was stopped".into(),
+        ),
+        PoolError::Crashed(_) => (
+            ErrorKind::WorkerCrashed,
+            "WorkerCrashedError",
+            "the worker process running this code died unexpectedly".into(),
+        ),
+        PoolError::TooLarge(len, max) => (
+            ErrorKind::OutputLimit,
+            "RangeError",
+            format!(
+                "the answer would be {len} bytes, more than the bound of {max} bytes \
+                 (limits.max_result_bytes and limits.max_log_bytes set it); the worker was stopped"
+            ),
+        ),
+        other => {
+            tracing::error!(error = %other, "cannot run an execution");
+            (
+                ErrorKind::Internal,
+                "InternalError",
+                "the service could not run this code".into(),
+            )
+        }
+    })
 }

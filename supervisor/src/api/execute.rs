@@ -49,7 +49,7 @@ struct Success<'a> {
     execution_id: &'a str,
     stats: Stats<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    fetches: Option<Vec<FetchAudit>>,
+    fetches: Option<&'a [FetchAudit]>,
     #[serde(rename = "_meta")]
     meta: Meta,
 }
@@ -77,7 +77,7 @@ struct Failure<'a> {
     execution_id: &'a str,
     stats: Stats<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    fetches: Option<Vec<FetchAudit>>,
+    fetches: Option<&'a [FetchAudit]>,
     #[serde(rename = "_meta")]
     meta: Meta,
 }
@@ -234,72 +234,32 @@ async fn run(
                 Some(pid),
             )
         }
-        Err(PoolError::Busy(_) | PoolError::ShuttingDown) => {
-            state.metrics.record(Some(ErrorKind::Busy.as_str()));
-            return Err(ApiError::Busy);
-        }
-        Err(PoolError::Deadline(_)) => (
-            failed(
-                ErrorKind::Timeout,
-                "TimeoutError",
-                format!(
-                    "execution exceeded the timeout of {timeout_ms} ms; the worker was stopped"
-                ),
-            ),
-            None,
-        ),
-        Err(PoolError::Violation(nr)) => (
-            failed(
-                ErrorKind::Security,
-                "SecurityError",
-                format!(
-                    "the code attempted a forbidden system call ({}); its worker was stopped",
-                    crate::pool::syscall_name(nr)
-                ),
-            ),
-            None,
-        ),
-        Err(PoolError::HostCall) => (
-            failed(
-                ErrorKind::Security,
-                "SecurityError",
-                "the worker made a host call this execution does not allow; it was stopped".into(),
-            ),
-            None,
-        ),
-        Err(PoolError::Crashed(pid)) => (
-            failed(
-                ErrorKind::WorkerCrashed,
-                "WorkerCrashedError",
-                "the worker process running this code died unexpectedly".into(),
-            ),
-            Some(pid),
-        ),
         Err(e) => {
-            tracing::error!(error = %e, "cannot run an execution");
-            (
-                failed(
-                    ErrorKind::Internal,
-                    "InternalError",
-                    "the service could not run this code".into(),
-                ),
-                None,
-            )
+            let pid = match e {
+                PoolError::Crashed(pid) => Some(pid),
+                _ => None,
+            };
+            match super::error::pool_failure(&e, timeout_ms) {
+                Ok((kind, name, message)) => (failed(kind, name, message), pid),
+                Err(busy) => {
+                    state.metrics.record(Some(ErrorKind::Busy.as_str()));
+                    return Err(busy);
+                }
+            }
         }
     };
 
     let elapsed = started.elapsed();
-    let stats = Stats {
+    let stats = |log_count, logs_truncated| Stats {
         elapsed: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
         timeout: timeout_ms,
         preset: preset.name(),
-        log_count: outcome.logs.len(),
-        logs_truncated: outcome.logs_truncated,
+        log_count,
+        logs_truncated,
     };
-    let meta = Meta {
+    let meta = || Meta {
         elapsed: format!("{:.2}ms", elapsed.as_secs_f64() * 1e3),
     };
-    let logs = logs_out(&outcome.logs);
     let fetches = fetch.as_ref().map(|f| f.audit());
     let mut fields = LogFields {
         preset: Some(preset.name()),
@@ -307,51 +267,68 @@ async fn run(
         worker_pid: pid,
         fetches: fetches.as_ref().map(Vec::len),
     };
-    let answer = match &outcome.result {
+    let failure = |e: &JobError, logs, stats, fetches| {
+        let status = match e.kind {
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Answer::json(
+            status,
+            &Failure {
+                success: false,
+                error: ErrorOut {
+                    kind: e.kind.as_str(),
+                    message: &e.message,
+                    name: &e.name,
+                    stack: e.stack.as_deref(),
+                    line: e.line,
+                    column: e.column,
+                },
+                logs,
+                execution_id: id,
+                stats,
+                fetches,
+                meta: meta(),
+            },
+        )
+    };
+    let mut kind = outcome.result.as_ref().err().map(|e| e.kind);
+    let stats_now = stats(outcome.logs.len(), outcome.logs_truncated);
+    let mut answer = match &outcome.result {
         Ok(json) => {
             let result: &RawValue = serde_json::from_str(json).map_err(|_| ApiError::Internal)?;
-            state.metrics.record(None);
             Answer::json(
                 StatusCode::OK,
                 &Success {
                     success: true,
                     result,
-                    logs,
+                    logs: logs_out(&outcome.logs),
                     execution_id: id,
-                    stats,
-                    fetches,
-                    meta,
+                    stats: stats_now,
+                    fetches: fetches.as_deref(),
+                    meta: meta(),
                 },
             )
         }
-        Err(e) => {
-            fields.error_type = Some(e.kind.as_str());
-            state.metrics.record(Some(e.kind.as_str()));
-            let status = match e.kind {
-                ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            Answer::json(
-                status,
-                &Failure {
-                    success: false,
-                    error: ErrorOut {
-                        kind: e.kind.as_str(),
-                        message: &e.message,
-                        name: &e.name,
-                        stack: e.stack.as_deref(),
-                        line: e.line,
-                        column: e.column,
-                    },
-                    logs,
-                    execution_id: id,
-                    stats,
-                    fetches,
-                    meta,
-                },
-            )
-        }
+        Err(e) => failure(e, logs_out(&outcome.logs), stats_now, fetches.as_deref()),
     };
+    // The backstop: whatever the parts' own caps, the answer stays within its bound.
+    let bound = state.config.answer_bytes();
+    if answer.body.len() > bound {
+        let e = JobError::new(
+            ErrorKind::OutputLimit,
+            "RangeError",
+            format!(
+                "the answer would be {} bytes, more than the bound of {bound} bytes; the \
+                 result, logs and fetch audit were dropped",
+                answer.body.len()
+            ),
+        );
+        answer = failure(&e, Vec::new(), stats(0, true), None);
+        kind = Some(ErrorKind::OutputLimit);
+    }
+    fields.error_type = kind.map(ErrorKind::as_str);
+    state.metrics.record(fields.error_type);
     Ok(answer.with_fields(fields))
 }
 

@@ -1,15 +1,17 @@
 //! The HTTP API: routes, middleware and the shared state.
 //!
-//! [`configure`] wires every route in one place. Requests pass, outermost first: CORS (only
-//! when origins are configured) → [`log_request`] (one structured line per request, and the
-//! request id) → [`authenticate`] (bearer token and rate limit; `/health` is exempt) → the
-//! handler. Errors become answers only in [`error::ApiError`]'s `ResponseError` impl.
+//! [`configure`] wires every route of [`routes::ROUTES`]. Requests pass, outermost first: CORS
+//! (only when origins are configured) → [`log_request`] (one structured line per request, and
+//! the request id) → the route's own authorisation ([`routes::authorise`]: bearer token and
+//! rate limit, decided on the route the router chose) → the handler. Errors become answers only in [`error::ApiError`]'s `ResponseError` impl.
 
 pub mod answer;
 pub mod auth;
+pub mod browser;
 pub mod error;
 pub mod execute;
 pub mod request;
+pub mod routes;
 #[cfg(feature = "sandbox-selftest")]
 mod selftest;
 mod status;
@@ -20,11 +22,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use isolate_shared::message::Preset;
 use serde_json::json;
 
@@ -32,17 +34,6 @@ use crate::config::Config;
 use crate::pool::Pool;
 use auth::Auth;
 use error::ApiError;
-
-/// The routes, as listed in 404 answers.
-pub const ENDPOINTS: [&str; 7] = [
-    "POST /execute",
-    "POST /validate",
-    "POST /deno",
-    "POST /wasm/compile",
-    "POST /wasm/run",
-    "GET /health",
-    "GET /stats",
-];
 
 /// State shared by every handler.
 pub struct AppState {
@@ -109,19 +100,20 @@ pub struct LogFields {
     pub fetches: Option<usize>,
 }
 
-/// Wires the routes.
+/// Wires the routes (see [`routes::ROUTES`]) and the answer for paths no route matches.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/execute", web::post().to(execute::execute))
-        .route("/validate", web::post().to(execute::validate))
-        .route("/deno", web::post().to(execute::deno))
-        .route("/wasm/compile", web::post().to(wasm::compile))
-        .route("/wasm/run", web::post().to(wasm::run))
-        .route("/health", web::get().to(health))
-        .route("/stats", web::get().to(stats))
-        .route("/status", web::get().to(status::status));
+    routes::register(cfg);
     #[cfg(feature = "sandbox-selftest")]
-    cfg.route("/_selftest", web::post().to(selftest::probe));
-    cfg.default_service(web::to(not_found));
+    cfg.service(
+        web::resource("/_selftest")
+            .route(web::post().to(selftest::probe))
+            .wrap(actix_web::middleware::from_fn(
+                |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| {
+                    routes::authorise(routes::Access::User, req, next)
+                },
+            )),
+    );
+    cfg.default_service(actix_web::dev::fn_service(not_found));
 }
 
 /// Presets as listed by `/stats` and in preset errors.
@@ -137,17 +129,13 @@ pub fn available_presets() -> Vec<serde_json::Value> {
         .collect()
 }
 
-async fn not_found(req: HttpRequest) -> HttpResponse {
-    let allow = match req.path() {
-        "/execute" | "/validate" | "/deno" | "/wasm/compile" | "/wasm/run" => Some("POST"),
-        "/health" | "/stats" | "/status" => Some("GET"),
-        _ => None,
-    };
-    match allow {
-        Some(allow) => ApiError::MethodNotAllowed(allow),
-        None => ApiError::NotFound,
+/// Paths no route matches: 404. It needs the user token, like every route but `/health`, so
+/// that a client without one learns nothing of the routes.
+async fn not_found(req: ServiceRequest) -> Result<ServiceResponse, actix_web::Error> {
+    if let Err(e) = routes::check(routes::Access::User, &req) {
+        return Ok(req.into_response(e.error_response()));
     }
-    .error_response()
+    Ok(req.into_response(ApiError::NotFound.error_response()))
 }
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {
@@ -188,34 +176,9 @@ async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "maxLogEntries": limits.max_log_entries,
             "maxLogBytes": limits.max_log_bytes,
             "maxBodyBytes": state.config.server.max_body_bytes,
+            "maxAnswerBytes": state.config.answer_bytes(),
         },
     }))
-}
-
-/// Checks the bearer token and charges the rate limit on every route but `/health`.
-pub async fn authenticate(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    if req.path() != "/health" {
-        if let Some(state) = req.app_data::<web::Data<AppState>>() {
-            let header = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .map(|v| v.as_bytes());
-            let checked = if req.path() == "/status" {
-                state.auth.check_admin(header)
-            } else {
-                state.auth.check(header)
-            };
-            if let Err(e) = checked {
-                return Ok(req.into_response(e.error_response()).map_into_right_body());
-            }
-        }
-    }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
 }
 
 /// Gives the request an id and logs one line when it is answered.

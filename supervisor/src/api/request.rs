@@ -12,12 +12,39 @@ use isolate_shared::message::{Language, Preset};
 /// A JSON object body.
 pub type Body = Map<String, Value>;
 
-/// Reads the body, refusing more than `limit` bytes (413) before buffering them.
+/// Reads the body, refusing more than `limit` bytes (413) before buffering them, and a body
+/// that takes longer than `server.body_timeout_ms` to arrive (408).
 pub async fn read_object(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Body, ApiError> {
+    let body = read_bytes(req, payload, limit).await?;
+    parse_object(&body)
+}
+
+/// Reads the whole body within `limit` bytes and `server.body_timeout_ms`.
+pub async fn read_bytes(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    let timeout_ms = req
+        .app_data::<web::Data<super::AppState>>()
+        .map_or(30_000, |s| s.config.server.body_timeout_ms);
+    tokio::time::timeout(
+        std::time::Duration::from_millis(timeout_ms),
+        read_within(req, payload, limit),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout(timeout_ms))?
+}
+
+async fn read_within(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<Body, ApiError> {
+) -> Result<web::BytesMut, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -34,7 +61,7 @@ pub async fn read_object(
         }
         body.extend_from_slice(&chunk);
     }
-    parse_object(&body)
+    Ok(body)
 }
 
 /// Parses a complete body as a JSON object.

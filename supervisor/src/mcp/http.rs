@@ -32,8 +32,6 @@ use super::McpServer;
 use crate::api::AppState;
 
 /// The longest a client may take to send one POST body to `/mcp`.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// rmcp's plain-text refusals are short; anything longer is not one of them.
 const REFUSAL_BYTES: usize = 4096;
 
@@ -48,6 +46,8 @@ struct Guard {
     sessions: Arc<LocalSessionManager>,
     max_sessions: usize,
     limit: usize,
+    /// `server.body_timeout_ms`.
+    body_timeout: Duration,
     origins: Vec<String>,
 }
 
@@ -60,6 +60,7 @@ impl HttpTransport {
             sessions: Arc::clone(&sessions),
             max_sessions: config.mcp.max_sessions,
             limit: super::message_limit(config),
+            body_timeout: Duration::from_millis(config.server.body_timeout_ms),
             origins: config.cors.origins.clone(),
         });
         if !config.mcp.enabled {
@@ -104,6 +105,12 @@ impl HttpTransport {
             web::scope("/mcp")
                 .app_data(self.guard.clone())
                 .wrap(from_fn(guard))
+                // Outermost: the user token, decided on the scope the router chose.
+                .wrap(from_fn(
+                    |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| {
+                        crate::api::routes::authorise(crate::api::routes::Access::User, req, next)
+                    },
+                ))
                 .service(service.clone().scope()),
         );
     }
@@ -141,8 +148,12 @@ fn origin_allowed(guard: &Guard, origin: &[u8]) -> bool {
         .any(|o| o == "*" || o.as_bytes().eq_ignore_ascii_case(origin))
 }
 
-/// Reads the whole body within the limit and [`BODY_TIMEOUT`]; `Err` is the answer.
-async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes, HttpResponse> {
+/// Reads the whole body within the limit and `server.body_timeout_ms`; `Err` is the answer.
+async fn read_body(
+    req: &mut ServiceRequest,
+    limit: usize,
+    timeout: Duration,
+) -> Result<web::Bytes, HttpResponse> {
     let too_large = |id| {
         refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -178,15 +189,15 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes,
         }
         Ok(())
     };
-    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+    match tokio::time::timeout(timeout, read).await {
         Ok(Ok(())) => Ok(body.freeze()),
         Ok(Err(answer)) => Err(answer),
         Err(_) => Err(refusal(
             StatusCode::REQUEST_TIMEOUT,
             ErrorCode::INVALID_REQUEST,
             format!(
-                "the request body took longer than {} s to arrive",
-                BODY_TIMEOUT.as_secs()
+                "the request body did not arrive within {} ms",
+                timeout.as_millis()
             ),
             None,
         )),
@@ -254,7 +265,7 @@ async fn guard(
             );
             return Ok(req.into_response(answer));
         }
-        let body = match read_body(&mut req, guard.limit).await {
+        let body = match read_body(&mut req, guard.limit, guard.body_timeout).await {
             Ok(body) => body,
             Err(answer) => return Ok(req.into_response(answer)),
         };

@@ -60,6 +60,10 @@ pub enum PoolError {
     /// The pool is shutting down.
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// The worker announced an answer larger than the job's answer bound (its size, the
+    /// bound); the worker was killed before any of it was buffered.
+    #[error("the worker's answer of {0} bytes exceeds the bound of {1} bytes")]
+    TooLarge(usize, usize),
     /// The worker attempted a system call on the seccomp kill list (its number) and exited.
     #[error("the worker attempted the forbidden system call {}", syscall_name(*.0))]
     Violation(u32),
@@ -143,13 +147,15 @@ impl Worker {
         self.stream.is_some() && !sys::pidfd_exited(&self.pidfd)
     }
 
-    /// Sends one job and waits for the final answer, at most `deadline` in all. Host calls
-    /// that arrive first are performed through `fetch` and answered, one at a time.
+    /// Sends one job and waits for the final answer, at most `deadline` in all, and of at
+    /// most `frame_limit` bytes. Host calls that arrive first are performed through `fetch`
+    /// and answered, one at a time.
     async fn call(
         &mut self,
         msg: &SupervisorMessage,
         deadline: Duration,
         fetch: Option<&FetchContext>,
+        frame_limit: usize,
     ) -> Result<WorkerMessage, PoolError> {
         let frame = frame::encode(msg).map_err(|e| PoolError::Protocol(e.to_string()))?;
         let std = self.stream.take().ok_or(PoolError::Crashed(self.pid))?;
@@ -161,7 +167,7 @@ impl Worker {
                 f.start();
             }
             loop {
-                match read_frame(&mut stream).await? {
+                match read_frame(&mut stream, frame_limit).await? {
                     WorkerMessage::Fetch(request) => {
                         let Some(f) = fetch else {
                             return Ok(Err(PoolError::HostCall));
@@ -183,6 +189,11 @@ impl Worker {
             }
             Ok(Err(FrameError::Closed | FrameError::Truncated | FrameError::Io(_))) => {
                 Err(PoolError::Crashed(self.pid))
+            }
+            Ok(Err(FrameError::TooLarge { len, max })) => {
+                let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+                self.stream = None;
+                Err(PoolError::TooLarge(len, max))
             }
             Ok(Err(e)) => Err(PoolError::Protocol(e.to_string())),
             Ok(Ok(Err(e))) => {
@@ -207,14 +218,17 @@ impl Drop for Worker {
     }
 }
 
-async fn read_frame(stream: &mut tokio::net::UnixStream) -> Result<WorkerMessage, FrameError> {
+async fn read_frame(
+    stream: &mut tokio::net::UnixStream,
+    limit: usize,
+) -> Result<WorkerMessage, FrameError> {
     let mut header = [0u8; HEADER_LEN];
     match stream.read_exact(&mut header).await {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
         Err(e) => return Err(FrameError::Io(e)),
     }
-    let len = frame::payload_len(header, MAX_FRAME_BYTES)?;
+    let len = frame::payload_len(header, limit.min(MAX_FRAME_BYTES))?;
     let mut payload = vec![0u8; len];
     stream
         .read_exact(&mut payload)
@@ -286,6 +300,9 @@ pub struct PoolSnapshot {
 /// The pool of workers. Create with [`Pool::start`].
 pub struct Pool {
     config: WorkersConfig,
+    /// The largest answer frame a worker may send for a job other than a compilation (whose
+    /// answer carries the compiled artifact): [`crate::config::Config::answer_bytes`].
+    frame_limit: usize,
     idle: Mutex<VecDeque<Worker>>,
     slots: Semaphore,
     queued: AtomicUsize,
@@ -305,9 +322,14 @@ impl Pool {
     /// Starts the zygote (with its sandbox) and the manager thread, and forks a first worker
     /// to check that the sandbox holds. Fails when the zygote cannot be started or a layer
     /// listed in `sandbox.require` is missing.
-    pub fn start(config: WorkersConfig, sandbox: SandboxSettings) -> Result<Arc<Pool>, PoolError> {
+    pub fn start(
+        config: WorkersConfig,
+        sandbox: SandboxSettings,
+        frame_limit: usize,
+    ) -> Result<Arc<Pool>, PoolError> {
         let (tx, rx) = mpsc::channel();
         let pool = Arc::new(Pool {
+            frame_limit,
             slots: Semaphore::new(config.max_concurrent),
             config,
             idle: Mutex::new(VecDeque::new()),
@@ -362,7 +384,11 @@ impl Pool {
         let mut worker = self.checkout().await?;
         let pid = worker.pid;
         worker.set_busy(true);
-        let result = worker.call(msg, deadline, fetch).await;
+        let limit = match msg {
+            SupervisorMessage::WasmCompile(_) => MAX_FRAME_BYTES,
+            _ => self.frame_limit,
+        };
+        let result = worker.call(msg, deadline, fetch, limit).await;
         // A worker that ran an `agent` job is always replaced (a fresh process per execution).
         self.finish(worker, &result, fetch.is_some());
         result.map(|reply| (reply, pid))
@@ -387,13 +413,13 @@ impl Pool {
             job.artifact = Some(artifact.to_vec());
         }
         let mut msg = SupervisorMessage::WasmRun(job);
-        let mut result = worker.call(&msg, deadline, None).await;
+        let mut result = worker.call(&msg, deadline, None, self.frame_limit).await;
         if matches!(&result, Ok(WorkerMessage::WasmRan(o)) if o.needs_artifact) {
             worker.modules.remove(&key);
             if let SupervisorMessage::WasmRun(job) = &mut msg {
                 job.artifact = Some(artifact.to_vec());
             }
-            result = worker.call(&msg, deadline, None).await;
+            result = worker.call(&msg, deadline, None, self.frame_limit).await;
         }
         if let Ok(WorkerMessage::WasmRan(o)) = &result {
             for gone in &o.evicted {

@@ -1,0 +1,177 @@
+//! The route table: every route's method, path, handler and who may call it, in one place.
+//!
+//! Authorisation is attached to each route as a route-level middleware, so it is decided on
+//! exactly what the router routes: `/%73tatus` reaches the `/status` handler only through the
+//! `/status` route and its admin check, whatever the spelling of the path. Paths no route
+//! matches are answered 404 by [`super::not_found`], which checks the user token itself; a
+//! route's path with another method is answered 405 after that route's own check.
+
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::{fn_service, ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, ResponseError, Route};
+
+use super::error::ApiError;
+use super::{execute, status, wasm, AppState};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: no token, no rate limit (`/health`, for load balancers and probes).
+    Public,
+    /// The user token (`auth.token`), charged to the rate limit.
+    User,
+    /// The admin token (`auth.admin_token`), or the user token when no admin token is set.
+    Admin,
+}
+
+/// One route of the API.
+pub struct RouteSpec {
+    /// The method it answers.
+    pub method: Method,
+    /// Its path.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    handler: fn() -> Route,
+}
+
+/// Every route, in the order the 404 answer lists them. `/mcp` is mounted by
+/// [`crate::mcp::HttpTransport`] with [`Access::User`] when it is enabled.
+pub static ROUTES: [RouteSpec; 8] = [
+    RouteSpec {
+        method: Method::POST,
+        path: "/execute",
+        access: Access::User,
+        handler: || web::route().to(execute::execute),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/validate",
+        access: Access::User,
+        handler: || web::route().to(execute::validate),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/deno",
+        access: Access::User,
+        handler: || web::route().to(execute::deno),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/wasm/compile",
+        access: Access::User,
+        handler: || web::route().to(wasm::compile),
+    },
+    RouteSpec {
+        method: Method::POST,
+        path: "/wasm/run",
+        access: Access::User,
+        handler: || web::route().to(wasm::run),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/health",
+        access: Access::Public,
+        handler: || web::route().to(super::health),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/stats",
+        access: Access::User,
+        handler: || web::route().to(super::stats),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/status",
+        access: Access::Admin,
+        handler: || web::route().to(status::status),
+    },
+];
+
+/// The routes as `"METHOD /path"`, as 404 and 405 answers list them.
+pub fn endpoints() -> Vec<String> {
+    ROUTES
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+/// Registers every route of [`ROUTES`], each behind its own authorisation.
+pub fn register(cfg: &mut web::ServiceConfig) {
+    for spec in &ROUTES {
+        let access = spec.access;
+        let method = &spec.method;
+        cfg.service(
+            web::resource(spec.path)
+                .route((spec.handler)().method(method.clone()))
+                // Another method on this path: 405, after this route's own authorisation.
+                .default_service(fn_service(move |req: ServiceRequest| async move {
+                    let answer = ApiError::MethodNotAllowed(method.as_str()).error_response();
+                    Ok::<_, actix_web::Error>(req.into_response(answer))
+                }))
+                .wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
+                    authorise(access, req, next)
+                })),
+        );
+    }
+}
+
+/// The route-level middleware: checks the token `access` asks for (and charges the rate
+/// limit) before the handler runs.
+pub async fn authorise(
+    access: Access,
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
+    if let Err(e) = check(access, &req) {
+        return Ok(req.into_response(e.error_response()).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+/// Checks the request's `Authorization` header against what `access` asks for.
+pub fn check(access: Access, req: &ServiceRequest) -> Result<(), ApiError> {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match req.app_data::<web::Data<AppState>>() {
+        Some(state) => state.auth.authorise(access, header),
+        // No state: the app is misconfigured; refuse rather than serve unchecked.
+        None => Err(ApiError::Internal),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_unique_and_absolute() {
+        for (i, r) in ROUTES.iter().enumerate() {
+            assert!(r.path.starts_with('/'), "{}", r.path);
+            assert!(
+                ROUTES[i + 1..].iter().all(|o| o.path != r.path),
+                "{} twice",
+                r.path
+            );
+        }
+        assert!(endpoints().contains(&"GET /status".to_string()));
+    }
+
+    #[test]
+    fn only_health_is_public_and_only_status_is_admin() {
+        for r in &ROUTES {
+            let expected = match r.path {
+                "/health" => Access::Public,
+                "/status" => Access::Admin,
+                _ => Access::User,
+            };
+            assert_eq!(r.access, expected, "{}", r.path);
+        }
+    }
+}
