@@ -120,3 +120,29 @@ fn every_escape_attempt_has_its_exact_outcome() {
         "still here"
     );
 }
+
+/// Keys and strings that Rust cannot hold as they are (lone surrogates) or that a C string
+/// would cut (NUL) come out as `JSON.stringify` writes them, in results and in logs.
+#[test]
+fn lone_surrogates_and_nul_in_keys_follow_json_stringify() {
+    let s = Service::start();
+    let res = s.post(
+        "/execute",
+        &json!({"code": r"console.log({['\ud800']: 1}); ({['\ud800']: 1, 'a\u0000b': 1, a: 2})"})
+            .to_string(),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(
+        res.body
+            .contains(r#""result":{"\ud800":1,"a\u0000b":1,"a":2}"#),
+        "{}",
+        res.body
+    );
+    assert!(
+        res.body.contains(r#""message":"{\"\\ud800\":1}""#),
+        "{}",
+        res.body
+    );
+    let body = s.execute(json!({"code": r"({'a\u0000b': 1, a: 2})"}), 200);
+    assert_eq!(body["result"], json!({"a\u{0}b": 1, "a": 2}));
+}

@@ -213,6 +213,20 @@ impl<'js> Writer<'_, 'js> {
         if self.inspect {
             return Ok(v);
         }
+        let key = rquickjs::String::from_str(self.ctx.clone(), key)?.into_value();
+        self.apply_to_json_key(v, key)
+    }
+
+    /// Calls `v.toJSON(key)` when `v` has a callable `toJSON`, with the key as a JavaScript
+    /// value (so that keys Rust cannot hold reach it intact).
+    fn apply_to_json_key(
+        &mut self,
+        v: Value<'js>,
+        key: Value<'js>,
+    ) -> Result<Value<'js>, SerializeError> {
+        if self.inspect {
+            return Ok(v);
+        }
         if let Some(obj) = v.as_object() {
             let to_json: Value = obj.get("toJSON")?;
             if let Some(f) = to_json.as_function() {
@@ -238,14 +252,7 @@ impl<'js> Writer<'_, 'js> {
                 let _ = write!(self.out, "{}", v.as_int().unwrap_or(0));
             }
             Type::Float => self.number(v.as_float().unwrap_or(f64::NAN)),
-            Type::String => match v.as_string().map(|s| s.to_string()) {
-                Some(Ok(s)) => self.string(&s),
-                // Lone surrogates are not UTF-8: take JSON.stringify's escaped form.
-                _ => match self.helpers.escaped(self.ctx, v) {
-                    Some(json) => self.out.push_str(&json),
-                    None => self.out.push_str("null"),
-                },
-            },
+            Type::String => self.js_string(v),
             Type::BigInt => {
                 let Coerced(s): Coerced<String> = v.get()?;
                 self.string(&s);
@@ -299,6 +306,18 @@ impl<'js> Writer<'_, 'js> {
             },
         }
         self.check_size()
+    }
+
+    /// Writes a JavaScript string value as a JSON string. One with lone surrogates is not
+    /// UTF-8, so Rust cannot hold it: it takes `JSON.stringify`'s escaped form (`"\\ud800"`).
+    fn js_string(&mut self, v: &Value<'js>) {
+        match v.as_string().map(|s| s.to_string()) {
+            Some(Ok(s)) => self.string(&s),
+            _ => match self.helpers.escaped(self.ctx, v) {
+                Some(json) => self.out.push_str(&json),
+                None => self.out.push_str("null"),
+            },
+        }
     }
 
     fn number(&mut self, f: f64) {
@@ -433,13 +452,16 @@ impl<'js> Writer<'_, 'js> {
                 }
             }
         }
-        let keys: Vec<String> = obj.keys::<String>().collect::<rquickjs::Result<_>>()?;
+        // Keys are taken as JavaScript strings, never through a C string: an atom's C string
+        // stops at the first NUL and may hold lone surrogates, which are not UTF-8.
+        let keys: Vec<Value<'js>> = obj.keys::<Value>().collect::<rquickjs::Result<_>>()?;
         for key in keys {
-            if is_error && matches!(key.as_str(), "name" | "message" | "stack") {
+            let name = key.as_string().and_then(|s| s.to_string().ok());
+            if is_error && matches!(name.as_deref(), Some("name" | "message" | "stack")) {
                 continue;
             }
-            let v: Value = obj.get(key.as_str())?;
-            let v = self.apply_to_json(v, &key)?;
+            let v: Value = obj.get(key.clone())?;
+            let v = self.apply_to_json_key(v, key.clone())?;
             if absent(&v) && !self.inspect {
                 continue;
             }
@@ -447,7 +469,10 @@ impl<'js> Writer<'_, 'js> {
                 self.out.push(',');
             }
             first = false;
-            self.string(&key);
+            match name {
+                Some(name) => self.string(&name),
+                None => self.js_string(&key),
+            }
             self.out.push(':');
             self.value(&v, depth)?;
         }

@@ -102,6 +102,23 @@ fn serialisation_rules() {
 }
 
 #[test]
+fn keys_with_lone_surrogates_or_nul_follow_json_stringify() {
+    assert_eq!(ok(r"({['\ud800']: 1})"), r#"{"\ud800":1}"#);
+    assert_eq!(
+        ok(r"({['x\udfffy']: '\ud800'})"),
+        r#"{"x\udfffy":"\ud800"}"#
+    );
+    assert_eq!(ok(r"({'a\u0000b': 1, a: 2})"), r#"{"a\u0000b":1,"a":2}"#);
+    assert_eq!(
+        ok(r"({['\ud800']: {toJSON(k) { return k === '\ud800' }}})"),
+        r#"{"\ud800":true}"#
+    );
+    let out = execute(&job(r"console.log({['\ud800']: 1, 'a\u0000b': 2}); 1"));
+    assert_eq!(out.result.unwrap(), "1");
+    assert_eq!(out.logs[0].message, r#"{"\ud800":1,"a\u0000b":2}"#);
+}
+
+#[test]
 fn console_is_captured_with_levels_and_caps() {
     let out = execute(&job(
         "console.log('a', 1, {b: [2]}); console.warn('w'); console.error(undefined); 3",
