@@ -146,3 +146,21 @@ fn lone_surrogates_and_nul_in_keys_follow_json_stringify() {
     let body = s.execute(json!({"code": r"({'a\u0000b': 1, a: 2})"}), 200);
     assert_eq!(body["result"], json!({"a\u{0}b": 1, "a": 2}));
 }
+
+/// A NUL byte inside the code (in a string literal) is a character: `/execute` runs the code
+/// and `/validate` agrees that it is valid.
+#[test]
+fn a_nul_byte_in_the_code_runs_and_validates() {
+    let s = Service::start();
+    let code = "'a\u{0}b'.length";
+    assert_eq!(s.execute(json!({"code": code}), 200)["result"], 3);
+    let res = s.post("/validate", &json!({"code": code}).to_string());
+    assert_eq!((res.status, res.json()), (200, json!({"valid": true})));
+    let body = s.execute(json!({"code": "'a\u{0}b'; let ;"}), 422);
+    assert_eq!(body["error"]["name"], "SyntaxError", "{body}");
+    let res = s.post(
+        "/validate",
+        &json!({"code": "'a\u{0}b'; let ;"}).to_string(),
+    );
+    assert_eq!(res.status, 422, "{}", res.body);
+}

@@ -277,6 +277,25 @@ fn builtins_are_frozen_and_presets_differ() {
 }
 
 #[test]
+fn a_nul_byte_in_the_code_is_a_character_when_running_and_validating() {
+    let code = "'a\u{0}b'.length";
+    assert_eq!(ok(code), "3");
+    assert_eq!(ok("return `x\u{0}y`.charCodeAt(1)"), "0");
+    let e = err(job("'a\u{0}b'; let ;"));
+    assert_eq!(e.kind, ErrorKind::Runtime, "{e:?}");
+    assert_eq!(e.name, "SyntaxError", "{e:?}");
+    let v = |code: &str| {
+        validate(&ValidateJob {
+            code: code.into(),
+            language: Language::JavaScript,
+        })
+        .error
+    };
+    assert_eq!(v(code), None);
+    assert!(v("'a\u{0}b'; let ;").is_some());
+}
+
+#[test]
 fn validate_reports_positions() {
     assert_eq!(
         validate(&ValidateJob {
