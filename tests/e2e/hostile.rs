@@ -164,3 +164,27 @@ fn a_nul_byte_in_the_code_runs_and_validates() {
     );
     assert_eq!(res.status, 422, "{}", res.body);
 }
+
+/// A thrown error's texts and console output are bounded on their JSON-escaped size: control
+/// characters take six bytes each in the answer, and the caps count that.
+#[test]
+fn error_texts_and_logs_are_bounded_in_the_encoded_answer() {
+    let s = Service::with_config("[limits]\nmax_result_bytes = 10000\nmax_log_bytes = 10000\n");
+    let res = s.post(
+        "/execute",
+        &json!({"code": r"throw new Error('\u0001'.repeat(5e6))"}).to_string(),
+    );
+    assert_eq!(res.status, 422);
+    assert!(res.body.len() < 25_000, "{} bytes", res.body.len());
+    let body = res.json();
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.ends_with("… [truncated]")));
+    let res = s.post(
+        "/execute",
+        &json!({"code": r"console.log('\u0001'.repeat(1 << 20)); 1"}).to_string(),
+    );
+    assert_eq!(res.status, 200);
+    assert!(res.body.len() < 12_000, "{} bytes", res.body.len());
+    assert_eq!(res.json()["logsTruncated"], true);
+}

@@ -249,8 +249,26 @@ fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobE
         {
             err = memory_limit();
         }
+        cap_error(&mut err, job.limits.max_result_bytes);
         err
     })
+}
+
+/// How a cut error text ends.
+pub const TRUNCATED_MARK: &str = "… [truncated]";
+
+/// Most bytes of an error's name, JSON-escaped.
+const MAX_ERROR_NAME_BYTES: u64 = 1024;
+
+/// Bounds the user-controlled texts of an error, measured JSON-escaped as the answer carries
+/// them: the name at [`MAX_ERROR_NAME_BYTES`], the message and the stack at `max` bytes each
+/// (the result limit). A cut text ends in [`TRUNCATED_MARK`].
+fn cap_error(err: &mut JobError, max: u64) {
+    serialize::cap_json(&mut err.name, MAX_ERROR_NAME_BYTES, TRUNCATED_MARK);
+    serialize::cap_json(&mut err.message, max, TRUNCATED_MARK);
+    if let Some(stack) = err.stack.as_mut() {
+        serialize::cap_json(stack, max, TRUNCATED_MARK);
+    }
 }
 
 fn timeout_error(timeout_ms: u64) -> JobError {

@@ -182,6 +182,48 @@ fn push_cut(out: &mut String, s: &str, max: u64) {
     out.push_str(&s[..cut]);
 }
 
+/// Bytes `c` takes inside a JSON string as the service writes it (serde_json's escaping: `"`,
+/// `\\` and `\b \f \n \r \t` take two, other control characters six).
+pub fn json_char_len(c: char) -> u64 {
+    match c {
+        '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8() as u64,
+    }
+}
+
+/// Bytes `s` takes inside a JSON string, quotes not counted.
+pub fn json_len(s: &str) -> u64 {
+    s.chars().map(json_char_len).sum()
+}
+
+/// Cuts `s` to its longest prefix that takes at most `max` bytes inside a JSON string and
+/// returns whether anything was cut.
+pub fn truncate_json(s: &mut String, max: u64) -> bool {
+    let mut used = 0u64;
+    for (i, c) in s.char_indices() {
+        used += json_char_len(c);
+        if used > max {
+            s.truncate(i);
+            return true;
+        }
+    }
+    false
+}
+
+/// Caps `s` at `max` bytes inside a JSON string, ending a cut one with `marker` (the marker
+/// included in the `max`). Returns whether it was cut.
+pub fn cap_json(s: &mut String, max: u64, marker: &str) -> bool {
+    if json_len(s) <= max {
+        return false;
+    }
+    truncate_json(s, max.saturating_sub(json_len(marker)));
+    if json_len(marker) <= max {
+        s.push_str(marker);
+    }
+    true
+}
+
 /// Values that `JSON.stringify` leaves out of objects.
 fn absent(v: &Value<'_>) -> bool {
     matches!(

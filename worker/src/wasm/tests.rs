@@ -165,3 +165,39 @@ fn fd_write_refuses_iovec_sums_beyond_u32() {
     assert_eq!(out.exit_code, Some(28), "EINVAL, not a wrapped count");
     assert!(out.stdout.is_empty(), "nothing is written");
 }
+
+#[test]
+fn captured_output_is_cut_on_its_encoded_size() {
+    let mut v = vec![1u8; 100];
+    assert!(wasi::truncate_encoded(&mut v, 60));
+    assert_eq!(v.len(), 10, "\\u0001 takes six bytes");
+    let mut v = vec![0xffu8; 100];
+    assert!(wasi::truncate_encoded(&mut v, 30));
+    assert_eq!(v.len(), 10, "an invalid byte becomes U+FFFD, three bytes");
+    let mut v = "héllo".as_bytes().to_vec();
+    assert!(!wasi::truncate_encoded(&mut v, 6));
+    assert!(wasi::truncate_encoded(&mut v, 2));
+    assert_eq!(v, b"h", "never inside a character");
+}
+
+#[test]
+fn wasi_output_of_control_bytes_is_capped_encoded() {
+    let a = artifact(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 64) "\01\01\01\01\01\01\01\01")
+          (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 64))
+            (i32.store (i32.const 4) (i32.const 8))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    );
+    let mut cache = Cache::default();
+    let out = run(&mut cache, job("c", Some(a), "_start", vec![]));
+    assert_eq!(
+        out.stdout,
+        [1u8],
+        "one \\u0001 (6 bytes) fits in 8, two do not"
+    );
+    assert!(out.output_truncated);
+}

@@ -95,6 +95,41 @@ impl WasiCtx {
     }
 }
 
+impl WasiCtx {
+    /// The cap on each of stdout and stderr, in bytes as the answer carries them.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+}
+
+/// Cuts captured output to its longest prefix whose text, as the answer carries it (invalid
+/// UTF-8 replaced by U+FFFD, then JSON-escaped), takes at most `cap` bytes; returns whether
+/// anything was cut. Writes keep at most `cap` raw bytes, and the encoded text is never
+/// shorter than the raw bytes, so this only ever shortens.
+pub fn truncate_encoded(bytes: &mut Vec<u8>, cap: u64) -> bool {
+    let mut used = 0u64;
+    let mut at = 0usize;
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            used += crate::js::serialize::json_char_len(c);
+            if used > cap {
+                bytes.truncate(at);
+                return true;
+            }
+            at += c.len_utf8();
+        }
+        if !chunk.invalid().is_empty() {
+            used += '\u{fffd}'.len_utf8() as u64;
+            if used > cap {
+                bytes.truncate(at);
+                return true;
+            }
+            at += chunk.invalid().len();
+        }
+    }
+    false
+}
+
 fn nul_terminated(s: &str) -> Vec<u8> {
     let mut v = s.as_bytes().to_vec();
     v.push(0);
