@@ -201,3 +201,45 @@ fn wasi_output_of_control_bytes_is_capped_encoded() {
     );
     assert!(out.output_truncated);
 }
+
+#[test]
+fn wasi_clocks_start_at_zero_with_millisecond_resolution() {
+    let a = artifact(
+        r#"(module
+          (import "wasi_snapshot_preview1" "clock_time_get" (func $t (param i32 i64 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "clock_res_get" (func $r (param i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "mono") (result i64)
+            (drop (call $t (i32.const 1) (i64.const 1) (i32.const 0)))
+            (i64.load (i32.const 0)))
+          (func (export "real") (result i64)
+            (drop (call $t (i32.const 0) (i64.const 1) (i32.const 0)))
+            (i64.load (i32.const 0)))
+          (func (export "res") (param i32) (result i64)
+            (drop (call $r (local.get 0) (i32.const 0)))
+            (i64.load (i32.const 0))))"#,
+    );
+    let mut cache = Cache::default();
+    let value = |cache: &mut Cache, entry: &str, args: Vec<WasmArg>| -> i64 {
+        let a = Some(a.clone());
+        match run(cache, job("clk", a, entry, args)).result {
+            Ok(v) => match v.as_slice() {
+                [WasmValue::I64(n)] => *n,
+                other => panic!("{entry}: {other:?}"),
+            },
+            Err(e) => panic!("{entry}: {e:?}"),
+        }
+    };
+    let mono = value(&mut cache, "mono", vec![]);
+    assert!(
+        (0..1_000_000_000).contains(&mono),
+        "starts at zero per run: {mono}"
+    );
+    assert_eq!(mono % 1_000_000, 0);
+    let real = value(&mut cache, "real", vec![]);
+    assert_eq!(real % 1_000_000, 0);
+    assert!(real > 1_600_000_000_000_000_000, "the wall clock: {real}");
+    for id in 0..4 {
+        assert_eq!(value(&mut cache, "res", vec![WasmArg::Int(id)]), 1_000_000);
+    }
+}
