@@ -251,20 +251,12 @@ impl<'js> Writer<'_, 'js> {
         Ok(())
     }
 
-    fn apply_to_json(&mut self, v: Value<'js>, key: &str) -> Result<Value<'js>, SerializeError> {
-        if self.inspect {
-            return Ok(v);
-        }
-        let key = rquickjs::String::from_str(self.ctx.clone(), key)?.into_value();
-        self.apply_to_json_key(v, key)
-    }
-
-    /// Calls `v.toJSON(key)` when `v` has a callable `toJSON`, with the key as a JavaScript
-    /// value (so that keys Rust cannot hold reach it intact).
-    fn apply_to_json_key(
+    /// Calls `v.toJSON(key)` when `v` has a callable `toJSON`. Object keys are passed as the
+    /// JavaScript values they are, so that keys Rust cannot hold reach it intact.
+    fn apply_to_json<K: rquickjs::IntoJs<'js>>(
         &mut self,
         v: Value<'js>,
-        key: Value<'js>,
+        key: K,
     ) -> Result<Value<'js>, SerializeError> {
         if self.inspect {
             return Ok(v);
@@ -503,7 +495,7 @@ impl<'js> Writer<'_, 'js> {
                 continue;
             }
             let v: Value = obj.get(key.clone())?;
-            let v = self.apply_to_json_key(v, key.clone())?;
+            let v = self.apply_to_json(v, key.clone())?;
             if absent(&v) && !self.inspect {
                 continue;
             }
@@ -534,7 +526,7 @@ impl<'js> Writer<'_, 'js> {
                 self.out.push(',');
             }
             let v = get(i)?;
-            let v = self.apply_to_json(v, &i.to_string())?;
+            let v = self.apply_to_json(v, i.to_string())?;
             if absent(&v) && !self.inspect {
                 self.out.push_str("null");
                 self.check_size()?;
