@@ -298,11 +298,12 @@ impl<'js> Writer<'_, 'js> {
                         .map(|s| s.description())
                         .transpose()?
                         .unwrap_or_else(|| Value::new_undefined(self.ctx.clone()));
-                    let d = desc
-                        .as_string()
-                        .map(|s| s.to_string())
-                        .transpose()?
-                        .unwrap_or_default();
+                    // A description Rust cannot hold (a lone surrogate) is shown escaped.
+                    let d = match desc.as_string().map(|s| s.to_string()) {
+                        Some(Ok(d)) => d,
+                        Some(Err(_)) => self.helpers.escaped(self.ctx, &desc).unwrap_or_default(),
+                        None => String::new(),
+                    };
                     let _ = write!(self.out, "Symbol({d})");
                 } else {
                     self.out.push_str("null");
@@ -315,11 +316,11 @@ impl<'js> Writer<'_, 'js> {
                         .map(|o| o.get("name"))
                         .transpose()?
                         .unwrap_or_else(|| Value::new_undefined(self.ctx.clone()));
-                    let name = name
-                        .as_string()
-                        .map(|s| s.to_string())
-                        .transpose()?
-                        .unwrap_or_default();
+                    let name = match name.as_string().map(|s| s.to_string()) {
+                        Some(Ok(n)) => n,
+                        Some(Err(_)) => self.helpers.escaped(self.ctx, &name).unwrap_or_default(),
+                        None => String::new(),
+                    };
                     let _ = write!(
                         self.out,
                         "[Function: {}]",

@@ -116,6 +116,14 @@ fn keys_with_lone_surrogates_or_nul_follow_json_stringify() {
     let out = execute(&job(r"console.log({['\ud800']: 1, 'a\u0000b': 2}); 1"));
     assert_eq!(out.result.unwrap(), "1");
     assert_eq!(out.logs[0].message, r#"{"\ud800":1,"a\u0000b":2}"#);
+    let out = execute(&job(
+        r"console.log(Symbol('\ud800'), Object.defineProperty(() => 1, 'name', {value: '\udc00'})); 1",
+    ));
+    assert_eq!(out.result.unwrap(), "1");
+    assert_eq!(
+        out.logs[0].message,
+        r#"Symbol("\ud800") [Function: "\udc00"]"#
+    );
 }
 
 #[test]
