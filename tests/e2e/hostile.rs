@@ -120,3 +120,71 @@ fn every_escape_attempt_has_its_exact_outcome() {
         "still here"
     );
 }
+
+/// Keys and strings that Rust cannot hold as they are (lone surrogates) or that a C string
+/// would cut (NUL) come out as `JSON.stringify` writes them, in results and in logs.
+#[test]
+fn lone_surrogates_and_nul_in_keys_follow_json_stringify() {
+    let s = Service::start();
+    let res = s.post(
+        "/execute",
+        &json!({"code": r"console.log({['\ud800']: 1}); ({['\ud800']: 1, 'a\u0000b': 1, a: 2})"})
+            .to_string(),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(
+        res.body
+            .contains(r#""result":{"\ud800":1,"a\u0000b":1,"a":2}"#),
+        "{}",
+        res.body
+    );
+    assert!(
+        res.body.contains(r#""message":"{\"\\ud800\":1}""#),
+        "{}",
+        res.body
+    );
+    let body = s.execute(json!({"code": r"({'a\u0000b': 1, a: 2})"}), 200);
+    assert_eq!(body["result"], json!({"a\u{0}b": 1, "a": 2}));
+}
+
+/// A NUL byte inside the code (in a string literal) is a character: `/execute` runs the code
+/// and `/validate` agrees that it is valid.
+#[test]
+fn a_nul_byte_in_the_code_runs_and_validates() {
+    let s = Service::start();
+    let code = "'a\u{0}b'.length";
+    assert_eq!(s.execute(json!({"code": code}), 200)["result"], 3);
+    let res = s.post("/validate", &json!({"code": code}).to_string());
+    assert_eq!((res.status, res.json()), (200, json!({"valid": true})));
+    let body = s.execute(json!({"code": "'a\u{0}b'; let ;"}), 422);
+    assert_eq!(body["error"]["name"], "SyntaxError", "{body}");
+    let res = s.post(
+        "/validate",
+        &json!({"code": "'a\u{0}b'; let ;"}).to_string(),
+    );
+    assert_eq!(res.status, 422, "{}", res.body);
+}
+
+/// A thrown error's texts and console output are bounded on their JSON-escaped size: control
+/// characters take six bytes each in the answer, and the caps count that.
+#[test]
+fn error_texts_and_logs_are_bounded_in_the_encoded_answer() {
+    let s = Service::with_config("[limits]\nmax_result_bytes = 10000\nmax_log_bytes = 10000\n");
+    let res = s.post(
+        "/execute",
+        &json!({"code": r"throw new Error('\u0001'.repeat(5e6))"}).to_string(),
+    );
+    assert_eq!(res.status, 422);
+    assert!(res.body.len() < 25_000, "{} bytes", res.body.len());
+    let body = res.json();
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.ends_with("… [truncated]")));
+    let res = s.post(
+        "/execute",
+        &json!({"code": r"console.log('\u0001'.repeat(1 << 20)); 1"}).to_string(),
+    );
+    assert_eq!(res.status, 200);
+    assert!(res.body.len() < 12_000, "{} bytes", res.body.len());
+    assert_eq!(res.json()["logsTruncated"], true);
+}

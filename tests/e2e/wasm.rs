@@ -656,3 +656,20 @@ fn wasi_sleeps_through_poll_oneoff_but_never_past_the_deadline() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// WASI output is capped on its size in the answer: a control byte is six bytes there.
+#[test]
+fn wasi_output_is_bounded_in_the_encoded_answer() {
+    let s = Service::with_config("[wasm]\nmax_output_bytes = 1000\n");
+    let id = compile_id(&s, ECHO);
+    let stdin = "\u{1}".repeat(4000);
+    let res = s.post(
+        "/wasm/run",
+        &json!({"moduleId": id, "stdin": stdin}).to_string(),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.body.len() < 2000, "{} bytes", res.body.len());
+    let out = res.json();
+    assert_eq!(out["stdout"].as_str().map(str::len), Some(1000 / 6));
+    assert_eq!(out["outputTruncated"], true, "{out}");
+}

@@ -15,7 +15,7 @@ use super::serialize::{self, Budget};
 pub struct LogSink {
     /// Entries kept so far.
     pub entries: Vec<LogEntry>,
-    /// Bytes of message text kept so far.
+    /// Bytes of message text kept so far, counted JSON-escaped as the answer carries them.
     pub bytes: u64,
     /// Whether anything was dropped.
     pub truncated: bool,
@@ -42,16 +42,11 @@ impl LogSink {
     }
 
     fn push(&mut self, level: LogLevel, mut message: String) {
-        let room = self.remaining_bytes() as usize;
-        if message.len() > room {
-            let mut cut = room;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
+        // Counted as the answer will carry it: JSON-escaped (a control character is six bytes).
+        if serialize::truncate_json(&mut message, self.remaining_bytes()) {
             self.truncated = true;
         }
-        self.bytes += message.len() as u64;
+        self.bytes += serialize::json_len(&message);
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)

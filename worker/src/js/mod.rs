@@ -34,7 +34,6 @@ use isolate_shared::message::{
     CodeForm, ErrorKind, ExecuteJob, ExecuteOutcome, JobError, Language, Preset, SyntaxError,
     ValidateJob, ValidateOutcome,
 };
-use rquickjs::context::EvalOptions;
 use rquickjs::promise::PromiseState;
 use rquickjs::{qjs, Context, Ctx, Runtime, Value};
 
@@ -250,8 +249,26 @@ fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobE
         {
             err = memory_limit();
         }
+        cap_error(&mut err, job.limits.max_result_bytes);
         err
     })
+}
+
+/// How a cut error text ends.
+pub const TRUNCATED_MARK: &str = "… [truncated]";
+
+/// Most bytes of an error's name, JSON-escaped.
+const MAX_ERROR_NAME_BYTES: u64 = 1024;
+
+/// Bounds the user-controlled texts of an error, measured JSON-escaped as the answer carries
+/// them: the name at [`MAX_ERROR_NAME_BYTES`], the message and the stack at `max` bytes each
+/// (the result limit). A cut text ends in [`TRUNCATED_MARK`].
+fn cap_error(err: &mut JobError, max: u64) {
+    serialize::cap_json(&mut err.name, MAX_ERROR_NAME_BYTES, TRUNCATED_MARK);
+    serialize::cap_json(&mut err.message, max, TRUNCATED_MARK);
+    if let Some(stack) = err.stack.as_mut() {
+        serialize::cap_json(stack, max, TRUNCATED_MARK);
+    }
 }
 
 fn timeout_error(timeout_ms: u64) -> JobError {
@@ -446,15 +463,37 @@ enum Failure<'js> {
     Engine(String),
 }
 
-fn eval_options() -> EvalOptions {
-    let mut opts = EvalOptions::default();
-    opts.global = true;
-    opts.strict = false;
-    opts.promise = true;
-    opts.backtrace_barrier = true;
-    opts.filename = Some(FILENAME.into());
-    opts
+/// Evaluates `code` as a sloppy global script with top-level await, under [`FILENAME`].
+///
+/// `JS_Eval` is called with an explicit length, so a NUL byte inside the code (in a string
+/// literal, say) is just a character, as it is for `/validate`; rquickjs' `eval` would refuse
+/// the code while building a C string from it.
+fn eval_script<'js>(ctx: &Ctx<'js>, code: &str) -> rquickjs::Result<Value<'js>> {
+    let mut src = Vec::with_capacity(code.len() + 1);
+    src.extend_from_slice(code.as_bytes());
+    src.push(0);
+    let flags =
+        qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_BACKTRACE_BARRIER | qjs::JS_EVAL_FLAG_ASYNC;
+    // SAFETY: `src` holds `code.len()` bytes followed by a NUL, as JS_Eval requires; the file
+    // name is a static C string; the returned value is owned by the Value built from it.
+    let value = unsafe {
+        let raw = qjs::JS_Eval(
+            ctx.as_raw().as_ptr(),
+            src.as_ptr().cast(),
+            code.len() as _,
+            FILENAME_C.as_ptr(),
+            flags as i32,
+        );
+        Value::from_raw(ctx.clone(), raw)
+    };
+    if value.is_exception() {
+        return Err(rquickjs::Error::Exception);
+    }
+    Ok(value)
 }
+
+/// [`FILENAME`] as a C string.
+const FILENAME_C: &std::ffi::CStr = c"input.js";
 
 /// Whether an exception thrown at compile time says the code is a function body.
 fn is_function_body<'js>(exc: &Value<'js>) -> bool {
@@ -495,9 +534,9 @@ fn evaluate<'js>(
     body_mode: &Cell<bool>,
 ) -> Result<Value<'js>, Failure<'js>> {
     let first = if body_mode.get() {
-        ctx.eval_with_options::<Value, _>(wrap_body(code), eval_options())
+        eval_script(ctx, &wrap_body(code))
     } else {
-        ctx.eval_with_options::<Value, _>(code, eval_options())
+        eval_script(ctx, code)
     };
     let completion = match first {
         Ok(v) => v,
@@ -507,7 +546,7 @@ fn evaluate<'js>(
                 return Err(Failure::Exception(exc));
             }
             body_mode.set(true);
-            match ctx.eval_with_options::<Value, _>(wrap_body(code), eval_options()) {
+            match eval_script(ctx, &wrap_body(code)) {
                 Ok(v) => v,
                 Err(rquickjs::Error::Exception) => return Err(Failure::Exception(ctx.catch())),
                 Err(e) => return Err(Failure::Engine(e.to_string())),
@@ -733,7 +772,7 @@ fn compile_error(code: &str) -> Option<(String, u32, u32)> {
         let mut src = Vec::with_capacity(code.len() + 1);
         src.extend_from_slice(code.as_bytes());
         src.push(0);
-        let filename = c"input.js";
+        let filename = FILENAME_C;
         let flags =
             qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY | qjs::JS_EVAL_FLAG_ASYNC;
         // SAFETY: `src` is NUL-terminated with `code.len()` bytes before the NUL, as JS_Eval

@@ -182,6 +182,48 @@ fn push_cut(out: &mut String, s: &str, max: u64) {
     out.push_str(&s[..cut]);
 }
 
+/// Bytes `c` takes inside a JSON string as the service writes it (serde_json's escaping: `"`,
+/// `\\` and `\b \f \n \r \t` take two, other control characters six).
+pub fn json_char_len(c: char) -> u64 {
+    match c {
+        '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8() as u64,
+    }
+}
+
+/// Bytes `s` takes inside a JSON string, quotes not counted.
+pub fn json_len(s: &str) -> u64 {
+    s.chars().map(json_char_len).sum()
+}
+
+/// Cuts `s` to its longest prefix that takes at most `max` bytes inside a JSON string and
+/// returns whether anything was cut.
+pub fn truncate_json(s: &mut String, max: u64) -> bool {
+    let mut used = 0u64;
+    for (i, c) in s.char_indices() {
+        used += json_char_len(c);
+        if used > max {
+            s.truncate(i);
+            return true;
+        }
+    }
+    false
+}
+
+/// Caps `s` at `max` bytes inside a JSON string, ending a cut one with `marker` (the marker
+/// included in the `max`). Returns whether it was cut.
+pub fn cap_json(s: &mut String, max: u64, marker: &str) -> bool {
+    if json_len(s) <= max {
+        return false;
+    }
+    truncate_json(s, max.saturating_sub(json_len(marker)));
+    if json_len(marker) <= max {
+        s.push_str(marker);
+    }
+    true
+}
+
 /// Values that `JSON.stringify` leaves out of objects.
 fn absent(v: &Value<'_>) -> bool {
     matches!(
@@ -209,7 +251,13 @@ impl<'js> Writer<'_, 'js> {
         Ok(())
     }
 
-    fn apply_to_json(&mut self, v: Value<'js>, key: &str) -> Result<Value<'js>, SerializeError> {
+    /// Calls `v.toJSON(key)` when `v` has a callable `toJSON`. Object keys are passed as the
+    /// JavaScript values they are, so that keys Rust cannot hold reach it intact.
+    fn apply_to_json<K: rquickjs::IntoJs<'js>>(
+        &mut self,
+        v: Value<'js>,
+        key: K,
+    ) -> Result<Value<'js>, SerializeError> {
         if self.inspect {
             return Ok(v);
         }
@@ -238,14 +286,7 @@ impl<'js> Writer<'_, 'js> {
                 let _ = write!(self.out, "{}", v.as_int().unwrap_or(0));
             }
             Type::Float => self.number(v.as_float().unwrap_or(f64::NAN)),
-            Type::String => match v.as_string().map(|s| s.to_string()) {
-                Some(Ok(s)) => self.string(&s),
-                // Lone surrogates are not UTF-8: take JSON.stringify's escaped form.
-                _ => match self.helpers.escaped(self.ctx, v) {
-                    Some(json) => self.out.push_str(&json),
-                    None => self.out.push_str("null"),
-                },
-            },
+            Type::String => self.js_string(v),
             Type::BigInt => {
                 let Coerced(s): Coerced<String> = v.get()?;
                 self.string(&s);
@@ -257,11 +298,12 @@ impl<'js> Writer<'_, 'js> {
                         .map(|s| s.description())
                         .transpose()?
                         .unwrap_or_else(|| Value::new_undefined(self.ctx.clone()));
-                    let d = desc
-                        .as_string()
-                        .map(|s| s.to_string())
-                        .transpose()?
-                        .unwrap_or_default();
+                    // A description Rust cannot hold (a lone surrogate) is shown escaped.
+                    let d = match desc.as_string().map(|s| s.to_string()) {
+                        Some(Ok(d)) => d,
+                        Some(Err(_)) => self.helpers.escaped(self.ctx, &desc).unwrap_or_default(),
+                        None => String::new(),
+                    };
                     let _ = write!(self.out, "Symbol({d})");
                 } else {
                     self.out.push_str("null");
@@ -274,11 +316,11 @@ impl<'js> Writer<'_, 'js> {
                         .map(|o| o.get("name"))
                         .transpose()?
                         .unwrap_or_else(|| Value::new_undefined(self.ctx.clone()));
-                    let name = name
-                        .as_string()
-                        .map(|s| s.to_string())
-                        .transpose()?
-                        .unwrap_or_default();
+                    let name = match name.as_string().map(|s| s.to_string()) {
+                        Some(Ok(n)) => n,
+                        Some(Err(_)) => self.helpers.escaped(self.ctx, &name).unwrap_or_default(),
+                        None => String::new(),
+                    };
                     let _ = write!(
                         self.out,
                         "[Function: {}]",
@@ -299,6 +341,18 @@ impl<'js> Writer<'_, 'js> {
             },
         }
         self.check_size()
+    }
+
+    /// Writes a JavaScript string value as a JSON string. One with lone surrogates is not
+    /// UTF-8, so Rust cannot hold it: it takes `JSON.stringify`'s escaped form (`"\\ud800"`).
+    fn js_string(&mut self, v: &Value<'js>) {
+        match v.as_string().map(|s| s.to_string()) {
+            Some(Ok(s)) => self.string(&s),
+            _ => match self.helpers.escaped(self.ctx, v) {
+                Some(json) => self.out.push_str(&json),
+                None => self.out.push_str("null"),
+            },
+        }
     }
 
     fn number(&mut self, f: f64) {
@@ -433,13 +487,16 @@ impl<'js> Writer<'_, 'js> {
                 }
             }
         }
-        let keys: Vec<String> = obj.keys::<String>().collect::<rquickjs::Result<_>>()?;
+        // Keys are taken as JavaScript strings, never through a C string: an atom's C string
+        // stops at the first NUL and may hold lone surrogates, which are not UTF-8.
+        let keys: Vec<Value<'js>> = obj.keys::<Value>().collect::<rquickjs::Result<_>>()?;
         for key in keys {
-            if is_error && matches!(key.as_str(), "name" | "message" | "stack") {
+            let name = key.as_string().and_then(|s| s.to_string().ok());
+            if is_error && matches!(name.as_deref(), Some("name" | "message" | "stack")) {
                 continue;
             }
-            let v: Value = obj.get(key.as_str())?;
-            let v = self.apply_to_json(v, &key)?;
+            let v: Value = obj.get(key.clone())?;
+            let v = self.apply_to_json(v, key.clone())?;
             if absent(&v) && !self.inspect {
                 continue;
             }
@@ -447,7 +504,10 @@ impl<'js> Writer<'_, 'js> {
                 self.out.push(',');
             }
             first = false;
-            self.string(&key);
+            match name {
+                Some(name) => self.string(&name),
+                None => self.js_string(&key),
+            }
             self.out.push(':');
             self.value(&v, depth)?;
         }
@@ -467,7 +527,7 @@ impl<'js> Writer<'_, 'js> {
                 self.out.push(',');
             }
             let v = get(i)?;
-            let v = self.apply_to_json(v, &i.to_string())?;
+            let v = self.apply_to_json(v, i.to_string())?;
             if absent(&v) && !self.inspect {
                 self.out.push_str("null");
                 self.check_size()?;

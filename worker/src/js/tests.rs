@@ -102,6 +102,76 @@ fn serialisation_rules() {
 }
 
 #[test]
+fn keys_with_lone_surrogates_or_nul_follow_json_stringify() {
+    assert_eq!(ok(r"({['\ud800']: 1})"), r#"{"\ud800":1}"#);
+    assert_eq!(
+        ok(r"({['x\udfffy']: '\ud800'})"),
+        r#"{"x\udfffy":"\ud800"}"#
+    );
+    assert_eq!(ok(r"({'a\u0000b': 1, a: 2})"), r#"{"a\u0000b":1,"a":2}"#);
+    assert_eq!(
+        ok(r"({['\ud800']: {toJSON(k) { return k === '\ud800' }}})"),
+        r#"{"\ud800":true}"#
+    );
+    let out = execute(&job(r"console.log({['\ud800']: 1, 'a\u0000b': 2}); 1"));
+    assert_eq!(out.result.unwrap(), "1");
+    assert_eq!(out.logs[0].message, r#"{"\ud800":1,"a\u0000b":2}"#);
+    let out = execute(&job(
+        r"console.log(Symbol('\ud800'), Object.defineProperty(() => 1, 'name', {value: '\udc00'})); 1",
+    ));
+    assert_eq!(out.result.unwrap(), "1");
+    assert_eq!(
+        out.logs[0].message,
+        r#"Symbol("\ud800") [Function: "\udc00"]"#
+    );
+}
+
+#[test]
+fn error_texts_and_logs_are_capped_on_their_json_escaped_size() {
+    let mut j =
+        job(r"const e = new Error('\u0001'.repeat(1e5)); e.name = 'N'.repeat(1e5); throw e");
+    j.limits.max_result_bytes = 1000;
+    let e = err(j);
+    assert!(
+        serialize::json_len(&e.message) <= 1000,
+        "{}",
+        e.message.len()
+    );
+    assert!(e.message.ends_with(TRUNCATED_MARK), "{}", e.message.len());
+    assert!(e.name.len() <= 1024 && e.name.ends_with(TRUNCATED_MARK));
+    let mut j = job(r"function f(n) { if (n) return f(n - 1); throw new Error('x') } f(5000)");
+    j.limits.max_result_bytes = 100;
+    let e = err(j);
+    let stack = e.stack.unwrap_or_default();
+    assert!(
+        stack.len() <= 100 && stack.ends_with(TRUNCATED_MARK),
+        "{stack}"
+    );
+
+    let mut j = job(r"console.log('\u0001'.repeat(1000)); 1");
+    j.limits.max_log_bytes = 100;
+    let out = execute(&j);
+    assert_eq!(
+        serialize::json_len(&out.logs[0].message),
+        96,
+        "16 escapes of 6 bytes"
+    );
+    assert!(out.logs_truncated);
+}
+
+#[test]
+fn json_lengths_follow_the_escaping() {
+    assert_eq!(serialize::json_len("a\"\\\n\u{1}é"), 1 + 2 + 2 + 2 + 6 + 2);
+    let mut s = "\u{1}".repeat(10);
+    assert!(serialize::truncate_json(&mut s, 20));
+    assert_eq!(s.len(), 3);
+    let mut s = "abcdef".to_string();
+    assert!(serialize::cap_json(&mut s, 5, "~"));
+    assert_eq!(s, "abcd~");
+    assert!(!serialize::cap_json(&mut s, 5, "~"));
+}
+
+#[test]
 fn console_is_captured_with_levels_and_caps() {
     let out = execute(&job(
         "console.log('a', 1, {b: [2]}); console.warn('w'); console.error(undefined); 3",
@@ -257,6 +327,25 @@ fn builtins_are_frozen_and_presets_differ() {
         execute(&j).result.unwrap(),
         "\"undefinedundefinedobjectobject\""
     );
+}
+
+#[test]
+fn a_nul_byte_in_the_code_is_a_character_when_running_and_validating() {
+    let code = "'a\u{0}b'.length";
+    assert_eq!(ok(code), "3");
+    assert_eq!(ok("return `x\u{0}y`.charCodeAt(1)"), "0");
+    let e = err(job("'a\u{0}b'; let ;"));
+    assert_eq!(e.kind, ErrorKind::Runtime, "{e:?}");
+    assert_eq!(e.name, "SyntaxError", "{e:?}");
+    let v = |code: &str| {
+        validate(&ValidateJob {
+            code: code.into(),
+            language: Language::JavaScript,
+        })
+        .error
+    };
+    assert_eq!(v(code), None);
+    assert!(v("'a\u{0}b'; let ;").is_some());
 }
 
 #[test]

@@ -34,6 +34,13 @@ pub const STRIPPER: &str = "swc_ts_fast_strip 60 (strip-only)";
 /// stack; deeper code is refused rather than risking the stack.
 pub const MAX_NESTING: usize = 1000;
 
+/// Most right-nesting operators (prefix `!`, `~`, `+`, `-`, `typeof`, `void`, `delete`,
+/// `await`, `new`; assignments; arrows; `?`; `**`) accepted in one expression (counted until a
+/// `;` or `,`). The parser recurses on each, and chains of hundreds of thousands kept it busy
+/// until the timeout; longer chains are refused before parsing. QuickJS, with its stack limit,
+/// could not run a chain this long anyway.
+pub const MAX_CHAIN: usize = 10_000;
+
 /// The parser's message for a `return` outside a function.
 const RETURN_NOT_ALLOWED: &str = "Return statement is not allowed here";
 /// What replaces a `return` with an argument while parsing.
@@ -91,9 +98,9 @@ const MAX_STACK: usize = 256 << 20;
 ///
 /// Unless the current stack has room for the input's worst case (short inputs), it runs on a
 /// stack of its own (mapped with `mmap`, sized from the input), because the parser recurses
-/// once per nesting level and the worker's only thread has 8 MiB. Code that
-/// nests deeper than even that stack holds (hundreds of kilobytes of nothing but nesting)
-/// overflows it, which ends the worker: the request answers `WORKER_CRASHED`.
+/// once per nesting level and the worker's only thread has 8 MiB. Deep nesting is refused
+/// before parsing: brackets past [`MAX_NESTING`] levels, and chains of right-nesting operators
+/// past [`MAX_CHAIN`] in one expression, each with a `SyntaxError` at its position.
 pub fn strip(code: &str) -> Result<String, StripError> {
     let needed = code.len().saturating_mul(STACK_PER_BYTE);
     let stack = needed.clamp(MIN_STACK, MAX_STACK);
@@ -125,6 +132,18 @@ fn strip_here(code: &str) -> Result<String, StripError> {
             message: format!(
                 "the code nests brackets deeper than {MAX_NESTING} levels, more than the \
                  TypeScript stripper accepts"
+            ),
+            construct: None,
+            line,
+            column,
+        });
+    }
+    if let Some(offset) = too_long_chain(code) {
+        let (line, column) = line_column(code, offset);
+        return Err(StripError {
+            message: format!(
+                "the code chains more than {MAX_CHAIN} prefix operators, assignments, arrows or \
+                 conditionals in one expression, more than the TypeScript stripper accepts"
             ),
             construct: None,
             line,
@@ -385,6 +404,85 @@ fn too_deep(code: &str) -> Option<usize> {
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+    }
+    None
+}
+
+/// The byte offset where an expression first chains more than [`MAX_CHAIN`] right-nesting
+/// operators, skipping strings, template literals and comments. A `;` or `,` ends the count.
+fn too_long_chain(code: &str) -> Option<usize> {
+    let b = code.as_bytes();
+    let mut chain = 0usize;
+    // The last byte that is not whitespace, to tell a prefix `+`/`-` from a binary one.
+    let mut prev = b';';
+    let mut i = 0usize;
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied().unwrap_or(0);
+        let mut counts = false;
+        match c {
+            b'\'' | b'"' | b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != c {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                prev = b'a';
+                continue;
+            }
+            b'/' if next == b'/' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if next == b'*' => {
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 2;
+                continue;
+            }
+            b';' | b',' => chain = 0,
+            b'!' | b'~' => counts = next != b'=',
+            b'+' | b'-' => counts = b"(=,;:!~+-*/%&|^<>?[{".contains(&prev),
+            b'=' => counts = next != b'=' && !b"=!<>".contains(&prev),
+            b'?' => counts = next != b'.' && next != b'?' && prev != b'?',
+            b'*' => counts = next == b'*' && prev != b'*',
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$')
+                {
+                    i += 1;
+                }
+                let word = &b[start..i];
+                if matches!(
+                    word,
+                    b"typeof" | b"void" | b"delete" | b"await" | b"new" | b"yield"
+                ) {
+                    chain += 1;
+                    if chain > MAX_CHAIN {
+                        return Some(start);
+                    }
+                    prev = b'(';
+                } else {
+                    prev = b'a';
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if counts {
+            chain += 1;
+            if chain > MAX_CHAIN {
+                return Some(i);
+            }
+        }
+        if !c.is_ascii_whitespace() {
+            prev = c;
+        }
+        i += 1;
     }
     None
 }

@@ -452,7 +452,10 @@ fn run_entry(
     let wasi = &mut store.data_mut().wasi;
     outcome.stdout = std::mem::take(&mut wasi.stdout);
     outcome.stderr = std::mem::take(&mut wasi.stderr);
-    outcome.output_truncated = wasi.truncated;
+    let cap = wasi.cap() as u64;
+    let cut_out = self::wasi::truncate_encoded(&mut outcome.stdout, cap);
+    let cut_err = self::wasi::truncate_encoded(&mut outcome.stderr, cap);
+    outcome.output_truncated = wasi.truncated || cut_out || cut_err;
     outcome.result = match result {
         Ok(values) => {
             if entry.wasi && job.entry == "_start" {

@@ -165,3 +165,81 @@ fn fd_write_refuses_iovec_sums_beyond_u32() {
     assert_eq!(out.exit_code, Some(28), "EINVAL, not a wrapped count");
     assert!(out.stdout.is_empty(), "nothing is written");
 }
+
+#[test]
+fn captured_output_is_cut_on_its_encoded_size() {
+    let mut v = vec![1u8; 100];
+    assert!(wasi::truncate_encoded(&mut v, 60));
+    assert_eq!(v.len(), 10, "\\u0001 takes six bytes");
+    let mut v = vec![0xffu8; 100];
+    assert!(wasi::truncate_encoded(&mut v, 30));
+    assert_eq!(v.len(), 10, "an invalid byte becomes U+FFFD, three bytes");
+    let mut v = "héllo".as_bytes().to_vec();
+    assert!(!wasi::truncate_encoded(&mut v, 6));
+    assert!(wasi::truncate_encoded(&mut v, 2));
+    assert_eq!(v, b"h", "never inside a character");
+}
+
+#[test]
+fn wasi_output_of_control_bytes_is_capped_encoded() {
+    let a = artifact(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 64) "\01\01\01\01\01\01\01\01")
+          (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 64))
+            (i32.store (i32.const 4) (i32.const 8))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    );
+    let mut cache = Cache::default();
+    let out = run(&mut cache, job("c", Some(a), "_start", vec![]));
+    assert_eq!(
+        out.stdout,
+        [1u8],
+        "one \\u0001 (6 bytes) fits in 8, two do not"
+    );
+    assert!(out.output_truncated);
+}
+
+#[test]
+fn wasi_clocks_start_at_zero_with_millisecond_resolution() {
+    let a = artifact(
+        r#"(module
+          (import "wasi_snapshot_preview1" "clock_time_get" (func $t (param i32 i64 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "clock_res_get" (func $r (param i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "mono") (result i64)
+            (drop (call $t (i32.const 1) (i64.const 1) (i32.const 0)))
+            (i64.load (i32.const 0)))
+          (func (export "real") (result i64)
+            (drop (call $t (i32.const 0) (i64.const 1) (i32.const 0)))
+            (i64.load (i32.const 0)))
+          (func (export "res") (param i32) (result i64)
+            (drop (call $r (local.get 0) (i32.const 0)))
+            (i64.load (i32.const 0))))"#,
+    );
+    let mut cache = Cache::default();
+    let value = |cache: &mut Cache, entry: &str, args: Vec<WasmArg>| -> i64 {
+        let a = Some(a.clone());
+        match run(cache, job("clk", a, entry, args)).result {
+            Ok(v) => match v.as_slice() {
+                [WasmValue::I64(n)] => *n,
+                other => panic!("{entry}: {other:?}"),
+            },
+            Err(e) => panic!("{entry}: {e:?}"),
+        }
+    };
+    let mono = value(&mut cache, "mono", vec![]);
+    assert!(
+        (0..1_000_000_000).contains(&mono),
+        "starts at zero per run: {mono}"
+    );
+    assert_eq!(mono % 1_000_000, 0);
+    let real = value(&mut cache, "real", vec![]);
+    assert_eq!(real % 1_000_000, 0);
+    assert!(real > 1_600_000_000_000_000_000, "the wall clock: {real}");
+    for id in 0..4 {
+        assert_eq!(value(&mut cache, "res", vec![WasmArg::Int(id)]), 1_000_000);
+    }
+}

@@ -12,7 +12,9 @@
 //!   for every descriptor (so a program finds no directory to open), `path_open` answers
 //!   `EBADF` (no directory descriptor exists) and every other descriptor-taking call on a
 //!   descriptor above 2 answers `EBADF`.
-//! * `clock_time_get` and `clock_res_get` read the real clocks; `random_get` uses `getrandom`;
+//! * `clock_time_get` gives the wall clock, and a monotonic clock and CPU-time clocks that start
+//!   at zero with the run, all at 1 ms resolution (which `clock_res_get` reports), as fine as
+//!   JavaScript's clocks and no finer; `random_get` uses `getrandom`;
 //!   `poll_oneoff` handles clock subscriptions by sleeping (at most until the run's deadline)
 //!   and reports standard streams as ready; `proc_exit` ends the run with its code.
 //! * Every other preview 1 function a module imports (`path_*`, `sock_*`, `fd_readdir`, …)
@@ -73,6 +75,10 @@ pub struct WasiCtx {
     /// Whether anything was dropped because of the cap.
     pub truncated: bool,
     cap: usize,
+    /// When the run started: the monotonic clock counts from here.
+    started: Instant,
+    /// CPU time of the process and of the thread when the run started.
+    cpu_started: (u64, u64),
 }
 
 impl WasiCtx {
@@ -91,8 +97,67 @@ impl WasiCtx {
             stderr: Vec::new(),
             truncated: false,
             cap,
+            started: Instant::now(),
+            cpu_started: (
+                clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID),
+                clock_ns(libc::CLOCK_THREAD_CPUTIME_ID),
+            ),
         }
     }
+
+    /// The time WASI clock `id` shows now, in nanoseconds at [`CLOCK_RESOLUTION_NS`]: the
+    /// realtime clock is the wall clock; the monotonic clock and the two CPU-time clocks count
+    /// from the start of the run, so they tell nothing of the host's uptime or of earlier
+    /// runs. `None` for an unknown clock.
+    pub fn now_ns(&self, id: i32) -> Option<u64> {
+        let ns = match id {
+            0 => clock_ns(libc::CLOCK_REALTIME),
+            1 => u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            2 => clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID).saturating_sub(self.cpu_started.0),
+            3 => clock_ns(libc::CLOCK_THREAD_CPUTIME_ID).saturating_sub(self.cpu_started.1),
+            _ => return None,
+        };
+        Some(ns - ns % CLOCK_RESOLUTION_NS)
+    }
+}
+
+/// The resolution of every WASI clock: 1 ms, as JavaScript's `Date.now()` and
+/// `performance.now()` give, so that timing side channels are no finer than in JavaScript.
+pub const CLOCK_RESOLUTION_NS: u64 = 1_000_000;
+
+impl WasiCtx {
+    /// The cap on each of stdout and stderr, in bytes as the answer carries them.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+}
+
+/// Cuts captured output to its longest prefix whose text, as the answer carries it (invalid
+/// UTF-8 replaced by U+FFFD, then JSON-escaped), takes at most `cap` bytes; returns whether
+/// anything was cut. Writes keep at most `cap` raw bytes, and the encoded text is never
+/// shorter than the raw bytes, so this only ever shortens.
+pub fn truncate_encoded(bytes: &mut Vec<u8>, cap: u64) -> bool {
+    let mut used = 0u64;
+    let mut at = 0usize;
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            used += crate::js::serialize::json_char_len(c);
+            if used > cap {
+                bytes.truncate(at);
+                return true;
+            }
+            at += c.len_utf8();
+        }
+        if !chunk.invalid().is_empty() {
+            used += '\u{fffd}'.len_utf8() as u64;
+            if used > cap {
+                bytes.truncate(at);
+                return true;
+            }
+            at += chunk.invalid().len();
+        }
+    }
+    false
 }
 
 fn nul_terminated(s: &str) -> Vec<u8> {
@@ -160,28 +225,14 @@ fn sizes(list: &[Vec<u8>]) -> (u32, u32) {
     (list.len() as u32, list.iter().map(|s| s.len() as u32).sum())
 }
 
-fn clock_id(id: i32) -> Option<libc::clockid_t> {
-    match id {
-        0 => Some(libc::CLOCK_REALTIME),
-        1 => Some(libc::CLOCK_MONOTONIC),
-        2 => Some(libc::CLOCK_PROCESS_CPUTIME_ID),
-        3 => Some(libc::CLOCK_THREAD_CPUTIME_ID),
-        _ => None,
-    }
-}
-
-fn clock_ns(id: libc::clockid_t, res: bool) -> u64 {
+fn clock_ns(id: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime/clock_getres write one timespec we own.
+    // SAFETY: clock_gettime writes one timespec we own.
     unsafe {
-        if res {
-            libc::clock_getres(id, &mut ts);
-        } else {
-            libc::clock_gettime(id, &mut ts);
-        }
+        libc::clock_gettime(id, &mut ts);
     }
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
@@ -233,16 +284,16 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         MODULE,
         "clock_res_get",
         |mut c: Caller<'_, Host>, id: i32, out: i32| -> i32 {
-            let Some(clock) = clock_id(id) else {
+            if !(0..=3).contains(&id) {
                 return EINVAL;
-            };
+            }
             let Some(m) = memory(&mut c) else {
                 return EFAULT;
             };
             errno(put(
                 m.data_mut(&mut c),
                 out,
-                &clock_ns(clock, true).to_le_bytes(),
+                &CLOCK_RESOLUTION_NS.to_le_bytes(),
             ))
         },
     )?;
@@ -250,17 +301,13 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         MODULE,
         "clock_time_get",
         |mut c: Caller<'_, Host>, id: i32, _precision: i64, out: i32| -> i32 {
-            let Some(clock) = clock_id(id) else {
+            let Some(now) = c.data().wasi.now_ns(id) else {
                 return EINVAL;
             };
             let Some(m) = memory(&mut c) else {
                 return EFAULT;
             };
-            errno(put(
-                m.data_mut(&mut c),
-                out,
-                &clock_ns(clock, false).to_le_bytes(),
-            ))
+            errno(put(m.data_mut(&mut c), out, &now.to_le_bytes()))
         },
     )?;
     linker.func_wrap(
@@ -519,7 +566,7 @@ fn poll_oneoff(
         match tag {
             0 => {
                 let wait = if absolute {
-                    let now = clock_id(id as i32).map_or(0, |c| clock_ns(c, false));
+                    let now = c.data().wasi.now_ns(id as i32).unwrap_or(0);
                     timeout.saturating_sub(now)
                 } else {
                     timeout

@@ -153,6 +153,43 @@ fn deep_nesting_is_refused_before_parsing() {
 }
 
 #[test]
+fn long_operator_chains_are_refused_before_parsing() {
+    for (shape, prefix) in [
+        ("!", "return "),
+        ("a=", "let a; "),
+        ("()=>", "return "),
+        ("-", "return "),
+    ] {
+        let code = format!("{prefix}{}1", shape.repeat(MAX_CHAIN + 10));
+        let started = std::time::Instant::now();
+        let e = refused(&code);
+        assert!(e.message.contains("chains more than"), "{shape}: {e}");
+        assert_eq!(e.line, 1);
+        assert!(
+            started.elapsed().as_secs() < 2,
+            "{shape}: {:?}",
+            started.elapsed()
+        );
+    }
+    // Separate statements and list elements do not add up; strings and comments do not count.
+    let code = "let a = 0;\n".to_string() + &"a = !a;\n".repeat(MAX_CHAIN * 2) + "return a";
+    assert!(ok(&code).ends_with("return a"));
+    let code = format!("return [{}1]", "!a, ".repeat(MAX_CHAIN * 2));
+    assert!(ok(&code).starts_with("return"));
+    let code = format!(
+        "const s = '{}'; // {}\nreturn s.length",
+        "!".repeat(MAX_CHAIN * 2),
+        "=".repeat(MAX_CHAIN * 2)
+    );
+    assert!(ok(&code).ends_with("return s.length"));
+    let code = format!(
+        "return 1{}",
+        " == 1 && 1 != 2 && 1 <= 2 && a?.b ?? 1".repeat(MAX_CHAIN)
+    );
+    assert!(ok(&code).starts_with("return 1"));
+}
+
+#[test]
 fn positions_count_bytes_like_quickjs() {
     assert_eq!(line_column("ab\ncé d", 7), (2, 5));
     assert_eq!(line_column("x", 99), (1, 2));
