@@ -156,12 +156,9 @@ fn a_nul_byte_in_the_code_runs_and_validates() {
     assert_eq!(s.execute(json!({"code": code}), 200)["result"], 3);
     let res = s.post("/validate", &json!({"code": code}).to_string());
     assert_eq!((res.status, res.json()), (200, json!({"valid": true})));
-    let body = s.execute(json!({"code": "'a\u{0}b'; let ;"}), 422);
+    let body = s.execute(json!({"code": "'a\u{0}b'; 1 +;"}), 422);
     assert_eq!(body["error"]["name"], "SyntaxError", "{body}");
-    let res = s.post(
-        "/validate",
-        &json!({"code": "'a\u{0}b'; let ;"}).to_string(),
-    );
+    let res = s.post("/validate", &json!({"code": "'a\u{0}b'; 1 +;"}).to_string());
     assert_eq!(res.status, 422, "{}", res.body);
 }
 
@@ -186,5 +183,5 @@ fn error_texts_and_logs_are_bounded_in_the_encoded_answer() {
     );
     assert_eq!(res.status, 200);
     assert!(res.body.len() < 12_000, "{} bytes", res.body.len());
-    assert_eq!(res.json()["logsTruncated"], true);
+    assert_eq!(res.json()["stats"]["logsTruncated"], true);
 }
