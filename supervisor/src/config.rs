@@ -673,6 +673,16 @@ impl Config {
         usize::try_from(total).unwrap_or(usize::MAX)
     }
 
+    /// The largest frame a worker may send (but for a compiled module): an answer within
+    /// [`Config::answer_bytes`], or a fetch host call with a body of up to
+    /// `fetch.max_request_body_bytes` and 1 MiB for its URL and headers.
+    pub fn worker_frame_bytes(&self) -> usize {
+        let fetch = usize::try_from(self.fetch.max_request_body_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1 << 20);
+        self.answer_bytes().max(fetch)
+    }
+
     /// Rejects values that cannot work, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_fetch()?;

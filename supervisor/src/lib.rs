@@ -65,7 +65,7 @@ pub fn start_state(config: Config) -> Result<web::Data<AppState>, ServeError> {
     let pool = Pool::start(
         config.workers.clone(),
         config.sandbox.clone(),
-        config.answer_bytes(),
+        config.worker_frame_bytes(),
     )?;
     Ok(web::Data::new(AppState {
         config: Arc::clone(&config),

@@ -257,6 +257,21 @@ pub struct FetchAudit {
     pub error: Option<String>,
 }
 
+/// The longest text (URL, method, reason) an audit entry keeps, in bytes before JSON escaping.
+pub const AUDIT_TEXT_MAX: usize = 2048;
+
+/// `text` cut to [`AUDIT_TEXT_MAX`] bytes on a character boundary, marked with `…` when cut.
+fn clip(text: &str) -> String {
+    if text.len() <= AUDIT_TEXT_MAX {
+        return text.to_string();
+    }
+    let mut end = AUDIT_TEXT_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -325,17 +340,22 @@ impl FetchContext {
             state.count = state.count.saturating_add(1);
             let started = *state.started.get_or_insert(begun);
             let left = (started + self.timeout).saturating_duration_since(begun);
-            state.audit.push(FetchAudit {
-                method: request.method.clone(),
-                url: request.url.clone(),
-                status: None,
-                bytes: None,
-                redirects: 0,
-                ms: 0,
-                denied: None,
-                error: Some("the execution was stopped during this fetch".into()),
-            });
-            (state.count, left, state.audit.len() - 1)
+            // At most one entry past the limit: further calls are refused and not listed, so
+            // the audit stays bounded however often the code calls fetch.
+            let listed = state.audit.len() <= limits.max_requests as usize;
+            if listed {
+                state.audit.push(FetchAudit {
+                    method: clip(&request.method),
+                    url: clip(&request.url),
+                    status: None,
+                    bytes: None,
+                    redirects: 0,
+                    ms: 0,
+                    denied: None,
+                    error: Some("the execution was stopped during this fetch".into()),
+                });
+            }
+            (state.count, left, listed.then(|| state.audit.len() - 1))
         };
         // When the execution's own time is what bounds the fetch, give it a little more, so
         // that the worker's deadline passes first and the execution answers TIMEOUT.
@@ -352,8 +372,8 @@ impl FetchContext {
         };
         let ms = begun.elapsed().as_millis() as u64;
         let mut entry = FetchAudit {
-            method,
-            url,
+            method: clip(&method),
+            url: clip(&url),
             status: None,
             bytes: None,
             redirects: 0,
@@ -372,15 +392,17 @@ impl FetchContext {
                 let message = failure.to_string();
                 match failure {
                     FetchFailure::Denied { target, reason } => {
-                        entry.denied = Some(format!("{target}: {reason}"))
+                        entry.denied = Some(clip(&format!("{}: {reason}", clip(&target))))
                     }
-                    _ => entry.error = Some(message.clone()),
+                    _ => entry.error = Some(clip(&message)),
                 }
                 Err(message)
             }
         };
-        if let Some(slot) = self.lock().audit.get_mut(index) {
-            *slot = entry;
+        if let Some(i) = index {
+            if let Some(slot) = self.lock().audit.get_mut(i) {
+                *slot = entry;
+            }
         }
         result
     }

@@ -301,7 +301,7 @@ pub struct PoolSnapshot {
 pub struct Pool {
     config: WorkersConfig,
     /// The largest answer frame a worker may send for a job other than a compilation (whose
-    /// answer carries the compiled artifact): [`crate::config::Config::answer_bytes`].
+    /// answer carries the compiled artifact): [`crate::config::Config::worker_frame_bytes`].
     frame_limit: usize,
     idle: Mutex<VecDeque<Worker>>,
     slots: Semaphore,
