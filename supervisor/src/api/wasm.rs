@@ -77,11 +77,11 @@ fn read_module_file(state: &AppState, name: &str) -> Result<Vec<u8>, ApiError> {
     };
     // Canonicalising resolves symlinks, so one that leads out of the directory fails the
     // prefix check like an absolute path elsewhere.
+    // A path outside the directory gets the same answer as a missing file, whether or not
+    // something exists there: the route must not tell which paths exist on the server.
     let real = joined.canonicalize().map_err(|_| ApiError::FileNotFound)?;
     if !real.starts_with(&root) {
-        return Err(ApiError::FileForbidden(
-            "\"file\" must name a file inside the module directory",
-        ));
+        return Err(ApiError::FileNotFound);
     }
     let meta = std::fs::metadata(&real).map_err(|_| ApiError::FileNotFound)?;
     if !meta.is_file() {
