@@ -597,16 +597,21 @@ fn code_headers(pairs: &[(String, String)]) -> Result<HeaderMap, FetchFailure> {
 }
 
 /// The response headers as the code sees them. A value that contains a secret this hop sent
-/// (a server echoing it) is replaced.
+/// (a server echoing it), anywhere in it and in any ASCII case, is replaced.
 fn response_headers(headers: &HeaderMap, secrets: &[HeaderValue]) -> Vec<(String, String)> {
+    let secrets: Vec<Vec<u8>> = secrets
+        .iter()
+        .map(|s| s.as_bytes().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
     headers
         .iter()
         .map(|(name, value)| {
             let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            let leaks = secrets.iter().any(|s| {
-                let s = String::from_utf8_lossy(s.as_bytes());
-                !s.is_empty() && text.contains(s.as_ref())
-            });
+            let lower = value.as_bytes().to_ascii_lowercase();
+            let leaks = secrets
+                .iter()
+                .any(|s| lower.windows(s.len()).any(|w| w == s.as_slice()));
             let text = if leaks {
                 "[redacted]".to_string()
             } else {
@@ -655,6 +660,29 @@ fn network_failure(host: &str, error: &reqwest::Error) -> FetchFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_secrets_are_redacted_in_any_case_and_position() {
+        let secret = [HeaderValue::from_static("s3cret-Token")];
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-exact", "s3cret-Token"),
+            ("x-upper", "S3CRET-TOKEN"),
+            ("x-inside", "Bearer s3cret-token; scope=all"),
+            ("x-clean", "nothing here"),
+        ] {
+            headers.insert(
+                reqwest::header::HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let out: std::collections::HashMap<String, String> =
+            response_headers(&headers, &secret).into_iter().collect();
+        for name in ["x-exact", "x-upper", "x-inside"] {
+            assert_eq!(out[name], "[redacted]", "{name}");
+        }
+        assert_eq!(out["x-clean"], "nothing here");
+    }
 
     #[tokio::test]
     async fn forbidden_methods_are_refused_in_any_case() {
