@@ -436,6 +436,38 @@ fn unknown_imports_are_named_or_given_or_stubbed() {
 }
 
 #[test]
+fn content_hash_ids_cannot_be_taken_over() {
+    let s = Service::start();
+    let victim = compile_id(&s, ADD);
+    assert_eq!(victim.len(), 64);
+    let other = b64(ECHO);
+    // After the victim's upload, and (for a module not uploaded yet) before it, in any case.
+    let not_yet = "ab".repeat(32);
+    for id in [victim.clone(), victim.to_uppercase(), not_yet] {
+        let res = s.post(
+            "/wasm/compile",
+            &json!({"bytes": other, "id": id}).to_string(),
+        );
+        assert_eq!(res.status, 400, "{id}: {}", res.body);
+        assert!(res.body.contains("content-hash"), "{}", res.body);
+    }
+    // The victim's id still runs the victim's module.
+    let out = run(
+        &s,
+        json!({"moduleId": victim, "entry": "add", "args": [2, 3]}),
+        200,
+    );
+    assert_eq!(out["result"], 5, "{out}");
+    // Naming a module by its own hash is the same as not naming it.
+    let res = s.post(
+        "/wasm/compile",
+        &json!({"bytes": b64(ADD), "id": victim.to_uppercase()}).to_string(),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["moduleId"], victim.as_str());
+}
+
+#[test]
 fn compile_errors_and_bad_requests() {
     let s = Service::start();
     let res = s.post("/wasm/compile", &json!({"bytes": base64::engine::general_purpose::STANDARD.encode(b"\0asm\x01\0\0\0\x01\xff")}).to_string());

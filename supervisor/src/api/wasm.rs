@@ -180,7 +180,25 @@ pub async fn compile_body(
     .await
     .map_err(|_| ApiError::Internal)??;
     let source_sha256 = sha256_hex(&bytes);
-    let id = explicit.unwrap_or_else(|| source_sha256.clone());
+    // Content-hash ids always mean their bytes: an explicit id that looks like one (64 hex
+    // digits, any case) must be the hash of these bytes, so that no one can put other code
+    // under the id of someone else's module, before or after they upload it.
+    if let Some(id) = &explicit {
+        let looks_like_hash = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        if looks_like_hash && !id.eq_ignore_ascii_case(&source_sha256) {
+            return Err(ApiError::InvalidField {
+                field: "id",
+                problem: "64 hex digits is the form of content-hash ids, which always mean \
+                          the SHA-256 of their bytes; choose another id"
+                    .into(),
+            });
+        }
+    }
+    let id = match explicit {
+        Some(id) if id.eq_ignore_ascii_case(&source_sha256) => source_sha256.clone(),
+        Some(id) => id,
+        None => source_sha256.clone(),
+    };
     let cached = |state: &AppState| {
         state
             .modules
