@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets in fuzz/ (frame decoder, request parsing and validation, result
-# serialiser, TypeScript stripper) for N seconds each, starting from a copy of the committed
+# serialiser, TypeScript stripper, answer assembly, route access) for N seconds each, starting from a copy of the committed
 # corpus in fuzz/corpus.
 # A crash fails the run; its input is saved under fuzz/artifacts/<target>/ (add it to
 # fuzz/corpus/<target>/ as a regression seed once fixed).
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-10}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(frame_decode request_parse result_serialise ts_strip)
+[[ ${#targets[@]} -gt 0 ]] || targets=(frame_decode request_parse result_serialise ts_strip answer_assembly route_access)
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --version 0.13.2
 export RUSTC_BOOTSTRAP=1

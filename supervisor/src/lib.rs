@@ -71,11 +71,11 @@ pub fn start_state(config: Config) -> Result<web::Data<AppState>, ServeError> {
         config: Arc::clone(&config),
         pool,
         egress,
-        auth: Auth::new(
+        auth: Arc::new(Auth::new(
             config.auth.token.as_deref(),
             config.auth.admin_token.as_deref(),
             config.auth.rate_limit_per_minute,
-        ),
+        )),
         started: Instant::now(),
         metrics: Default::default(),
         modules,
@@ -102,6 +102,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         let cors = build_cors(&origins);
         App::new()
             .app_data(state.clone())
+            .app_data(web::Data::from(Arc::clone(&state.auth)))
             .configure(|cfg| mcp_http.mount(cfg))
             .configure(api::configure)
             .wrap(from_fn(api::browser::guard))

@@ -468,6 +468,102 @@ fn content_hash_ids_cannot_be_taken_over() {
 }
 
 #[test]
+fn export_names_cost_answers_a_bounded_amount() {
+    let s = Service::start();
+    // 200 exports of 20,000 control characters each: 4 MB of names, 24 MB once JSON-escaped.
+    let mut wat = String::from("(module (func $f (result i32) i32.const 7)");
+    for i in 0..200 {
+        wat.push_str(&format!(
+            " (export \"{i:03}{}\" (func $f))",
+            "\\01".repeat(20_000)
+        ));
+    }
+    wat.push(')');
+    let res = s.post("/wasm/compile", &json!({ "bytes": b64(&wat) }).to_string());
+    assert_eq!(res.status, 200, "{}", &res.body[..res.body.len().min(300)]);
+    assert!(
+        res.body.len() < 2 << 20,
+        "a compile answer of {} bytes",
+        res.body.len()
+    );
+    let compiled = res.json();
+    assert_eq!(compiled["exportsTruncated"], true);
+    let listed = compiled["exports"].as_array().unwrap();
+    assert!(!listed.is_empty() && listed.len() < 200, "{}", listed.len());
+    let name = listed[0]["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("000\u{1}") && name.ends_with('…'),
+        "{name:.20}"
+    );
+    let id = compiled["moduleId"].as_str().unwrap();
+    let res = s.post("/wasm/run", &json!({ "moduleId": id }).to_string());
+    assert_eq!(res.status, 200, "{}", &res.body[..res.body.len().min(300)]);
+    assert!(
+        res.body.len() < 100 << 10,
+        "a run answer of {} bytes",
+        res.body.len()
+    );
+    let out = res.json();
+    assert_eq!(out["result"], 7, "{out}");
+    assert_eq!(out["stats"]["exportsTruncated"], true);
+    assert!(out["entry"].as_str().unwrap().ends_with('…'));
+    // A module with a few short names answers them all, with no truncation marks.
+    let out = run(
+        &s,
+        json!({"moduleId": compile_id(&s, ADD), "args": [1, 2]}),
+        200,
+    );
+    assert_eq!(out["stats"]["exports"], json!(["add"]));
+    assert!(out["stats"].get("exportsTruncated").is_none(), "{out}");
+}
+
+#[test]
+fn replacing_an_explicit_id_must_be_asked_for() {
+    let s = Service::start();
+    let first = s.post(
+        "/wasm/compile",
+        &json!({"bytes": b64(ADD), "id": "shared-name"}).to_string(),
+    );
+    assert_eq!(first.status, 200, "{}", first.body);
+    // The same bytes again are the same module, answered from the store.
+    let again = s.post(
+        "/wasm/compile",
+        &json!({"bytes": b64(ADD), "id": "shared-name"}).to_string(),
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["cached"], true);
+    // Other bytes under the name are refused, and the name keeps its module.
+    for replace in [json!(null), json!(false)] {
+        let res = s.post(
+            "/wasm/compile",
+            &json!({"bytes": b64(ECHO), "id": "shared-name", "replace": replace}).to_string(),
+        );
+        assert_eq!(res.status, 409, "{}", res.body);
+        assert_eq!(res.json()["type"], "MODULE_EXISTS", "{}", res.body);
+    }
+    let out = run(
+        &s,
+        json!({"moduleId": "shared-name", "entry": "add", "args": [2, 3]}),
+        200,
+    );
+    assert_eq!(out["result"], 5, "{out}");
+    let res = s.post(
+        "/wasm/compile",
+        &json!({"bytes": b64(ECHO), "id": "shared-name", "replace": "yes"}).to_string(),
+    );
+    assert_eq!(res.status, 400, "{}", res.body);
+    // Asked for, the replacement happens.
+    let res = s.post(
+        "/wasm/compile",
+        &json!({"bytes": b64(ECHO), "id": "shared-name", "replace": true}).to_string(),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["cached"], false);
+    let out = run(&s, json!({"moduleId": "shared-name", "stdin": "hey"}), 200);
+    assert_eq!(out["stdout"], "hey", "{out}");
+}
+
+#[test]
 fn compile_errors_and_bad_requests() {
     let s = Service::start();
     let res = s.post("/wasm/compile", &json!({"bytes": base64::engine::general_purpose::STANDARD.encode(b"\0asm\x01\0\0\0\x01\xff")}).to_string());

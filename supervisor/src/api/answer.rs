@@ -8,6 +8,19 @@ use serde::Serialize;
 
 use super::LogFields;
 
+/// `text` cut to at most `max` bytes (at a character boundary) and marked with `…` when cut:
+/// how echoed texts (URLs in the fetch audit, export names) stay small whatever they are.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
+
 /// A complete answer: the status, the encoded JSON body and what the request log records.
 pub struct Answer {
     /// The HTTP status of the answer (the MCP tools read success or failure from it).
@@ -54,5 +67,19 @@ impl Answer {
             response.extensions_mut().insert(fields);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clipping_keeps_short_texts_and_cuts_at_a_character() {
+        assert_eq!(clip("short", 5), "short");
+        assert_eq!(clip("abcdef", 3), "abc…");
+        // 'é' is two bytes: a cut inside it backs off to the boundary before it.
+        assert_eq!(clip("aéb", 2), "a…");
+        assert_eq!(clip("", 0), "");
     }
 }

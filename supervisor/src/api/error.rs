@@ -159,6 +159,38 @@ impl ResponseError for ApiError {
     }
 }
 
+/// What an execution runs, for the wording of [`pool_failure`]'s messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// JavaScript or TypeScript (`/execute`, `/deno`).
+    Code,
+    /// A WebAssembly module (`/wasm/run`).
+    Module,
+}
+
+impl Subject {
+    fn run(self) -> &'static str {
+        match self {
+            Subject::Code => "execution",
+            Subject::Module => "the run",
+        }
+    }
+
+    fn actor(self) -> &'static str {
+        match self {
+            Subject::Code => "the code",
+            Subject::Module => "the run",
+        }
+    }
+
+    fn thing(self) -> &'static str {
+        match self {
+            Subject::Code => "code",
+            Subject::Module => "module",
+        }
+    }
+}
+
 /// What a pool error means to the client of an execution (`/execute`, `/deno`, `/wasm/run`):
 /// the error `type`, its `name` and a message. `Busy` and shutting down are not execution
 /// failures but a 503 ([`ApiError::Busy`]). Every route maps pool errors through this one
@@ -166,6 +198,7 @@ impl ResponseError for ApiError {
 pub fn pool_failure(
     e: &crate::pool::PoolError,
     timeout_ms: u64,
+    subject: Subject,
 ) -> Result<(ErrorKind, &'static str, String), ApiError> {
     use crate::pool::PoolError;
     Ok(match e {
@@ -173,13 +206,17 @@ pub fn pool_failure(
         PoolError::Deadline(_) => (
             ErrorKind::Timeout,
             "TimeoutError",
-            format!("execution exceeded the timeout of {timeout_ms} ms; the worker was stopped"),
+            format!(
+                "{} exceeded the timeout of {timeout_ms} ms; the worker was stopped",
+                subject.run()
+            ),
         ),
         PoolError::Violation(nr) => (
             ErrorKind::Security,
             "SecurityError",
             format!(
-                "the code attempted a forbidden system call ({}); its worker was stopped",
+                "{} attempted a forbidden system call ({}); its worker was stopped",
+                subject.actor(),
                 crate::pool::syscall_name(*nr)
             ),
         ),
@@ -191,7 +228,10 @@ pub fn pool_failure(
         PoolError::Crashed(_) => (
             ErrorKind::WorkerCrashed,
             "WorkerCrashedError",
-            "the worker process running this code died unexpectedly".into(),
+            format!(
+                "the worker process running this {} died unexpectedly",
+                subject.thing()
+            ),
         ),
         PoolError::TooLarge(len, max) => (
             ErrorKind::OutputLimit,
@@ -206,7 +246,7 @@ pub fn pool_failure(
             (
                 ErrorKind::Internal,
                 "InternalError",
-                "the service could not run this code".into(),
+                format!("the service could not run this {}", subject.thing()),
             )
         }
     })

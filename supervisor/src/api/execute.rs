@@ -239,7 +239,7 @@ async fn run(
                 PoolError::Crashed(pid) => Some(pid),
                 _ => None,
             };
-            match super::error::pool_failure(&e, timeout_ms) {
+            match super::error::pool_failure(&e, timeout_ms, super::error::Subject::Code) {
                 Ok((kind, name, message)) => (failed(kind, name, message), pid),
                 Err(busy) => {
                     state.metrics.record(Some(ErrorKind::Busy.as_str()));
@@ -249,24 +249,64 @@ async fn run(
         }
     };
 
-    let elapsed = started.elapsed();
+    let fetches = fetch.as_ref().map(|f| f.audit());
+    let context = AnswerContext {
+        execution_id: id,
+        elapsed: started.elapsed(),
+        timeout_ms,
+        preset,
+        fetches: fetches.as_deref(),
+        bound: state.config.answer_bytes(),
+    };
+    let (answer, kind) = assemble(&outcome, &context);
+    let fields = LogFields {
+        preset: Some(preset.name()),
+        error_type: kind.map(ErrorKind::as_str),
+        worker_pid: pid,
+        fetches: fetches.as_ref().map(Vec::len),
+    };
+    state.metrics.record(fields.error_type);
+    Ok(answer.with_fields(fields))
+}
+
+/// What an execution's answer says besides the worker's outcome.
+pub struct AnswerContext<'a> {
+    /// The request id, answered as `executionId`.
+    pub execution_id: &'a str,
+    /// Time since the request arrived.
+    pub elapsed: Duration,
+    /// The execution's timeout.
+    pub timeout_ms: u64,
+    /// The preset it ran in.
+    pub preset: Preset,
+    /// The fetch audit of an `agent` execution.
+    pub fetches: Option<&'a [FetchAudit]>,
+    /// The most bytes the encoded answer may take ([`crate::config::Config::answer_bytes`]).
+    pub bound: usize,
+}
+
+/// Builds the answer of `/execute` and `/deno` from a worker's outcome: the success or
+/// failure document with logs, statistics and the fetch audit, and the error type it
+/// reports. An answer that would pass `context.bound` is replaced by an `OUTPUT_LIMIT`
+/// failure without the result, logs and audit, so no outcome can make it larger; a result
+/// that is not JSON (a worker's fault) is an `INTERNAL` failure.
+pub fn assemble(
+    outcome: &ExecuteOutcome,
+    context: &AnswerContext<'_>,
+) -> (Answer, Option<ErrorKind>) {
+    let elapsed = context.elapsed;
     let stats = |log_count, logs_truncated| Stats {
         elapsed: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
-        timeout: timeout_ms,
-        preset: preset.name(),
+        timeout: context.timeout_ms,
+        preset: context.preset.name(),
         log_count,
         logs_truncated,
     };
     let meta = || Meta {
         elapsed: format!("{:.2}ms", elapsed.as_secs_f64() * 1e3),
     };
-    let fetches = fetch.as_ref().map(|f| f.audit());
-    let mut fields = LogFields {
-        preset: Some(preset.name()),
-        error_type: None,
-        worker_pid: pid,
-        fetches: fetches.as_ref().map(Vec::len),
-    };
+    let fetches = context.fetches;
+    let id = context.execution_id;
     let failure = |e: &JobError, logs, stats, fetches| {
         let status = match e.kind {
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -295,9 +335,8 @@ async fn run(
     let mut kind = outcome.result.as_ref().err().map(|e| e.kind);
     let stats_now = stats(outcome.logs.len(), outcome.logs_truncated);
     let mut answer = match &outcome.result {
-        Ok(json) => {
-            let result: &RawValue = serde_json::from_str(json).map_err(|_| ApiError::Internal)?;
-            Answer::json(
+        Ok(json) => match serde_json::from_str::<&RawValue>(json) {
+            Ok(result) => Answer::json(
                 StatusCode::OK,
                 &Success {
                     success: true,
@@ -305,15 +344,25 @@ async fn run(
                     logs: logs_out(&outcome.logs),
                     execution_id: id,
                     stats: stats_now,
-                    fetches: fetches.as_deref(),
+                    fetches,
                     meta: meta(),
                 },
-            )
-        }
-        Err(e) => failure(e, logs_out(&outcome.logs), stats_now, fetches.as_deref()),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "a worker answered a result that is not JSON");
+                kind = Some(ErrorKind::Internal);
+                let e = JobError::new(
+                    ErrorKind::Internal,
+                    "InternalError",
+                    "the worker answered a result that is not JSON",
+                );
+                failure(&e, Vec::new(), stats(0, false), None)
+            }
+        },
+        Err(e) => failure(e, logs_out(&outcome.logs), stats_now, fetches),
     };
     // The backstop: whatever the parts' own caps, the answer stays within its bound.
-    let bound = state.config.answer_bytes();
+    let bound = context.bound;
     if answer.body.len() > bound {
         let e = JobError::new(
             ErrorKind::OutputLimit,
@@ -327,9 +376,7 @@ async fn run(
         answer = failure(&e, Vec::new(), stats(0, true), None);
         kind = Some(ErrorKind::OutputLimit);
     }
-    fields.error_type = kind.map(ErrorKind::as_str);
-    state.metrics.record(fields.error_type);
-    Ok(answer.with_fields(fields))
+    (answer, kind)
 }
 
 fn failed(kind: ErrorKind, name: &str, message: String) -> ExecuteOutcome {

@@ -26,14 +26,13 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
+use actix_web::{web, HttpMessage, HttpResponse};
 use isolate_shared::message::Preset;
 use serde_json::json;
 
 use crate::config::Config;
 use crate::pool::Pool;
 use auth::Auth;
-use error::ApiError;
 
 /// State shared by every handler.
 pub struct AppState {
@@ -43,8 +42,8 @@ pub struct AppState {
     pub pool: Arc<Pool>,
     /// The egress policy and HTTP client of the `agent` preset's fetch.
     pub egress: Arc<crate::fetch::Egress>,
-    /// Token check and rate limit.
-    pub auth: Auth,
+    /// Token check and rate limit (also app data of its own, which the route guards read).
+    pub auth: Arc<Auth>,
     /// When the service started.
     pub started: Instant,
     /// Execution counters.
@@ -113,7 +112,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 },
             )),
     );
-    cfg.default_service(actix_web::dev::fn_service(not_found));
+    cfg.default_service(actix_web::dev::fn_service(routes::not_found));
 }
 
 /// Presets as listed by `/stats` and in preset errors.
@@ -127,15 +126,6 @@ pub fn available_presets() -> Vec<serde_json::Value> {
             })
         })
         .collect()
-}
-
-/// Paths no route matches: 404. It needs the user token, like every route but `/health`, so
-/// that a client without one learns nothing of the routes.
-async fn not_found(req: ServiceRequest) -> Result<ServiceResponse, actix_web::Error> {
-    if let Err(e) = routes::check(routes::Access::User, &req) {
-        return Ok(req.into_response(e.error_response()));
-    }
-    Ok(req.into_response(ApiError::NotFound.error_response()))
 }
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {

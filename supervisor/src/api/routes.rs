@@ -12,8 +12,9 @@ use actix_web::http::{header, Method};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, ResponseError, Route};
 
+use super::auth::Auth;
 use super::error::ApiError;
-use super::{execute, status, wasm, AppState};
+use super::{execute, status, wasm};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,12 +101,19 @@ pub fn endpoints() -> Vec<String> {
 
 /// Registers every route of [`ROUTES`], each behind its own authorisation.
 pub fn register(cfg: &mut web::ServiceConfig) {
+    register_with(cfg, |spec| (spec.handler)());
+}
+
+/// Registers every route of [`ROUTES`] with the handler `handler` gives it, each behind its
+/// own authorisation and 405 answer: [`register`] with the real handlers, and the route-access
+/// fuzz target with probes that say which route answered.
+pub fn register_with(cfg: &mut web::ServiceConfig, handler: impl Fn(&'static RouteSpec) -> Route) {
     for spec in &ROUTES {
         let access = spec.access;
         let method = &spec.method;
         cfg.service(
             web::resource(spec.path)
-                .route((spec.handler)().method(method.clone()))
+                .route(handler(spec).method(method.clone()))
                 // Another method on this path: 405, after this route's own authorisation.
                 .default_service(fn_service(move |req: ServiceRequest| async move {
                     let answer = ApiError::MethodNotAllowed(method.as_str()).error_response();
@@ -116,6 +124,15 @@ pub fn register(cfg: &mut web::ServiceConfig) {
                 })),
         );
     }
+}
+
+/// Paths no route matches: 404. It needs the user token, like every route but `/health`, so
+/// that a client without one learns nothing of the routes.
+pub async fn not_found(req: ServiceRequest) -> Result<ServiceResponse, actix_web::Error> {
+    if let Err(e) = check(Access::User, &req) {
+        return Ok(req.into_response(e.error_response()));
+    }
+    Ok(req.into_response(ApiError::NotFound.error_response()))
 }
 
 /// The route-level middleware: checks the token `access` asks for (and charges the rate
@@ -139,9 +156,9 @@ pub fn check(access: Access, req: &ServiceRequest) -> Result<(), ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    match req.app_data::<web::Data<AppState>>() {
-        Some(state) => state.auth.authorise(access, header),
-        // No state: the app is misconfigured; refuse rather than serve unchecked.
+    match req.app_data::<web::Data<Auth>>() {
+        Some(auth) => auth.authorise(access, header),
+        // No token check registered: the app is misconfigured; refuse rather than serve.
         None => Err(ApiError::Internal),
     }
 }

@@ -12,14 +12,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use isolate_shared::frame::MAX_FRAME_BYTES;
 use isolate_shared::message::{
-    SupervisorMessage, WasiInput, WasmArg, WasmCompileJob, WasmErrorKind, WasmImportValue,
-    WasmKind, WasmRunJob, WasmRunOutcome, WasmValue, WorkerMessage,
+    ErrorKind, SupervisorMessage, WasiInput, WasmArg, WasmCompileJob, WasmErrorKind,
+    WasmImportValue, WasmKind, WasmRunJob, WasmRunOutcome, WasmValue, WorkerMessage,
 };
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::answer::Answer;
-use super::error::ApiError;
+use super::answer::{clip, Answer};
+use super::error::{pool_failure, ApiError, Subject};
 use super::{request, AppState, LogFields};
 use crate::config::Config;
 use crate::modules::{sha256_hex, valid_id, StoreError, StoredModule};
@@ -30,17 +30,52 @@ fn ms(us: u64) -> String {
 }
 
 fn compile_answer(m: &StoredModule, cached: bool) -> Answer {
-    Answer::json(
-        StatusCode::OK,
-        &json!({
-            "moduleId": m.id,
-            "byteSize": m.byte_size,
-            "compileTime": format!("{:.2}ms", m.compile_us as f64 / 1000.0),
-            "exports": m.exports.iter().map(|e| json!({"name": e.name, "kind": e.kind.as_str()})).collect::<Vec<_>>(),
-            "imports": m.imports.iter().map(|i| json!({"module": i.module, "name": i.name, "kind": i.kind.as_str()})).collect::<Vec<_>>(),
-            "cached": cached,
-        }),
-    )
+    let (exports, exports_truncated) = budgeted(
+        m.exports
+            .iter()
+            .map(|e| json!({"name": clip(&e.name, ECHOED_NAME_MAX), "kind": e.kind.as_str()})),
+    );
+    let (imports, imports_truncated) = budgeted(m.imports.iter().map(|i| {
+        json!({
+            "module": clip(&i.module, ECHOED_NAME_MAX),
+            "name": clip(&i.name, ECHOED_NAME_MAX),
+            "kind": i.kind.as_str(),
+        })
+    }));
+    let mut answer = json!({
+        "moduleId": m.id,
+        "byteSize": m.byte_size,
+        "compileTime": format!("{:.2}ms", m.compile_us as f64 / 1000.0),
+        "exports": exports,
+        "imports": imports,
+        "cached": cached,
+    });
+    if exports_truncated {
+        answer["exportsTruncated"] = Value::Bool(true);
+    }
+    if imports_truncated {
+        answer["importsTruncated"] = Value::Bool(true);
+    }
+    Answer::json(StatusCode::OK, &answer)
+}
+
+/// The most a compile answer spends on each of its lists (in bytes of JSON).
+const COMPILE_LIST_MAX: usize = 1 << 20;
+
+/// The items of a list until their JSON passes [`COMPILE_LIST_MAX`], and whether some were
+/// left out.
+fn budgeted(items: impl Iterator<Item = Value>) -> (Vec<Value>, bool) {
+    let mut out = Vec::new();
+    let mut spent = 0;
+    for item in items {
+        let cost = item.to_string().len() + 1;
+        if spent + cost > COMPILE_LIST_MAX {
+            return (out, true);
+        }
+        spent += cost;
+        out.push(item);
+    }
+    (out, false)
 }
 
 fn compile_failure(status: StatusCode, kind: &str, message: String) -> Answer {
@@ -173,6 +208,16 @@ pub async fn compile_body(
             })
         }
     };
+    let replace = match body.get("replace") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(_) => {
+            return Err(ApiError::InvalidField {
+                field: "replace",
+                problem: "must be true or false".into(),
+            })
+        }
+    };
     let bytes = web::block({
         let state = state.clone();
         move || module_bytes(&state, &body)
@@ -216,6 +261,22 @@ pub async fn compile_body(
     if let Some(existing) = cached(state) {
         state.modules.count_hit();
         return Ok(compile_answer(&existing, true));
+    }
+    // An explicit id names one module until its owner says otherwise: other bytes under an
+    // id in use are refused unless the request asks to replace it. (A content-hash id cannot
+    // get here with other bytes: it is checked against them above.)
+    if let Some(existing) = state.modules.peek(&id) {
+        if !replace {
+            return Ok(compile_failure(
+                StatusCode::CONFLICT,
+                "MODULE_EXISTS",
+                format!(
+                    "module \"{}\" already holds other bytes; send \"replace\": true to \
+                     replace it",
+                    existing.id
+                ),
+            ));
+        }
     }
     state.modules.count_miss();
     let byte_size = bytes.len() as u64;
@@ -348,7 +409,35 @@ struct RunStats<'a> {
     load_time: String,
     memory_pages: u64,
     memory_bytes: u64,
-    exports: Vec<&'a str>,
+    exports: Vec<std::borrow::Cow<'a, str>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    exports_truncated: bool,
+}
+
+/// The longest export name (in bytes) a run answer repeats; longer ones are cut and marked.
+const ECHOED_NAME_MAX: usize = 1024;
+
+/// The most a run answer spends on `stats.exports` (in bytes of JSON); the rest of the list
+/// is left out and `stats.exportsTruncated` says so.
+const EXPORTS_LIST_MAX: usize = 64 * 1024;
+
+/// The export names a run answer lists, each cut at [`ECHOED_NAME_MAX`] bytes, and whether
+/// the list stopped at [`EXPORTS_LIST_MAX`]: a module's names cost the answer at most that
+/// much, whatever their number or length.
+fn listed_exports(module: &StoredModule) -> (Vec<std::borrow::Cow<'_, str>>, bool) {
+    let mut names = Vec::new();
+    let mut spent = 0;
+    for e in &module.exports {
+        let name = clip(&e.name, ECHOED_NAME_MAX);
+        // Each name costs at most six bytes of JSON per byte, plus quotes and a comma.
+        let cost = serde_json::to_string(name.as_ref()).map_or(6 * name.len() + 3, |j| j.len() + 1);
+        if spent + cost > EXPORTS_LIST_MAX {
+            return (names, true);
+        }
+        spent += cost;
+        names.push(name);
+    }
+    (names, false)
 }
 
 #[derive(Serialize)]
@@ -632,39 +721,33 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
     let (outcome, pid) = match state.pool.call_wasm(job, &module.artifact, deadline).await {
         Ok((WorkerMessage::WasmRan(o), pid)) => (o, Some(pid)),
         Ok(_) => return Err(ApiError::Internal),
-        Err(PoolError::Busy(_) | PoolError::ShuttingDown) => return Err(ApiError::Busy),
-        Err(PoolError::Deadline(_)) => (
-            WasmRunOutcome::failed(
-                WasmErrorKind::Timeout,
-                format!("the run exceeded the timeout of {timeout_ms} ms; the worker was stopped"),
-            ),
-            None,
-        ),
-        Err(PoolError::Violation(nr)) => {
-            return Ok(failure(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "SECURITY",
-                format!(
-                    "the run attempted a forbidden system call ({}); its worker was stopped",
-                    crate::pool::syscall_name(nr)
-                ),
-                Map::new(),
-            ));
-        }
-        Err(PoolError::Crashed(pid)) => {
-            return Ok(failure(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "WORKER_CRASHED",
-                "the worker process running this module died unexpectedly".into(),
-                json!({ "worker": pid })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-            ))
-        }
         Err(e) => {
-            tracing::error!(error = %e, "cannot run a module");
-            return Err(ApiError::Internal);
+            let (kind, _, message) = match pool_failure(&e, timeout_ms, Subject::Module) {
+                Ok(failure) => failure,
+                Err(busy) => {
+                    state.metrics.record(Some(ErrorKind::Busy.as_str()));
+                    return Err(busy);
+                }
+            };
+            // A timeout answers as a run, with its statistics (all zero); every other
+            // failure of the pool answers here.
+            if let PoolError::Deadline(_) = e {
+                (
+                    WasmRunOutcome::failed(WasmErrorKind::Timeout, message),
+                    None,
+                )
+            } else {
+                state.metrics.record(Some(kind.as_str()));
+                let mut extra = Map::new();
+                if let PoolError::Crashed(pid) = e {
+                    extra.insert("worker".into(), json!(pid));
+                }
+                let status = match kind {
+                    ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                return Ok(failure(status, kind.as_str(), message, extra));
+            }
         }
     };
     let s = &outcome.stats;
@@ -674,6 +757,8 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
     let stderr = outcome
         .wasi
         .then(|| String::from_utf8_lossy(&outcome.stderr));
+    let (exports, exports_truncated) = listed_exports(&module);
+    let entry = clip(&entry, ECHOED_NAME_MAX);
     let mut answer = RunAnswer {
         success: true,
         result: None,
@@ -686,7 +771,8 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
             load_time: ms(s.load_us),
             memory_pages: s.memory_pages,
             memory_bytes: s.memory_bytes,
-            exports: module.exports.iter().map(|e| e.name.as_str()).collect(),
+            exports,
+            exports_truncated,
         },
         exit_code: outcome.wasi.then_some(outcome.exit_code),
         stdout: stdout.as_deref(),
@@ -702,7 +788,6 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
     };
     let reply = match &outcome.result {
         Ok(values) => {
-            state.metrics.record(None);
             let result = match values.as_slice() {
                 [] => Value::Null,
                 [one] => value_json(one),
@@ -717,7 +802,6 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
             }
             let kind = e.kind.as_str();
             fields.error_type = Some(kind);
-            state.metrics.record(Some(kind));
             let status = match e.kind {
                 WasmErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -731,6 +815,24 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
             Answer::json(status, &answer)
         }
     };
+    // The backstop: whatever the parts' own caps, the answer stays within its bound.
+    let bound = state.config.answer_bytes();
+    let reply = if reply.body.len() > bound {
+        fields.error_type = Some(ErrorKind::OutputLimit.as_str());
+        failure(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::OutputLimit.as_str(),
+            format!(
+                "the answer would be {} bytes, more than the bound of {bound} bytes; the \
+                 result and output were dropped",
+                reply.body.len()
+            ),
+            Map::new(),
+        )
+    } else {
+        reply
+    };
+    state.metrics.record(fields.error_type);
     Ok(reply.with_fields(fields))
 }
 

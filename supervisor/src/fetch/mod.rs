@@ -262,14 +262,7 @@ pub const AUDIT_TEXT_MAX: usize = 2048;
 
 /// `text` cut to [`AUDIT_TEXT_MAX`] bytes on a character boundary, marked with `…` when cut.
 fn clip(text: &str) -> String {
-    if text.len() <= AUDIT_TEXT_MAX {
-        return text.to_string();
-    }
-    let mut end = AUDIT_TEXT_MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    crate::api::answer::clip(text, AUDIT_TEXT_MAX).into_owned()
 }
 
 fn is_zero(n: &u32) -> bool {

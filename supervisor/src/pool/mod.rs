@@ -680,52 +680,65 @@ fn warn_about_missing_layers(
 
 /// The name of a system call on the seccomp kill list, for answers and logs.
 pub fn syscall_name(nr: u32) -> String {
-    macro_rules! names {
-        ($($name:ident),* $(,)?) => {
-            $(if i64::from(nr) == libc::$name as i64 {
-                return stringify!($name).trim_start_matches("SYS_").to_string();
-            })*
-        };
-    }
-    names!(
-        SYS_execve,
-        SYS_execveat,
-        SYS_clone,
-        SYS_clone3,
-        SYS_ptrace,
-        SYS_process_vm_readv,
-        SYS_process_vm_writev,
-        SYS_bpf,
-        SYS_io_uring_setup,
-        SYS_io_uring_enter,
-        SYS_io_uring_register,
-        SYS_keyctl,
-        SYS_add_key,
-        SYS_request_key,
-        SYS_perf_event_open,
-        SYS_userfaultfd,
-        SYS_mount,
-        SYS_umount2,
-        SYS_pivot_root,
-        SYS_chroot,
-        SYS_unshare,
-        SYS_setns,
-        SYS_kexec_load,
-        SYS_kexec_file_load,
-        SYS_init_module,
-        SYS_finit_module,
-        SYS_delete_module,
-        SYS_reboot,
-        SYS_swapon,
-        SYS_swapoff,
-        SYS_open_by_handle_at,
-        SYS_name_to_handle_at,
-        SYS_personality,
-    );
-    #[cfg(target_arch = "x86_64")]
-    names!(SYS_fork, SYS_vfork, SYS_modify_ldt, SYS_iopl, SYS_ioperm);
-    format!("#{nr}")
+    KILL_LIST
+        .iter()
+        .chain(ARCH_KILL_LIST)
+        .find(|(_, n)| i64::from(nr) == *n)
+        .map_or_else(|| format!("#{nr}"), |(name, _)| (*name).to_string())
 }
+
+/// The system calls of the seccomp kill list (`worker_kill` in `policies/seccomp/`) on every
+/// architecture, by name and number: what a violation is reported as. A test checks this list
+/// and [`ARCH_KILL_LIST`] against the policy file, so they cannot drift apart.
+const KILL_LIST: &[(&str, i64)] = &[
+    ("execve", libc::SYS_execve),
+    ("execveat", libc::SYS_execveat),
+    ("clone", libc::SYS_clone),
+    ("clone3", libc::SYS_clone3),
+    ("ptrace", libc::SYS_ptrace),
+    ("process_vm_readv", libc::SYS_process_vm_readv),
+    ("process_vm_writev", libc::SYS_process_vm_writev),
+    ("bpf", libc::SYS_bpf),
+    ("io_uring_setup", libc::SYS_io_uring_setup),
+    ("io_uring_enter", libc::SYS_io_uring_enter),
+    ("io_uring_register", libc::SYS_io_uring_register),
+    ("keyctl", libc::SYS_keyctl),
+    ("add_key", libc::SYS_add_key),
+    ("request_key", libc::SYS_request_key),
+    ("perf_event_open", libc::SYS_perf_event_open),
+    ("userfaultfd", libc::SYS_userfaultfd),
+    ("mount", libc::SYS_mount),
+    ("umount2", libc::SYS_umount2),
+    ("pivot_root", libc::SYS_pivot_root),
+    ("chroot", libc::SYS_chroot),
+    ("unshare", libc::SYS_unshare),
+    ("setns", libc::SYS_setns),
+    ("kexec_load", libc::SYS_kexec_load),
+    ("kexec_file_load", libc::SYS_kexec_file_load),
+    ("init_module", libc::SYS_init_module),
+    ("finit_module", libc::SYS_finit_module),
+    ("delete_module", libc::SYS_delete_module),
+    ("reboot", libc::SYS_reboot),
+    ("swapon", libc::SYS_swapon),
+    ("swapoff", libc::SYS_swapoff),
+    ("open_by_handle_at", libc::SYS_open_by_handle_at),
+    ("name_to_handle_at", libc::SYS_name_to_handle_at),
+    ("personality", libc::SYS_personality),
+];
+
+/// The kill list's calls that only this architecture has.
+#[cfg(target_arch = "x86_64")]
+const ARCH_KILL_LIST: &[(&str, i64)] = &[
+    ("fork", libc::SYS_fork),
+    ("vfork", libc::SYS_vfork),
+    ("modify_ldt", libc::SYS_modify_ldt),
+    ("iopl", libc::SYS_iopl),
+    ("ioperm", libc::SYS_ioperm),
+];
+
+/// The kill list's calls that only this architecture has.
+#[cfg(not(target_arch = "x86_64"))]
+const ARCH_KILL_LIST: &[(&str, i64)] = &[];
 
 /// Locks a mutex, recovering from poisoning (the guarded data stays consistent: every critical
 /// section is a single push, pop or read).
@@ -753,5 +766,38 @@ impl<'a> CountGuard<'a> {
 impl Drop for CountGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    const POLICY: &str = include_str!("../../../policies/seccomp/x86_64.json");
+    #[cfg(target_arch = "aarch64")]
+    const POLICY: &str = include_str!("../../../policies/seccomp/aarch64.json");
+
+    #[test]
+    fn violations_are_named_after_the_policy_files_kill_list() {
+        let policy: serde_json::Value = serde_json::from_str(POLICY).expect("the policy is JSON");
+        let mut in_policy: Vec<&str> = policy["worker_kill"]["filter"]
+            .as_array()
+            .expect("worker_kill has a filter")
+            .iter()
+            .map(|rule| rule["syscall"].as_str().expect("each rule names a call"))
+            .collect();
+        let mut named: Vec<&str> = KILL_LIST
+            .iter()
+            .chain(ARCH_KILL_LIST)
+            .map(|(n, _)| *n)
+            .collect();
+        in_policy.sort_unstable();
+        named.sort_unstable();
+        assert_eq!(named, in_policy);
+        for (name, nr) in KILL_LIST.iter().chain(ARCH_KILL_LIST) {
+            assert_eq!(syscall_name(u32::try_from(*nr).expect("small")), *name);
+        }
+        assert_eq!(syscall_name(100_000), "#100000");
     }
 }
