@@ -113,10 +113,7 @@ pub fn compile_policy(policy: &str) -> Result<Filters, String> {
 
 /// SHA-256 of a policy, as hex.
 pub fn policy_hash(policy: &str) -> String {
-    Sha256::digest(policy.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(policy.as_bytes()))
 }
 
 /// Everything a worker needs to lock itself down, prepared by the zygote before any fork.

@@ -125,54 +125,28 @@ impl HostSet {
     }
 }
 
-/// An IP range in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is a single host).
+/// An IP range in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is a single host),
+/// parsed and matched by `ipnet`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(ipnet::IpNet);
 
 impl Cidr {
     /// Parses `ADDRESS/PREFIX` or `ADDRESS`.
     pub fn parse(text: &str) -> Result<Cidr, String> {
         let bad = || format!("{text:?} is not an address range like 127.0.0.1/32 or ::1/128");
-        let (addr, prefix) = match text.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text.trim(), None),
+        let text = text.trim();
+        let net = if text.contains('/') {
+            text.parse::<ipnet::IpNet>().map_err(|_| bad())?
+        } else {
+            ipnet::IpNet::from(text.parse::<IpAddr>().map_err(|_| bad())?)
         };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-            None => max,
-        };
-        Ok(Cidr { addr, prefix })
+        Ok(Cidr(net))
     }
 
     /// Whether `ip` is in the range. An IPv4-mapped IPv6 address is compared as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
-                u128::from(u32::from(net)),
-                u128::from(u32::from(ip)),
-                32,
-                self.prefix,
-            ),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_eq(u128::from(net), u128::from(ip), 128, self.prefix)
-            }
-            _ => false,
-        }
+        self.0.contains(&canonical(ip))
     }
-}
-
-fn prefix_eq(a: u128, b: u128, bits: u8, prefix: u8) -> bool {
-    if prefix == 0 {
-        return true;
-    }
-    let shift = u32::from(bits - prefix);
-    (a >> shift) == (b >> shift)
 }
 
 /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as IPv4; anything else unchanged.
@@ -187,16 +161,11 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 fn v4_in(ip: Ipv4Addr, net: [u8; 4], prefix: u8) -> bool {
-    prefix_eq(
-        u128::from(u32::from(Ipv4Addr::from(net))),
-        u128::from(u32::from(ip)),
-        32,
-        prefix,
-    )
+    ipnet::Ipv4Net::new(Ipv4Addr::from(net), prefix).is_ok_and(|n| n.contains(&ip))
 }
 
 fn v6_in(ip: Ipv6Addr, net: Ipv6Addr, prefix: u8) -> bool {
-    prefix_eq(u128::from(net), u128::from(ip), 128, prefix)
+    ipnet::Ipv6Net::new(net, prefix).is_ok_and(|n| n.contains(&ip))
 }
 
 /// The special-purpose range `ip` falls in, or `None` for an ordinary public address.
@@ -445,6 +414,14 @@ mod tests {
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
         assert!(!Cidr::parse("0.0.0.0/0").unwrap().contains(ip("::1")));
         assert!(Cidr::parse("::/0").unwrap().contains(ip("::1")));
+        assert!(Cidr::parse("10.1.2.3/8")
+            .unwrap()
+            .contains(ip("10.200.0.1")));
+        assert!(!Cidr::parse("10.0.0.0/8").unwrap().contains(ip("11.0.0.1")));
+        assert!(Cidr::parse(" fd00::/8 ").unwrap().contains(ip("fdff::1")));
+        assert!(Cidr::parse("127.0.0.0/8")
+            .unwrap()
+            .contains(ip("::ffff:127.0.0.5")));
         for bad in [
             "",
             "127.0.0.1/33",

@@ -153,14 +153,7 @@ fn latin1_decode(data: TypedArray<'_, u8>, ascii: bool) -> String {
 }
 
 fn hex_encode(data: TypedArray<'_, u8>) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let data = bytes(&data);
-    let mut s = String::with_capacity(data.len() * 2);
-    for b in data {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
+    hex::encode(bytes(&data))
 }
 
 /// Hex pairs up to the first one that is not hex (Node's rule; an odd last digit is dropped).
