@@ -2,7 +2,8 @@
 //!
 //! This crate owns every type that crosses a process boundary: the messages exchanged with the
 //! zygote ([`zygote`]) and with each worker ([`message`]), the framing that carries them over
-//! Unix sockets ([`frame`]) and the protocol version ([`version`]).
+//! Unix sockets ([`frame`]), the socket, descriptor and pidfd calls both sides make ([`sys`])
+//! and the protocol version ([`version`]).
 //!
 //! **Invariant:** this crate does no I/O policy and holds no business logic. It knows how to put
 //! a message on a socket and take it off again, never what a message means to either side.
@@ -10,6 +11,7 @@
 
 pub mod frame;
 pub mod message;
+pub mod sys;
 pub mod version;
 pub mod zygote;
 

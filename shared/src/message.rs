@@ -17,6 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::version::Hello;
+
 /// A message from the supervisor to a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SupervisorMessage {
@@ -138,24 +140,9 @@ pub struct FetchResponse {
     pub body: Vec<u8>,
 }
 
-/// The handshake a process sends when it starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hello {
-    /// The protocol version the process speaks ([`crate::version::CURRENT`]).
-    pub protocol: u32,
-    /// The process id as the process itself sees it (informational).
-    pub pid: u32,
-}
-
-impl Hello {
-    /// The greeting of a process of this build.
-    pub fn current() -> Self {
-        Hello {
-            protocol: crate::version::CURRENT,
-            pid: std::process::id(),
-        }
-    }
-}
+/// The TypeScript stripper workers use and its version, for `/stats` (the worker's
+/// `swc_ts_fast_strip` dependency; kept here so the supervisor need not link the worker).
+pub const TS_STRIPPER: &str = "swc_ts_fast_strip 60 (strip-only)";
 
 /// Which globals an execution gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -192,6 +179,25 @@ impl Preset {
     /// Looks a preset up by its API name.
     pub fn from_name(name: &str) -> Option<Preset> {
         Preset::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// What the preset offers, as `/stats` and the MCP tools describe it.
+    pub fn description(self) -> &'static str {
+        match self {
+            Preset::Minimal => {
+                "Language core only: objects, arrays, strings, numbers, Math, JSON, RegExp, Promise"
+            }
+            Preset::Compute => {
+                "Language built-ins: minimal plus Date, Map, Set, typed arrays, Proxy, WeakRef, timers"
+            }
+            Preset::Data => {
+                "compute plus Buffer, TextEncoder/Decoder, atob/btoa, URL/URLSearchParams, \
+                 structuredClone, crypto (getRandomValues, randomUUID, subtle)"
+            }
+            Preset::Agent => {
+                "data plus fetch, Headers, Request and Response, through the service's egress policy"
+            }
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //! moves [`CURRENT`]. The supervisor refuses a worker or zygote that greets it with another
 //! version (which can only happen when a binary is replaced under a running service).
 
+use serde::{Deserialize, Serialize};
+
 /// The first protocol: JavaScript execution and validation.
 pub const V1_JAVASCRIPT: u32 = 1;
 
@@ -26,3 +28,22 @@ pub const V6_WASM: u32 = 6;
 
 /// The version this build speaks.
 pub const CURRENT: u32 = V6_WASM;
+
+/// The handshake a process sends when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version the process speaks ([`CURRENT`]).
+    pub protocol: u32,
+    /// The process id as the process itself sees it (informational).
+    pub pid: u32,
+}
+
+impl Hello {
+    /// The greeting of a process of this build.
+    pub fn current() -> Self {
+        Hello {
+            protocol: CURRENT,
+            pid: std::process::id(),
+        }
+    }
+}

@@ -7,10 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::Hello;
+use crate::version::Hello;
 
 /// Number of file descriptors attached to [`ZygoteReply::Spawned`].
 pub const SPAWNED_FDS: usize = 2;
+
+/// Descriptor number of the control socket in the zygote (the supervisor places it there
+/// before exec), and of the job socket in a worker.
+pub const CONTROL_FD: std::os::fd::RawFd = 3;
 
 /// A request from the supervisor to the zygote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 //! * [`js`]: the QuickJS host that runs one job in a fresh runtime.
 //! * [`wasm`]: the wasmtime host: compile modules, run exports in a fresh `Store`, WASI.
 //! * [`lockdown`]: namespaces, rlimits, landlock and seccomp.
-//! * [`sys`]: the few raw system calls the above need.
+//! * `sys` (from `isolate-shared`): the few raw system calls the above need.
 //!
 //! **Invariant:** nothing in this crate opens a network socket, and a worker never creates
 //! threads: the process stays single-threaded so that the zygote can fork safely and every
@@ -17,6 +17,6 @@ pub mod lockdown;
 #[cfg(feature = "sandbox-selftest")]
 pub mod selftest;
 pub mod serve;
-pub mod sys;
+pub use isolate_shared::sys;
 pub mod wasm;
 pub mod zygote;

@@ -64,7 +64,7 @@ extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
             buf[n - 4..n].copy_from_slice(&(nr as u32).to_le_bytes());
         }
         // SAFETY: writing our own buffer to the job socket, which the worker owns.
-        unsafe { libc::write(crate::zygote::CONTROL_FD, buf.as_ptr().cast(), n) };
+        unsafe { libc::write(isolate_shared::zygote::CONTROL_FD, buf.as_ptr().cast(), n) };
     }
     // SAFETY: ends the process without running anything else.
     unsafe { libc::_exit(EXIT_VIOLATION) }

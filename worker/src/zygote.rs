@@ -27,8 +27,7 @@ use isolate_shared::zygote::{ZygoteReply, ZygoteRequest};
 use crate::lockdown::Lockdown;
 use crate::{js, serve, sys};
 
-/// Descriptor number of the control socket in the zygote, and of the job socket in a worker.
-pub const CONTROL_FD: RawFd = 3;
+pub use isolate_shared::zygote::CONTROL_FD;
 
 /// Exit code when the control socket fails or carries garbage.
 pub const EXIT_PROTOCOL: i32 = 2;

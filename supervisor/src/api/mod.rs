@@ -122,7 +122,7 @@ pub fn available_presets() -> Vec<serde_json::Value> {
         .map(|p| {
             json!({
                 "name": p.name(),
-                "description": isolate_worker::js::presets::description(p),
+                "description": p.description(),
             })
         })
         .collect()
@@ -146,7 +146,7 @@ async fn stats(state: web::Data<AppState>) -> HttpResponse {
         "uptime": state.started.elapsed().as_secs_f64(),
         "version": env!("CARGO_PKG_VERSION"),
         "engine": { "name": "QuickJS-ng", "binding": "rquickjs 0.14", "isolation": "process per worker" },
-        "typescript": { "stripper": isolate_worker::js::typescript::STRIPPER, "typeChecked": false },
+        "typescript": { "stripper": isolate_shared::message::TS_STRIPPER, "typeChecked": false },
         "executions": {
             "total": m.executions.load(Ordering::Relaxed),
             "succeeded": m.succeeded.load(Ordering::Relaxed),

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use isolate_shared::frame::{self, FrameError, HEADER_LEN, MAX_FRAME_BYTES};
 use isolate_shared::message::{SupervisorMessage, WasmRunJob, WorkerMessage};
+use isolate_shared::sys;
 use isolate_shared::zygote::{LockdownReport, ZygoteReport};
-use isolate_worker::sys;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, Semaphore};
 

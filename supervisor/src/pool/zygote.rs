@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use isolate_shared::frame::{decode_frame, encode, read_frame};
 use isolate_shared::message::WorkerMessage;
+use isolate_shared::sys;
 use isolate_shared::version;
+use isolate_shared::zygote::CONTROL_FD;
 use isolate_shared::zygote::{
     LockdownReport, SandboxConfig, ZygoteReply, ZygoteReport, ZygoteRequest, SPAWNED_FDS,
 };
-use isolate_worker::sys;
-use isolate_worker::zygote::CONTROL_FD;
 
 use super::{PoolError, Registry, Worker};
 use crate::config::SandboxSettings;

@@ -116,22 +116,3 @@ pub const PRELUDE: &str = r#"(() => {
   const from = Array.from, entries = Map.prototype.entries, values = Set.prototype.values;
   return [(m) => from(entries.call(m)), (s) => from(values.call(s)), JSON.stringify];
 })()"#;
-
-/// The names reported by `/stats` and the descriptions shown to users.
-pub fn description(preset: Preset) -> &'static str {
-    match preset {
-        Preset::Minimal => {
-            "Language core only: objects, arrays, strings, numbers, Math, JSON, RegExp, Promise"
-        }
-        Preset::Compute => {
-            "Language built-ins: minimal plus Date, Map, Set, typed arrays, Proxy, WeakRef, timers"
-        }
-        Preset::Data => {
-            "compute plus Buffer, TextEncoder/Decoder, atob/btoa, URL/URLSearchParams, \
-             structuredClone, crypto (getRandomValues, randomUUID, subtle)"
-        }
-        Preset::Agent => {
-            "data plus fetch, Headers, Request and Response, through the service's egress policy"
-        }
-    }
-}

@@ -28,7 +28,7 @@ use swc_common::{SourceMap, GLOBALS};
 use swc_ts_fast_strip::{operate, Mode, Options};
 
 /// The stripper and its version, for `/stats` and the README.
-pub const STRIPPER: &str = "swc_ts_fast_strip 60 (strip-only)";
+pub use isolate_shared::message::TS_STRIPPER as STRIPPER;
 
 /// Deepest bracket nesting accepted. The parser recurses once per level on the worker's only
 /// stack; deeper code is refused rather than risking the stack.
