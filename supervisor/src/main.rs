@@ -19,9 +19,15 @@ Options:
   --config PATH     TOML configuration file (also ISOLATE_CONFIG)
   --check-config    load and validate the configuration, then exit
   --version         print the version
-  --help            print this help
+  --help            print this help";
 
-Environment (overrides the file): ISOLATE_PORT, ISOLATE_HOST, ISOLATE_AUTH_TOKEN, ISOLATE_LOG_LEVEL";
+/// The help text, with the environment variables from the one list the configuration reads.
+fn usage() -> String {
+    format!(
+        "{USAGE}\n\nEnvironment (overrides the file): {}",
+        isolate_service::config::ENV_VARS.join(", ")
+    )
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -35,7 +41,7 @@ fn main() -> ExitCode {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--help" | "-h" => {
-                println!("{USAGE}");
+                println!("{}", usage());
                 return ExitCode::SUCCESS;
             }
             "--version" | "-V" => {
@@ -90,7 +96,7 @@ fn main() -> ExitCode {
 }
 
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("isolate-service: {message}\n\n{USAGE}");
+    eprintln!("isolate-service: {message}\n\n{}", usage());
     ExitCode::from(2)
 }
 

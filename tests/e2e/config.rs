@@ -181,3 +181,13 @@ fn environment_variables_override_the_file() {
     });
     assert!(logged, "no request line at info level");
 }
+
+#[test]
+fn help_lists_every_environment_variable_the_configuration_reads() {
+    let out = Command::new(binary()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for var in isolate_service::config::ENV_VARS {
+        assert!(help.contains(var), "--help does not name {var}:\n{help}");
+    }
+}

@@ -262,8 +262,10 @@ fn timeouts_end_hostile_loops() {
 
 #[test]
 fn memory_and_stack_limits_are_named() {
+    // The timeout is far away, so that a loaded machine still reaches the memory limit first.
     let mut j = job("const a = []; while (true) a.push('x'.repeat(1000) + a.length)");
     j.limits.memory_bytes = 32 << 20;
+    j.timeout_ms = 30_000;
     let e = err(j);
     assert_eq!(e.kind, ErrorKind::MemoryLimit, "{e:?}");
     for bomb in [
@@ -273,6 +275,7 @@ fn memory_and_stack_limits_are_named() {
     ] {
         let mut j = job(bomb);
         j.limits.memory_bytes = 32 << 20;
+        j.timeout_ms = 30_000;
         let e = err(j);
         assert_eq!(e.kind, ErrorKind::MemoryLimit, "{bomb}: {e:?}");
     }
