@@ -30,18 +30,22 @@ fn ms(us: u64) -> String {
 }
 
 fn compile_answer(m: &StoredModule, cached: bool) -> Answer {
-    let (exports, exports_truncated) = budgeted(
+    let (exports, exports_truncated) = within(
+        COMPILE_LIST_MAX,
         m.exports
             .iter()
             .map(|e| json!({"name": clip(&e.name, ECHOED_NAME_MAX), "kind": e.kind.as_str()})),
     );
-    let (imports, imports_truncated) = budgeted(m.imports.iter().map(|i| {
-        json!({
-            "module": clip(&i.module, ECHOED_NAME_MAX),
-            "name": clip(&i.name, ECHOED_NAME_MAX),
-            "kind": i.kind.as_str(),
-        })
-    }));
+    let (imports, imports_truncated) = within(
+        COMPILE_LIST_MAX,
+        m.imports.iter().map(|i| {
+            json!({
+                "module": clip(&i.module, ECHOED_NAME_MAX),
+                "name": clip(&i.name, ECHOED_NAME_MAX),
+                "kind": i.kind.as_str(),
+            })
+        }),
+    );
     let mut answer = json!({
         "moduleId": m.id,
         "byteSize": m.byte_size,
@@ -62,20 +66,38 @@ fn compile_answer(m: &StoredModule, cached: bool) -> Answer {
 /// The most a compile answer spends on each of its lists (in bytes of JSON).
 const COMPILE_LIST_MAX: usize = 1 << 20;
 
-/// The items of a list until their JSON passes [`COMPILE_LIST_MAX`], and whether some were
-/// left out.
-fn budgeted(items: impl Iterator<Item = Value>) -> (Vec<Value>, bool) {
+/// The items of a list until their JSON (with a comma each) would pass `max` bytes, and
+/// whether some were left out. Each item is measured by encoding it into a counter, so
+/// nothing is allocated for the measure.
+fn within<T: Serialize>(max: usize, items: impl Iterator<Item = T>) -> (Vec<T>, bool) {
     let mut out = Vec::new();
     let mut spent = 0;
     for item in items {
-        let cost = item.to_string().len() + 1;
-        if spent + cost > COMPILE_LIST_MAX {
+        spent += json_len(&item) + 1;
+        if spent > max {
             return (out, true);
         }
-        spent += cost;
         out.push(item);
     }
     (out, false)
+}
+
+/// The length of `value` encoded as JSON.
+fn json_len<T: Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to the counter cannot fail, and the items are names and plain JSON values.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 fn compile_failure(status: StatusCode, kind: &str, message: String) -> Answer {
@@ -425,19 +447,13 @@ const EXPORTS_LIST_MAX: usize = 64 * 1024;
 /// the list stopped at [`EXPORTS_LIST_MAX`]: a module's names cost the answer at most that
 /// much, whatever their number or length.
 fn listed_exports(module: &StoredModule) -> (Vec<std::borrow::Cow<'_, str>>, bool) {
-    let mut names = Vec::new();
-    let mut spent = 0;
-    for e in &module.exports {
-        let name = clip(&e.name, ECHOED_NAME_MAX);
-        // Each name costs at most six bytes of JSON per byte, plus quotes and a comma.
-        let cost = serde_json::to_string(name.as_ref()).map_or(6 * name.len() + 3, |j| j.len() + 1);
-        if spent + cost > EXPORTS_LIST_MAX {
-            return (names, true);
-        }
-        spent += cost;
-        names.push(name);
-    }
-    (names, false)
+    within(
+        EXPORTS_LIST_MAX,
+        module
+            .exports
+            .iter()
+            .map(|e| clip(&e.name, ECHOED_NAME_MAX)),
+    )
 }
 
 #[derive(Serialize)]
