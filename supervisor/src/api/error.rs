@@ -159,6 +159,14 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The HTTP status of a failed execution: 500 when the service failed, 422 when the code did.
+pub fn failure_status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
 /// What an execution runs, for the wording of [`pool_failure`]'s messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {

@@ -308,10 +308,7 @@ pub fn assemble(
     let fetches = context.fetches;
     let id = context.execution_id;
     let failure = |e: &JobError, logs, stats, fetches| {
-        let status = match e.kind {
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        };
+        let status = super::error::failure_status(e.kind);
         Answer::json(
             status,
             &Failure {

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::answer::{clip, Answer};
-use super::error::{pool_failure, ApiError, Subject};
+use super::error::{failure_status, pool_failure, ApiError, Subject};
 use super::{request, AppState, LogFields};
 use crate::config::Config;
 use crate::modules::{sha256_hex, valid_id, StoreError, StoredModule};
@@ -758,11 +758,7 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
                 if let PoolError::Crashed(pid) = e {
                     extra.insert("worker".into(), json!(pid));
                 }
-                let status = match kind {
-                    ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
-                };
-                return Ok(failure(status, kind.as_str(), message, extra));
+                return Ok(failure(failure_status(kind), kind.as_str(), message, extra));
             }
         }
     };
