@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use isolate_shared::message::{WasmExtern, WasmImport, WasmKind, WasmType};
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// Why the store could not be opened or written.
@@ -362,10 +361,6 @@ fn file_stem(id: &str) -> String {
     sha256_hex(id.as_bytes())
 }
 
-fn kind_name(kind: WasmKind) -> &'static str {
-    kind.as_str()
-}
-
 fn kind_from(name: &str) -> Option<WasmKind> {
     [
         WasmKind::Function,
@@ -391,26 +386,87 @@ fn type_from(name: &str) -> Option<WasmType> {
     .find(|t| t.as_str() == name)
 }
 
+/// The JSON record kept beside each artifact (`<hash>.meta`): the module's interface and the
+/// hash of the artifact as written. Kinds and types are kept by name.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Record {
+    id: Option<String>,
+    source_sha256: Option<String>,
+    artifact_sha256: Option<String>,
+    #[serde(default)]
+    byte_size: u64,
+    #[serde(default)]
+    compile_us: u64,
+    #[serde(default)]
+    exports: Vec<ExportRecord>,
+    #[serde(default)]
+    imports: Vec<ImportRecord>,
+}
+
+/// One export in a [`Record`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ExportRecord {
+    #[serde(default)]
+    name: String,
+    kind: String,
+    #[serde(default)]
+    params: Vec<String>,
+    #[serde(default)]
+    results: Vec<String>,
+}
+
+/// One import in a [`Record`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ImportRecord {
+    #[serde(default)]
+    module: String,
+    #[serde(default)]
+    name: String,
+    kind: String,
+}
+
+fn type_names(types: &[WasmType]) -> Vec<String> {
+    types.iter().map(|t| t.as_str().to_string()).collect()
+}
+
+/// Unknown type names are left out (as a newer build might write them).
+fn types_from(names: &[String]) -> Vec<WasmType> {
+    names.iter().filter_map(|t| type_from(t)).collect()
+}
+
 fn write_record(dir: &Path, m: &StoredModule) -> std::io::Result<()> {
     let stem = file_stem(&m.id);
-    let types = |ts: &[WasmType]| ts.iter().map(|t| t.as_str()).collect::<Vec<_>>();
-    let meta = json!({
-        "id": m.id,
-        "sourceSha256": m.source_sha256,
-        "artifactSha256": sha256_hex(&m.artifact),
-        "byteSize": m.byte_size,
-        "compileUs": m.compile_us,
-        "exports": m.exports.iter().map(|e| json!({
-            "name": e.name, "kind": kind_name(e.kind),
-            "params": types(&e.params), "results": types(&e.results),
-        })).collect::<Vec<_>>(),
-        "imports": m.imports.iter().map(|i| json!({
-            "module": i.module, "name": i.name, "kind": kind_name(i.kind),
-        })).collect::<Vec<_>>(),
-    });
+    let record = Record {
+        id: Some(m.id.clone()),
+        source_sha256: Some(m.source_sha256.clone()),
+        artifact_sha256: Some(sha256_hex(&m.artifact)),
+        byte_size: m.byte_size,
+        compile_us: m.compile_us,
+        exports: m
+            .exports
+            .iter()
+            .map(|e| ExportRecord {
+                name: e.name.clone(),
+                kind: e.kind.as_str().to_string(),
+                params: type_names(&e.params),
+                results: type_names(&e.results),
+            })
+            .collect(),
+        imports: m
+            .imports
+            .iter()
+            .map(|i| ImportRecord {
+                module: i.module.clone(),
+                name: i.name.clone(),
+                kind: i.kind.as_str().to_string(),
+            })
+            .collect(),
+    };
+    let meta = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
     // The artifact first, then its record: a record always describes a complete artifact.
     write_new(dir, &format!("{stem}.cwasm"), &m.artifact)?;
-    write_new(dir, &format!("{stem}.meta"), meta.to_string().as_bytes())
+    write_new(dir, &format!("{stem}.meta"), &meta)
 }
 
 /// Writes a file through a fresh temporary name (created exclusively, mode 0600) and renames
@@ -461,64 +517,48 @@ fn read_own(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
 
 fn read_record(dir: &Path, stem: &str, max_bytes: u64) -> Result<StoredModule, String> {
     let meta = read_own(&dir.join(format!("{stem}.meta")), 16 << 20)?;
-    let meta: Value = serde_json::from_slice(&meta).map_err(|_| "unreadable record")?;
-    let text = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_string);
-    let id = text("id").filter(|i| valid_id(i)).ok_or("bad id")?;
+    let record: Record = serde_json::from_slice(&meta).map_err(|_| "unreadable record")?;
+    let id = record.id.filter(|i| valid_id(i)).ok_or("bad id")?;
     if file_stem(&id) != stem {
         return Err("the record does not belong to this file name".into());
     }
-    let artifact_sha = text("artifactSha256").ok_or("no artifact hash")?;
+    let artifact_sha = record.artifact_sha256.ok_or("no artifact hash")?;
     // An artifact larger than the store (say, after wasm.max_store_bytes was lowered) is
     // skipped, as `insert` would refuse it.
     let artifact = read_own(&dir.join(format!("{stem}.cwasm")), max_bytes)?;
     if sha256_hex(&artifact) != artifact_sha {
         return Err("the artifact does not match the hash recorded when it was written".into());
     }
-    let types = |v: &Value, k: &str| -> Vec<WasmType> {
-        v.get(k)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().and_then(type_from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let list = |k: &str| {
-        meta.get(k)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let exports = list("exports")
+    let exports = record
+        .exports
         .iter()
         .map(|e| {
             Some(WasmExtern {
-                name: field(e, "name"),
-                kind: kind_from(e.get("kind")?.as_str()?)?,
-                params: types(e, "params"),
-                results: types(e, "results"),
+                name: e.name.clone(),
+                kind: kind_from(&e.kind)?,
+                params: types_from(&e.params),
+                results: types_from(&e.results),
             })
         })
         .collect::<Option<Vec<_>>>()
         .ok_or("bad exports")?;
-    let imports = list("imports")
+    let imports = record
+        .imports
         .iter()
         .map(|i| {
             Some(WasmImport {
-                module: field(i, "module"),
-                name: field(i, "name"),
-                kind: kind_from(i.get("kind")?.as_str()?)?,
+                module: i.module.clone(),
+                name: i.name.clone(),
+                kind: kind_from(&i.kind)?,
             })
         })
         .collect::<Option<Vec<_>>>()
         .ok_or("bad imports")?;
     Ok(StoredModule {
         id,
-        source_sha256: text("sourceSha256").ok_or("no source hash")?,
-        byte_size: meta.get("byteSize").and_then(Value::as_u64).unwrap_or(0),
-        compile_us: meta.get("compileUs").and_then(Value::as_u64).unwrap_or(0),
+        source_sha256: record.source_sha256.ok_or("no source hash")?,
+        byte_size: record.byte_size,
+        compile_us: record.compile_us,
         exports,
         imports,
         artifact: Arc::new(artifact),

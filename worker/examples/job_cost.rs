@@ -53,7 +53,7 @@ fn main() {
         form: CodeForm::Auto,
         data_json: None,
     };
-    js::prelude::warm();
+    js::warm();
     measure("compute", &job);
     job.preset = Preset::Data;
     measure("data   ", &job);

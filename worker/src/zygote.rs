@@ -59,7 +59,7 @@ fn run(control: &OwnedFd) -> io::Result<()> {
     sys::close_from(CONTROL_FD + 1)?;
     sys::set_signal(libc::SIGCHLD, true)?;
     sys::set_signal(libc::SIGPIPE, true)?;
-    crate::js::prelude::warm();
+    crate::js::warm();
     warm_up();
     // The WebAssembly engine, its signal handlers and a warmed compiler, before any fork. A
     // failure leaves wasm unavailable (its jobs answer so) without stopping JavaScript.

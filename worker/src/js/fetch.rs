@@ -30,8 +30,8 @@ pub type HostFetch = Box<dyn FnMut(FetchRequest) -> FetchResult>;
 /// supervisor), in which case `fetch` rejects.
 pub type HostSlot = Rc<RefCell<Option<HostFetch>>>;
 
-static SOURCE: super::prelude::Script =
-    super::prelude::Script::new(c"fetch.js", include_str!("fetch.js"));
+static SOURCE: super::script::Script =
+    super::script::Script::new(c"fetch.js", include_str!("fetch.js"));
 
 /// Compiles the JavaScript half to bytecode now (the zygote's warm-up), so that each `agent`
 /// context only loads it.

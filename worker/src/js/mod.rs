@@ -19,7 +19,9 @@ pub mod console;
 pub mod fetch;
 pub mod prelude;
 pub mod presets;
+mod script;
 pub mod serialize;
+mod source;
 pub mod timers;
 pub mod typescript;
 pub mod web;
@@ -31,8 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use isolate_shared::message::{
-    CodeForm, ErrorKind, ExecuteJob, ExecuteOutcome, JobError, Language, Preset, SyntaxError,
-    ValidateJob, ValidateOutcome,
+    CodeForm, ErrorKind, ExecuteJob, ExecuteOutcome, JobError, Preset, SyntaxError, ValidateJob,
+    ValidateOutcome,
 };
 use rquickjs::promise::PromiseState;
 use rquickjs::{qjs, Context, Ctx, Runtime, Value};
@@ -40,13 +42,16 @@ use rquickjs::{qjs, Context, Ctx, Runtime, Value};
 use console::LogSink;
 use serialize::{Budget, Helpers, HelpersSlot, SerializeError};
 
+/// Compiles every JavaScript source of the host to bytecode now (the zygote runs this before
+/// it forks, so every worker inherits the bytes; see [`script`]).
+pub fn warm() {
+    prelude::warm();
+    web::warm();
+    fetch::warm();
+}
+
 /// The file name user code is compiled under; stack traces show it.
 pub const FILENAME: &str = "input.js";
-
-/// What wraps a function body. It stays on the code's first line, so only first-line columns
-/// shift (by its length), and those are corrected when positions are reported.
-const BODY_PREFIX: &str = "(async function () {";
-const BODY_SUFFIX: &str = "\n})()";
 
 /// The QuickJS message for a `return` outside a function.
 const RETURN_OUTSIDE_FUNCTION: &str = "return not in a function";
@@ -196,20 +201,14 @@ fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobE
     p.deadline.set(Some(deadline));
     let timed_out = &p.timed_out;
     let timeout_ms = job.timeout_ms;
-    let code = source(&job.code, job.language).map_err(strip_error)?;
+    let code = source::to_javascript(&job.code, job.language).map_err(source::strip_error)?;
     let outcome = p.ctx.with(|ctx| -> Result<String, JobError> {
         set_env(&ctx, job.env_json.as_deref(), job.data_json.as_deref())
             .map_err(|e| internal(format!("cannot set env: {e}")))?;
         let body_mode = Cell::new(job.form == CodeForm::FunctionBody);
         let value = evaluate(&ctx, &code, deadline, timed_out, &body_mode).map_err(|f| {
             let mut err = classify(f, timed_out, timeout_ms);
-            if body_mode.get() {
-                in_body(&code, &mut err);
-            }
-            name_module_syntax(&code, &mut err);
-            if code.len() != job.code.len() {
-                to_original(&job.code, &code, &mut err);
-            }
+            source::locate(&job.code, &code, body_mode.get(), &mut err);
             err
         })?;
         let budget = Budget {
@@ -301,156 +300,6 @@ fn set_env(ctx: &Ctx<'_>, env_json: Option<&str>, data_json: Option<&str>) -> rq
     Ok(())
 }
 
-/// The JavaScript to run: the code itself, or the code with its types stripped.
-fn source(
-    code: &str,
-    language: Language,
-) -> Result<std::borrow::Cow<'_, str>, typescript::StripError> {
-    match language {
-        Language::JavaScript => Ok(std::borrow::Cow::Borrowed(code)),
-        Language::TypeScript => typescript::strip(code).map(std::borrow::Cow::Owned),
-    }
-}
-
-/// A stripper error as the job's error: a `SyntaxError` at the user's position.
-fn strip_error(e: typescript::StripError) -> JobError {
-    JobError {
-        kind: ErrorKind::Runtime,
-        name: "SyntaxError".into(),
-        message: e.message,
-        stack: None,
-        line: Some(e.line),
-        column: Some(e.column),
-    }
-}
-
-/// Moves an error raised in the function-body wrapper back to the user's code: the position,
-/// and the first-line columns in the stack trace.
-fn in_body(code: &str, err: &mut JobError) {
-    if let (Some(line), Some(column)) = (err.line, err.column) {
-        let (line, column) = body_position(code, line, column);
-        err.line = Some(line);
-        err.column = Some(column);
-    }
-    if let Some(stack) = err.stack.as_mut() {
-        *stack = map_stack(stack, |line, column| body_position(code, line, column));
-    }
-}
-
-/// Moves the columns of an error in stripped TypeScript back to the original's bytes (they
-/// differ only on lines where erased type syntax held multi-byte characters).
-fn to_original(ts: &str, js: &str, err: &mut JobError) {
-    let map = |line: u32, column: u32| (line, typescript::map_column(ts, js, line, column));
-    if let (Some(line), Some(column)) = (err.line, err.column) {
-        err.column = Some(map(line, column).1);
-    }
-    if let Some(stack) = err.stack.as_mut() {
-        *stack = map_stack(stack, map);
-    }
-}
-
-/// Rewrites every `input.js:LINE:COLUMN` of a stack trace with `map`.
-fn map_stack(stack: &str, map: impl Fn(u32, u32) -> (u32, u32)) -> String {
-    let marker = format!("{FILENAME}:");
-    let mut out = String::with_capacity(stack.len());
-    let mut rest = stack;
-    while let Some(at) = rest.find(&marker) {
-        out.push_str(&rest[..at + marker.len()]);
-        rest = &rest[at + marker.len()..];
-        let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
-        let n = digits(rest);
-        let line = rest[..n].parse::<u32>().ok();
-        let after = &rest[n..];
-        let m = after.strip_prefix(':').map(digits).unwrap_or(0);
-        match (
-            line,
-            after.get(1..1 + m).and_then(|c| c.parse::<u32>().ok()),
-        ) {
-            (Some(line), Some(column)) if m > 0 => {
-                let (line, column) = map(line, column);
-                out.push_str(&format!("{line}:{column}"));
-                rest = &after[1 + m..];
-            }
-            _ => {
-                out.push_str(&rest[..n]);
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Gives a syntax error caused by an `import` or `export` declaration a message that names
-/// it: the code is a script or a function body, never a module, and nothing can be loaded.
-fn name_module_syntax(code: &str, err: &mut JobError) {
-    if err.name != "SyntaxError" {
-        return;
-    }
-    let (Some(line), Some(column)) = (err.line, err.column) else {
-        return;
-    };
-    if let Some((keyword, column)) = module_keyword(code, line, column) {
-        err.message = module_message(keyword);
-        err.column = Some(column);
-    } else if is_decorator(code, line, column) {
-        err.message = DECORATOR_MESSAGE.into();
-    }
-}
-
-/// The message for a decorator, which QuickJS does not implement.
-const DECORATOR_MESSAGE: &str =
-    "decorators (`@name`) are not supported: the engine does not implement them";
-
-/// Whether a syntax error at `line:column` is at an `@`.
-fn is_decorator(code: &str, line: u32, column: u32) -> bool {
-    code.split('\n')
-        .nth(line.saturating_sub(1) as usize)
-        .and_then(|text| text.as_bytes().get((column as usize).saturating_sub(1)))
-        == Some(&b'@')
-}
-
-/// The message for an `import` or `export` declaration.
-fn module_message(keyword: &str) -> String {
-    format!(
-        "`{keyword}` declarations are not supported: code runs as a script or a function body, \
-         not as a module, and no module can be loaded (`import type` and `export type` in \
-         TypeScript are erased)"
-    )
-}
-
-/// Whether a syntax error at `line:column` is inside an `import`/`export` declaration that
-/// starts on that line; returns the keyword and its column.
-fn module_keyword(code: &str, line: u32, column: u32) -> Option<(&'static str, u32)> {
-    let text = code.split('\n').nth(line.checked_sub(1)? as usize)?;
-    let limit = (column as usize).saturating_sub(1);
-    let mut best = None;
-    for keyword in ["import", "export"] {
-        let mut from = 0;
-        while let Some(i) = text[from..].find(keyword).map(|i| i + from) {
-            if i > limit {
-                break;
-            }
-            let before_ok = text[..i]
-                .chars()
-                .next_back()
-                .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '$' || c == '.'));
-            let after = text[i + keyword.len()..].chars().next();
-            let after_ok = match keyword {
-                "import" => {
-                    after.is_some_and(|c| c.is_whitespace() || matches!(c, '{' | '*' | '"' | '\''))
-                }
-                _ => after.is_none_or(|c| c.is_whitespace() || matches!(c, '{' | '*')),
-            };
-            if before_ok && after_ok {
-                best = Some((keyword, i as u32 + 1));
-            }
-            from = i + keyword.len();
-        }
-    }
-    best
-}
-
 /// How an evaluation failed, before classification.
 enum Failure<'js> {
     /// The code threw this value (or was interrupted, or ran out of memory).
@@ -502,30 +351,6 @@ fn is_function_body<'js>(exc: &Value<'js>) -> bool {
         .is_some_and(|m| m == RETURN_OUTSIDE_FUNCTION)
 }
 
-/// Maps a position in the wrapped function body back to the user's code: first-line columns
-/// lose the prefix, and a position in the closing suffix (an error at the very end of the
-/// code) moves to the end of the user's last line.
-fn body_position(code: &str, line: u32, column: u32) -> (u32, u32) {
-    let lines = code.split('\n').count() as u32;
-    if line > lines {
-        let last = code.rsplit('\n').next().unwrap_or("");
-        let column = last.chars().count() as u32 + 1;
-        return (lines, column);
-    }
-    if line == 1 {
-        return (1, column.saturating_sub(BODY_PREFIX.len() as u32).max(1));
-    }
-    (line, column)
-}
-
-fn wrap_body(code: &str) -> String {
-    let mut s = String::with_capacity(code.len() + BODY_PREFIX.len() + BODY_SUFFIX.len());
-    s.push_str(BODY_PREFIX);
-    s.push_str(code);
-    s.push_str(BODY_SUFFIX);
-    s
-}
-
 fn evaluate<'js>(
     ctx: &Ctx<'js>,
     code: &str,
@@ -534,7 +359,7 @@ fn evaluate<'js>(
     body_mode: &Cell<bool>,
 ) -> Result<Value<'js>, Failure<'js>> {
     let first = if body_mode.get() {
-        eval_script(ctx, &wrap_body(code))
+        eval_script(ctx, &source::wrap_body(code))
     } else {
         eval_script(ctx, code)
     };
@@ -546,7 +371,7 @@ fn evaluate<'js>(
                 return Err(Failure::Exception(exc));
             }
             body_mode.set(true);
-            match eval_script(ctx, &wrap_body(code)) {
+            match eval_script(ctx, &source::wrap_body(code)) {
                 Ok(v) => v,
                 Err(rquickjs::Error::Exception) => return Err(Failure::Exception(ctx.catch())),
                 Err(e) => return Err(Failure::Engine(e.to_string())),
@@ -722,7 +547,7 @@ fn internal(message: String) -> JobError {
 /// Parses `job.code` (as a script, or as a function body when it has a top-level `return`)
 /// without running it.
 pub fn validate(job: &ValidateJob) -> ValidateOutcome {
-    let code = match source(&job.code, job.language) {
+    let code = match source::to_javascript(&job.code, job.language) {
         Ok(code) => code,
         Err(e) => {
             return ValidateOutcome {
@@ -737,29 +562,12 @@ pub fn validate(job: &ValidateJob) -> ValidateOutcome {
     let code = &*code;
     let error = match compile_error(code) {
         Some((message, _, _)) if message == RETURN_OUTSIDE_FUNCTION => {
-            compile_error(&wrap_body(code)).map(|(message, line, column)| {
-                let (line, column) = body_position(code, line, column);
-                (message, line, column)
-            })
+            compile_error(&source::wrap_body(code)).map(|e| (e, true))
         }
-        other => other,
+        other => other.map(|e| (e, false)),
     };
-    let error = error.map(|(mut message, line, mut column)| {
-        if let Some((keyword, at)) = module_keyword(code, line, column) {
-            message = module_message(keyword);
-            column = at;
-        } else if is_decorator(code, line, column) {
-            message = DECORATOR_MESSAGE.into();
-        }
-        if code.len() != job.code.len() {
-            column = typescript::map_column(&job.code, code, line, column);
-        }
-        SyntaxError {
-            message,
-            line,
-            column,
-        }
-    });
+    let error =
+        error.map(|(error, in_body)| source::locate_syntax(&job.code, code, in_body, error));
     ValidateOutcome { error }
 }
 

@@ -30,10 +30,10 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use url::Url;
 
-use super::prelude::Script;
+use super::script::Script;
 
 /// The JavaScript half, compiled once per process.
-pub static SCRIPT: Script = Script::new(c"web.js", SOURCE);
+static SCRIPT: Script = Script::new(c"web.js", SOURCE);
 
 /// Defines the classes and globals over the natives it is called with. Natives answer
 /// `undefined` (a Rust `None`) where the script expects a missing value, and the script tests
@@ -42,6 +42,12 @@ const SOURCE: &str = include_str!("web.js");
 
 /// The most bytes PBKDF2 (`deriveBits`/`deriveKey`) and `generateKey` may produce in one call.
 const MAX_DERIVED_BYTES: usize = 1 << 16;
+
+/// Compiles the JavaScript half to bytecode now (the zygote's warm-up), so that each `data`
+/// and `agent` context only loads it.
+pub fn warm() {
+    SCRIPT.warm();
+}
 
 /// Installs the `data` preset's Web APIs in `ctx` (after the prelude, so the script sees the
 /// frozen built-ins; it freezes its own classes before returning).
