@@ -12,7 +12,17 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::routes::Access;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: no token, no rate limit (`/health`, for load balancers and probes).
+    Public,
+    /// The user token (`auth.token`), charged to the rate limit.
+    User,
+    /// The admin token (`auth.admin_token`), or the user token when no admin token is set.
+    Admin,
+}
 
 /// Checks tokens and rate limits.
 pub struct Auth {

@@ -9,8 +9,6 @@ use actix_web::{HttpResponse, ResponseError};
 use isolate_shared::message::ErrorKind;
 use serde_json::json;
 
-use super::routes::endpoints;
-
 /// A request that cannot be served as asked.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -76,10 +74,18 @@ pub enum ApiError {
     },
     /// No route at this path.
     #[error("Not found")]
-    NotFound,
+    NotFound {
+        /// The routes there are, listed in the answer.
+        endpoints: Vec<String>,
+    },
     /// The path exists with another method.
     #[error("Method not allowed")]
-    MethodNotAllowed(&'static str),
+    MethodNotAllowed {
+        /// The method the path answers (the `Allow` header).
+        allow: &'static str,
+        /// The routes there are, listed in the answer.
+        endpoints: Vec<String>,
+    },
     /// `file` names something outside the module directory, or files are disabled.
     #[error("{0}")]
     FileForbidden(&'static str),
@@ -118,8 +124,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -141,10 +147,10 @@ impl ResponseError for ApiError {
                 res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
                 json!({ "error": message, "retryAfter": retry_after })
             }
-            ApiError::NotFound => json!({ "error": message, "endpoints": endpoints() }),
-            ApiError::MethodNotAllowed(allow) => {
+            ApiError::NotFound { endpoints } => json!({ "error": message, "endpoints": endpoints }),
+            ApiError::MethodNotAllowed { allow, endpoints } => {
                 res.insert_header((header::ALLOW, *allow));
-                json!({ "error": message, "endpoints": endpoints() })
+                json!({ "error": message, "endpoints": endpoints })
             }
             ApiError::Busy => {
                 res.insert_header((header::RETRY_AFTER, "1"));

@@ -12,20 +12,10 @@ use actix_web::http::{header, Method};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, ResponseError, Route};
 
+pub use super::auth::Access;
 use super::auth::Auth;
 use super::error::ApiError;
 use super::{execute, status, wasm};
-
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone: no token, no rate limit (`/health`, for load balancers and probes).
-    Public,
-    /// The user token (`auth.token`), charged to the rate limit.
-    User,
-    /// The admin token (`auth.admin_token`), or the user token when no admin token is set.
-    Admin,
-}
 
 /// One route of the API.
 pub struct RouteSpec {
@@ -116,7 +106,11 @@ pub fn register_with(cfg: &mut web::ServiceConfig, handler: impl Fn(&'static Rou
                 .route(handler(spec).method(method.clone()))
                 // Another method on this path: 405, after this route's own authorisation.
                 .default_service(fn_service(move |req: ServiceRequest| async move {
-                    let answer = ApiError::MethodNotAllowed(method.as_str()).error_response();
+                    let answer = ApiError::MethodNotAllowed {
+                        allow: method.as_str(),
+                        endpoints: endpoints(),
+                    }
+                    .error_response();
                     Ok::<_, actix_web::Error>(req.into_response(answer))
                 }))
                 .wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
@@ -132,7 +126,12 @@ pub async fn not_found(req: ServiceRequest) -> Result<ServiceResponse, actix_web
     if let Err(e) = check(Access::User, &req) {
         return Ok(req.into_response(e.error_response()));
     }
-    Ok(req.into_response(ApiError::NotFound.error_response()))
+    Ok(req.into_response(
+        ApiError::NotFound {
+            endpoints: endpoints(),
+        }
+        .error_response(),
+    ))
 }
 
 /// The route-level middleware: checks the token `access` asks for (and charges the rate

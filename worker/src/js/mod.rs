@@ -39,19 +39,18 @@ use isolate_shared::message::{
 use rquickjs::promise::PromiseState;
 use rquickjs::{qjs, Context, Ctx, Runtime, Value};
 
+pub use source::FILENAME;
+
 use console::LogSink;
 use serialize::{Budget, Helpers, HelpersSlot, SerializeError};
 
 /// Compiles every JavaScript source of the host to bytecode now (the zygote runs this before
-/// it forks, so every worker inherits the bytes; see [`script`]).
+/// it forks, so every worker inherits the bytes; see the `script` module).
 pub fn warm() {
     prelude::warm();
     web::warm();
     fetch::warm();
 }
-
-/// The file name user code is compiled under; stack traces show it.
-pub const FILENAME: &str = "input.js";
 
 /// The QuickJS message for a `return` outside a function.
 const RETURN_OUTSIDE_FUNCTION: &str = "return not in a function";
@@ -330,7 +329,7 @@ fn eval_script<'js>(ctx: &Ctx<'js>, code: &str) -> rquickjs::Result<Value<'js>> 
             ctx.as_raw().as_ptr(),
             src.as_ptr().cast(),
             code.len() as _,
-            FILENAME_C.as_ptr(),
+            source::FILENAME_C.as_ptr(),
             flags as i32,
         );
         Value::from_raw(ctx.clone(), raw)
@@ -340,9 +339,6 @@ fn eval_script<'js>(ctx: &Ctx<'js>, code: &str) -> rquickjs::Result<Value<'js>> 
     }
     Ok(value)
 }
-
-/// [`FILENAME`] as a C string.
-const FILENAME_C: &std::ffi::CStr = c"input.js";
 
 /// Whether an exception thrown at compile time says the code is a function body.
 fn is_function_body<'js>(exc: &Value<'js>) -> bool {
@@ -580,7 +576,7 @@ fn compile_error(code: &str) -> Option<(String, u32, u32)> {
         let mut src = Vec::with_capacity(code.len() + 1);
         src.extend_from_slice(code.as_bytes());
         src.push(0);
-        let filename = FILENAME_C;
+        let filename = source::FILENAME_C;
         let flags =
             qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY | qjs::JS_EVAL_FLAG_ASYNC;
         // SAFETY: `src` is NUL-terminated with `code.len()` bytes before the NUL, as JS_Eval

@@ -11,7 +11,13 @@ use std::borrow::Cow;
 
 use isolate_shared::message::{ErrorKind, JobError, Language, SyntaxError};
 
-use super::{typescript, FILENAME};
+use super::typescript;
+
+/// The file name user code is compiled under; stack traces show it.
+pub const FILENAME: &str = "input.js";
+
+/// [`FILENAME`] as a C string.
+pub(super) const FILENAME_C: &std::ffi::CStr = c"input.js";
 
 /// The JavaScript to run: the code itself, or the code with its types stripped.
 pub(super) fn to_javascript(
