@@ -1,0 +1,77 @@
+//! `[workers]`: the worker pool's size, queue, recycling and spawn timeout.
+
+use serde::{Deserialize, Serialize};
+
+use super::{invalid, ConfigError};
+
+/// `[workers]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersConfig {
+    /// Idle workers kept ready. Default 4.
+    pub prewarm: usize,
+    /// Executions running at once. Default 50.
+    pub max_concurrent: usize,
+    /// Requests allowed to wait for a slot; more get 503 `BUSY`. Default 100.
+    pub queue_size: usize,
+    /// Longest wait for a slot, in ms, before 503 `BUSY`. Default 10000.
+    pub queue_timeout_ms: u64,
+    /// Executions a worker process serves before it is replaced. Default 1000; 1 gives every
+    /// execution a fresh process. Workers are always replaced after a timeout, memory-limit
+    /// hit, crash or protocol error.
+    pub recycle_after: u32,
+    /// Longest wait for the zygote to fork a worker and for the worker to greet, in ms.
+    /// Default 10000.
+    pub spawn_timeout_ms: u64,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig {
+            prewarm: 4,
+            max_concurrent: 50,
+            queue_size: 100,
+            queue_timeout_ms: 10_000,
+            recycle_after: 1000,
+            spawn_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl WorkersConfig {
+    /// Rejects values that cannot work, naming the key.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_concurrent == 0 {
+            return Err(invalid("workers.max_concurrent", "must be at least 1"));
+        }
+        if self.prewarm > self.max_concurrent {
+            return Err(invalid(
+                "workers.prewarm",
+                "must not exceed workers.max_concurrent",
+            ));
+        }
+        if self.recycle_after == 0 {
+            return Err(invalid("workers.recycle_after", "must be at least 1"));
+        }
+        if self.spawn_timeout_ms == 0 {
+            return Err(invalid("workers.spawn_timeout_ms", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut c = Config::default();
+        c.workers.max_concurrent = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("workers.max_concurrent"));
+    }
+}
