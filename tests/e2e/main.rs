@@ -12,6 +12,7 @@ mod execution;
 mod fetch;
 mod hostile;
 mod http;
+mod layout;
 mod mcp;
 mod pool;
 mod status;
