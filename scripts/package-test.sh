@@ -145,6 +145,14 @@ grep -q '"success":true' <<<"$answer" && grep -q '"result":42' <<<"$answer" \
 step "POST /execute answered: $(cut -c1-100 <<<"$answer")"
 [[ $(curl -s -o /dev/null -w '%{http_code}' "$base/execute" -d '{"code":"1"}') == 401 ]] \
   || fail "/execute without the token was not refused"
+# The binary CI packages is the one its tests built, with the test-only sandbox-selftest feature
+# (POST /_selftest); a release package is built from `cargo build --release -p isolate-service`.
+selftest=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" -X POST "$base/_selftest")
+if [[ $selftest == 404 ]]; then
+  step "the packaged binary is a release build (no /_selftest route)"
+else
+  step "the packaged binary has the test-only /_selftest route (HTTP $selftest): a test package, not a release"
+fi
 status=$(curl -sf "${auth[@]}" "$base/status")
 layers=$(python3 -c '
 import json, sys
