@@ -12,14 +12,12 @@
 # Needs root, podman, runc, mmdebstrap, curl and nsenter (scripts/install-deps.sh installs
 # them). Usage: scripts/container-test.sh
 #
-# The base image is kept in podman's store as localhost/isolate-service-ci-base:bookworm and
-# made again when it is older than a week (ISOLATE_CI_BASE_REBUILD=1 forces it). The image
+# The base image comes from scripts/ci-base-image.sh, which keeps it for a week. The image
 # built, localhost/isolate-service:ci, is kept too, so that podman's layer cache spares the
 # next run the apt-get of the Containerfile's tini layer while the base is the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BASE=localhost/isolate-service-ci-base:bookworm
 IMAGE=localhost/isolate-service:ci
 NAME=isolate-service-ci-$$
 
@@ -32,13 +30,7 @@ for tool in podman runc mmdebstrap curl nsenter strip python3; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool not found (scripts/install-deps.sh)"
 done
 
-# runc rather than crun: crun refuses hosts whose cgroup v2 hierarchy has controllers next to
-# v1 ones (a hybrid layout such as this CI machine's). Explicit ulimits: podman's defaults
-# (nofile and nproc of about a million) are above what a root without CAP_SYS_RESOURCE may set.
-nofile=$(ulimit -Hn)
-[[ $nofile == unlimited ]] && nofile=65536
-((nofile > 65536)) && nofile=65536
-podman_run_opts=(--runtime runc --ulimit "nofile=$nofile:$nofile" --ulimit nproc=32768:32768)
+read -r -a podman_run_opts <<<"$(scripts/podman-options.sh)"
 
 work=$(mktemp -d)
 containers=()
@@ -58,24 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-base_age_days() {
-  local created
-  created=$(podman image inspect --format '{{.Created.Unix}}' "$BASE" 2>/dev/null) || { echo 9999; return; }
-  echo $((($(date +%s) - created) / 86400))
-}
-if [[ ${ISOLATE_CI_BASE_REBUILD:-0} == 1 ]] || (($(base_age_days) >= 7)); then
-  step "making the base image $BASE with mmdebstrap (Debian bookworm minbase and passwd)"
-  # Like debian:bookworm-slim: minbase, without documentation, manual pages and translations.
-  mmdebstrap --quiet --variant=minbase --include=passwd --mode=root --format=tar \
-    --aptopt='Acquire::Languages "none"' \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-    bookworm "$work/base.tar"
-  podman import --quiet "$work/base.tar" "$BASE" >/dev/null
-  rm -f "$work/base.tar"
-else
-  step "reusing the base image $BASE ($(base_age_days) days old)"
-fi
+BASE=$(scripts/ci-base-image.sh)
 
 # A build context with only what the prebuilt path copies.
 mkdir -p "$work/context/target/release" "$work/context/policies"
@@ -86,7 +61,7 @@ step "building $IMAGE from packaging/container/Containerfile (BINARY=prebuilt)"
 # --format docker keeps the HEALTHCHECK (the OCI format has no field for it).
 podman build --quiet --format docker "${podman_run_opts[@]}" \
   --build-arg BASE_IMAGE="$BASE" --build-arg BINARY=prebuilt \
-  -f packaging/container/Containerfile -t "$IMAGE" "$work/context" >/dev/null
+  -f packaging/container/Containerfile -t "$IMAGE" "$work/context" >/dev/null 2>>"$work/podman.log"
 [[ $(podman image inspect --format '{{.Config.User}}' "$IMAGE") == 10001:10001 ]] || fail "the image does not run as 10001:10001"
 podman image inspect --format '{{.Config.Healthcheck}}' "$IMAGE" | grep -q '/dev/tcp' || fail "the image has no HEALTHCHECK"
 step "image size: $(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
