@@ -6,7 +6,8 @@
 # unit is active as its user with no capabilities, no_new_privs and systemd's system-call
 # filter; /execute and a WebAssembly compile and run answer; every sandbox layer is active under
 # the unit's hardening; the EnvironmentFile's token is applied; the cache directory is writable
-# under ProtectSystem=strict (wasm.cache_dir); prerm stops every process of the service; purge
+# under ProtectSystem=strict (wasm.cache_dir); installing the package again restarts the service
+# and keeps the edited conffiles; prerm stops every process of the service; purge
 # leaves no unit state, user or file. Two drop-ins show why options stay off the unit:
 # MemoryDenyWriteExecute=yes breaks /wasm/compile, RestrictNamespaces=yes the namespace layer.
 #
@@ -126,6 +127,18 @@ wait_active
 layers=$(probe "$token") || fail "with a token and a cache: $layers"
 in_ct sh -c 'ls /var/cache/isolate-service/wasm/ | grep -q .' || fail "nothing was written to /var/cache/isolate-service/wasm"
 [[ $(in_ct stat -c '%U %a' /var/cache/isolate-service) == "$USER_NAME 700" ]] || fail "the cache directory is not $USER_NAME's, mode 0700"
+
+step "reinstalling the package over itself (the upgrade path: prerm upgrade, postinst restart)"
+old_pid=$(in_ct systemctl show -p MainPID --value isolate-service)
+in_ct dpkg -i /tmp/isolate-service.deb >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -i over the installed package failed"; }
+wait_active
+[[ $(in_ct systemctl show -p MainPID --value isolate-service) != "$old_pid" ]] || fail "postinst did not restart the service on upgrade"
+in_ct grep -q "^ISOLATE_AUTH_TOKEN=$token" /etc/default/isolate-service || fail "the upgrade lost the edit of /etc/default/isolate-service"
+in_ct grep -q '^cache_dir = ' /etc/isolate-service/config.toml || fail "the upgrade lost the edit of config.toml"
+# The module compiled before the restart is found again in the persistent store.
+answer=$(in_ct curl -s -H "Authorization: Bearer $token" -d '{"moduleId":"add","args":[2,3]}' http://127.0.0.1:5900/wasm/run)
+grep -q '"result":5' <<<"$answer" || fail "the module in wasm.cache_dir did not survive the restart: $answer"
+step "restarted, conffile edits kept, the compiled module still runs from /var/cache/isolate-service/wasm"
 
 # Options left off the unit, and what each breaks (docs/operations.md).
 dropin() {
