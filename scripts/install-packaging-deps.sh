@@ -6,7 +6,7 @@
 #   - systemd-analyze (package systemd; systemd need not be the running init), adduser;
 #   - podman with runc, and mmdebstrap (scripts/container-test.sh builds and runs the image);
 #   - kubernetes-validate and its dependencies, pinned in scripts/packaging-requirements.txt, in
-#     the virtual environment .venv-packaging (scripts/kubernetes-validate.sh).
+#     a virtual environment under ~/.cache/isolate-service/ (scripts/kubernetes-validate.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,8 +34,14 @@ if [[ $(cargo deb --version 2>/dev/null) != *" $CARGO_DEB_VERSION"* ]]; then
   cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
 fi
 
-venv=.venv-packaging
-[[ -x $venv/bin/python ]] || python3 -m venv "$venv"
-# Quick when everything is already there: pinned versions that are installed need no index.
-"$venv/bin/pip" install -q --disable-pip-version-check -r scripts/packaging-requirements.txt
+# Outside the work tree, named by the requirements' hash, so that a fresh clone (as CI uses)
+# reuses it and a change of pins makes a new one. scripts/kubernetes-validate.sh finds it the
+# same way.
+venv=${XDG_CACHE_HOME:-$HOME/.cache}/isolate-service/venv-packaging-$(sha256sum scripts/packaging-requirements.txt | cut -c1-12)
+if [[ ! -f $venv/.installed ]]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r scripts/packaging-requirements.txt
+  touch "$venv/.installed"
+fi
 echo "packaging tools present: $(cargo deb --version), $(podman --version), $("$venv/bin/kubernetes-validate" --version 2>&1 | head -n 1)"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Validates every manifest in packaging/kubernetes/ with kubernetes-validate in strict mode
 # (unknown fields are errors) against the newest Kubernetes version it knows, and checks that
-# the objects the deployment needs are all there. kubernetes-validate comes from
-# .venv-packaging (scripts/install-packaging-deps.sh). Usage: scripts/kubernetes-validate.sh
+# the objects the deployment needs are all there. kubernetes-validate comes from the virtual
+# environment scripts/install-packaging-deps.sh makes. Usage: scripts/kubernetes-validate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KUBERNETES_VERSION=1.37
-validate=.venv-packaging/bin/kubernetes-validate
+# The virtual environment scripts/install-packaging-deps.sh makes.
+venv=${XDG_CACHE_HOME:-$HOME/.cache}/isolate-service/venv-packaging-$(sha256sum scripts/packaging-requirements.txt | cut -c1-12)
+validate=$venv/bin/kubernetes-validate
 [[ -x $validate ]] || { echo "kubernetes-validate missing: run scripts/install-packaging-deps.sh" >&2; exit 1; }
 
 shopt -s nullglob
