@@ -45,6 +45,9 @@ cleanup() {
   done
   # podman's complaints that no systemd runs to time the health checks are noise here.
   ((rc != 0)) && [[ -s $work/podman.log ]] && grep -v 'systemd connection' "$work/podman.log" >&2
+  # Images left without a name by this run (the previous build, the prebuilt-binary stage);
+  # the named images and the layers under them stay as the next run's cache.
+  podman image prune -f >/dev/null 2>&1 || true
   rm -rf "$work"
   exit "$rc"
 }

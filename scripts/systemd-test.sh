@@ -39,6 +39,9 @@ cleanup() {
     [[ -s $work/podman.log ]] && cat "$work/podman.log" >&2
   fi
   podman rm -f -t 2 "$NAME" >/dev/null 2>&1 || true
+  # Images left without a name by this run (the previous build, the prebuilt-binary stage);
+  # the named images and the layers under them stay as the next run's cache.
+  podman image prune -f >/dev/null 2>&1 || true
   rm -rf "$work"
   exit "$rc"
 }
