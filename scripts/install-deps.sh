@@ -4,6 +4,8 @@
 # curl (used by scripts/bench.sh to print its table, compile its modules and read /status).
 # The Rust toolchain itself (cargo, rustc, rustfmt, clippy; rustc >= 1.95) must already be
 # installed, e.g. with rustup.
+# Then scripts/install-packaging-deps.sh installs what the packaging checks need (cargo-deb,
+# systemd-analyze, podman, mmdebstrap, kubernetes-validate).
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 
@@ -29,3 +31,5 @@ for component in rustfmt clippy; do
   fi
 done
 echo "build dependencies present: $(rustc --version), $(cc --version | head -n 1)"
+
+"$(dirname "$0")/install-packaging-deps.sh"
