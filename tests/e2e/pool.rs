@@ -120,6 +120,34 @@ fn workers_are_recycled_after_recycle_after_executions() {
 }
 
 #[test]
+fn every_process_and_every_execution_draws_its_own_random_numbers() {
+    // A fresh process per execution: each worker's first job runs in a context it inherited
+    // from the zygote, so this fails if the generator's state is inherited with it.
+    let s = Service::with_config("[workers]\nprewarm = 2\nmax_concurrent = 2\nrecycle_after = 1\n");
+    let mut seen = std::collections::HashSet::new();
+    for preset in ["minimal", "compute", "data", "agent"] {
+        for _ in 0..4 {
+            let answer = s.execute(
+                json!({"code": "[Math.random(), Math.random()]", "preset": preset}),
+                200,
+            );
+            let pair = answer["result"].to_string();
+            assert!(
+                seen.insert(pair.clone()),
+                "{preset}: {pair} was drawn before"
+            );
+        }
+    }
+    let stats = s.get("/stats").json();
+    assert!(stats["workers"]["spawned"].as_u64() >= Some(16));
+    // Within one long-lived process, each execution continues the sequence.
+    let s = Service::with_config("[workers]\nprewarm = 1\nmax_concurrent = 1\n");
+    let a = s.execute(json!({"code": "Math.random()"}), 200)["result"].clone();
+    let b = s.execute(json!({"code": "Math.random()"}), 200)["result"].clone();
+    assert_ne!(a, b);
+}
+
+#[test]
 fn a_dead_zygote_is_restarted() {
     let s = Service::start();
     let zygote = zygote_pid(&s);

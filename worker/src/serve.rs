@@ -10,6 +10,7 @@
 //! rejects, and the worker exits without answering the job.
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -36,10 +37,30 @@ const FIRST_PRESET: Preset = Preset::Compute;
 
 /// Serves jobs on `sock` until the supervisor closes it. Returns the exit code.
 ///
-/// `prepared` is a context made ready before the fork; after each job the worker prepares the
+/// `templates` are contexts made ready before the fork, at most one per preset: a job whose
+/// preset has one runs in it (each serves one job), so neither a new worker's first job nor an
+/// `agent` job in its fresh process waits for a context. After each job the worker prepares the
 /// next one while it waits, so a job only pays for its own code. `lockdown` is what the worker
 /// applied to itself; it travels in the greeting.
-pub fn run(sock: UnixStream, mut prepared: Option<js::Prepared>, lockdown: LockdownReport) -> i32 {
+///
+/// Nothing is freed on the way out: the process ends right after, and freeing a runtime (or
+/// the inherited templates, whose pages are shared with the zygote until written) would only
+/// spend time touching memory the kernel is about to drop.
+pub fn run(sock: UnixStream, templates: Vec<js::Prepared>, lockdown: LockdownReport) -> i32 {
+    let mut spares = ManuallyDrop::new(templates);
+    let mut prepared = ManuallyDrop::new(None);
+    let mut modules = ManuallyDrop::new(wasm::Cache::default());
+    serve(sock, &mut spares, &mut prepared, &mut modules, lockdown)
+}
+
+/// The loop of [`run`], over state that [`run`] never frees.
+fn serve(
+    sock: UnixStream,
+    spares: &mut Vec<js::Prepared>,
+    prepared: &mut Option<js::Prepared>,
+    modules: &mut wasm::Cache,
+    lockdown: LockdownReport,
+) -> i32 {
     let hello = WorkerMessage::Hello(Hello::current(), lockdown);
     let sock = Rc::new(RefCell::new(sock));
     if write_frame(&mut *sock.borrow_mut(), &hello).is_err() {
@@ -47,10 +68,12 @@ pub fn run(sock: UnixStream, mut prepared: Option<js::Prepared>, lockdown: Lockd
     }
     let broken = Rc::new(Cell::new(false));
     let mut likely = FIRST_PRESET;
-    let mut modules = wasm::Cache::default();
+    if let Some(i) = spares.iter().position(|p| p.preset() == likely) {
+        *prepared = Some(spares.swap_remove(i));
+    }
     loop {
         if prepared.is_none() {
-            prepared = js::Prepared::new(likely).ok();
+            *prepared = js::Prepared::new(likely).ok();
         }
         let read = read_frame::<_, SupervisorMessage>(&mut *sock.borrow_mut(), MAX_FRAME_BYTES);
         let msg = match read {
@@ -63,6 +86,16 @@ pub fn run(sock: UnixStream, mut prepared: Option<js::Prepared>, lockdown: Lockd
         let mut host = None;
         if let SupervisorMessage::Execute(job) = &msg {
             likely = job.preset;
+            let ready = prepared.as_ref().map(js::Prepared::preset);
+            if ready != Some(job.preset) {
+                if let Some(i) = spares.iter().position(|p| p.preset() == job.preset) {
+                    let template = spares.swap_remove(i);
+                    // The context made for another preset is kept for a later job.
+                    if let Some(other) = prepared.replace(template) {
+                        spares.push(other);
+                    }
+                }
+            }
             if job.preset == Preset::Agent {
                 host = Some(host_fetch(Rc::clone(&sock), Rc::clone(&broken)));
             }
@@ -101,7 +134,7 @@ pub fn run(sock: UnixStream, mut prepared: Option<js::Prepared>, lockdown: Lockd
                 (WorkerMessage::WasmCompiled(outcome), false, None)
             }
             SupervisorMessage::WasmRun(job) => {
-                match catch_unwind(AssertUnwindSafe(|| wasm::run(&mut modules, job))) {
+                match catch_unwind(AssertUnwindSafe(|| wasm::run(modules, job))) {
                     Ok(outcome) => {
                         let recycle = outcome.recycle;
                         (WorkerMessage::WasmRan(outcome), recycle, None)
@@ -116,7 +149,7 @@ pub fn run(sock: UnixStream, mut prepared: Option<js::Prepared>, lockdown: Lockd
                     }
                 }
             }
-            other => answer(other, &mut prepared, host),
+            other => answer(other, prepared, host),
         };
         if broken.get() {
             return EXIT_PROTOCOL;
@@ -124,11 +157,13 @@ pub fn run(sock: UnixStream, mut prepared: Option<js::Prepared>, lockdown: Lockd
         if write_frame(&mut *sock.borrow_mut(), &answer).is_err() {
             return EXIT_SOCKET;
         }
-        // The used context is freed only now, after the answer has left.
-        drop(retired);
         if recycle {
+            // The process ends now: see `run` on why nothing is freed.
+            std::mem::forget(retired);
             return EXIT_OK;
         }
+        // The used context is freed only now, after the answer has left.
+        drop(retired);
     }
 }
 

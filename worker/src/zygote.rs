@@ -66,8 +66,19 @@ fn run(control: &OwnedFd) -> io::Result<()> {
     if let Err(e) = crate::wasm::init() {
         eprintln!("isolate-service zygote: {e}");
     }
-    // A context every worker inherits ready-made (copy-on-write); the zygote never uses it.
-    let mut template = js::Prepared::new(Preset::Compute).ok();
+    // A context per preset that every worker inherits ready-made (copy-on-write); the zygote
+    // never uses them. Each serves one job in a worker, with `Math.random` reseeded after the
+    // fork (see `js::reseed`).
+    let templates: Vec<js::Prepared> = [
+        Preset::Compute,
+        Preset::Agent,
+        Preset::Data,
+        Preset::Minimal,
+    ]
+    .into_iter()
+    .filter_map(|preset| js::Prepared::new(preset).ok())
+    .collect();
+    let mut templates = std::mem::ManuallyDrop::new(templates);
     let mut lockdown: Option<Lockdown> = None;
     send(control, &ZygoteReply::Hello(Hello::current()), &[])?;
     let mut buf = vec![0u8; 4096];
@@ -89,7 +100,7 @@ fn run(control: &OwnedFd) -> io::Result<()> {
                 }
                 Err(message) => send(control, &ZygoteReply::ConfigureFailed { message }, &[])?,
             },
-            ZygoteRequest::Spawn => match spawn(&mut template, lockdown.as_ref()) {
+            ZygoteRequest::Spawn => match spawn(&mut templates, lockdown.as_ref()) {
                 Ok((pid, sock, pidfd)) => send(
                     control,
                     &ZygoteReply::Spawned { pid },
@@ -130,7 +141,7 @@ fn warm_up() {
 
 /// Forks one worker. Returns its pid, the supervisor's end of its socket and its pidfd.
 fn spawn(
-    template: &mut Option<js::Prepared>,
+    templates: &mut Vec<js::Prepared>,
     lockdown: Option<&Lockdown>,
 ) -> io::Result<(u32, OwnedFd, OwnedFd)> {
     let (ours, theirs) = UnixStream::pair()?;
@@ -141,8 +152,8 @@ fn spawn(
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
-            // The child's copy of the template becomes its first context.
-            let first = template.take();
+            // The child's copies of the templates become its first contexts.
+            let first = std::mem::take(templates);
             let none = Lockdown::none();
             let lockdown = lockdown.unwrap_or(&none);
             let code = catch_unwind(AssertUnwindSafe(|| {
@@ -165,9 +176,11 @@ fn spawn(
 fn worker_main(
     sock: UnixStream,
     zygote_pid: libc::pid_t,
-    first: Option<js::Prepared>,
+    first: Vec<js::Prepared>,
     lockdown: &Lockdown,
 ) -> i32 {
+    // Before anything can draw from it: the generator's state is the zygote's until now.
+    js::reseed();
     let setup = || -> io::Result<UnixStream> {
         sys::set_signal(libc::SIGCHLD, false)?;
         sys::set_parent_death_signal(libc::SIGKILL)?;

@@ -19,6 +19,7 @@ pub mod console;
 pub mod fetch;
 pub mod prelude;
 pub mod presets;
+mod random;
 mod script;
 pub mod serialize;
 mod source;
@@ -39,6 +40,7 @@ use isolate_shared::message::{
 use rquickjs::promise::PromiseState;
 use rquickjs::{qjs, Context, Ctx, Runtime, Value};
 
+pub use random::reseed;
 pub use source::FILENAME;
 
 use console::LogSink;
@@ -93,6 +95,7 @@ impl Prepared {
         let host: fetch::HostSlot = Rc::new(RefCell::new(None));
         ctx.with(|ctx| -> rquickjs::Result<()> {
             console::install(&ctx, &sink)?;
+            random::install(&ctx)?;
             if preset == Preset::Agent {
                 fetch::install(&ctx, &host)?;
             }
