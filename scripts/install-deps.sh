@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing isolate-service needs on a Debian-based machine:
 # a C compiler (QuickJS is compiled from source by rquickjs-sys), pkg-config, python3 and
-# curl (used by scripts/bench.sh to print its table, compile its modules and read /status).
+# curl (used by scripts/bench.sh to print its table, compile its modules and read /status),
+# and wrk (the load generator of scripts/bench.sh and scripts/bench-vs-node.sh).
 # The Rust toolchain itself (cargo, rustc, rustfmt, clippy; rustc >= 1.95) must already be
 # installed, e.g. with rustup.
 # Then scripts/install-packaging-deps.sh installs what the packaging checks need (cargo-deb,
@@ -14,6 +15,7 @@ command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
