@@ -166,6 +166,13 @@ impl Preset {
         Preset::Agent,
     ];
 
+    /// Whether every execution in this preset gets a process of its own (`agent`, whose code
+    /// may reach the network through host calls): the worker exits after answering, without
+    /// preparing for another job, and the supervisor replaces it.
+    pub fn fresh_process(self) -> bool {
+        self == Preset::Agent
+    }
+
     /// The name used in the HTTP API.
     pub fn name(self) -> &'static str {
         match self {

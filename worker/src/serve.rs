@@ -220,7 +220,11 @@ fn answer(
                         None,
                     ),
                 };
-            let recycle = outcome.recycle;
+            // A fresh-process preset's worker ends after this answer; saying so in the answer
+            // keeps the supervisor's count of recycled workers exact.
+            let recycle = outcome.recycle || job.preset.fresh_process();
+            let mut outcome = outcome;
+            outcome.recycle = recycle;
             (WorkerMessage::Executed(outcome), recycle, retired)
         }
         SupervisorMessage::Probe(job) => (WorkerMessage::Probed(probe(&job)), false, None),

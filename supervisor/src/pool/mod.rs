@@ -390,7 +390,9 @@ impl Pool {
         };
         let result = worker.call(msg, deadline, fetch, limit).await;
         // A worker that ran an `agent` job is always replaced (a fresh process per execution).
-        self.finish(worker, &result, fetch.is_some());
+        let fresh = fetch.is_some()
+            || matches!(msg, SupervisorMessage::Execute(job) if job.preset.fresh_process());
+        self.finish(worker, &result, fresh);
         result.map(|reply| (reply, pid))
     }
 
