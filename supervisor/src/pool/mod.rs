@@ -240,6 +240,9 @@ async fn read_frame(
     frame::decode(&payload)
 }
 
+/// The most workers the manager asks the zygote for at once.
+const MAX_SPAWN_BATCH: usize = 8;
+
 enum Command {
     Spawn(oneshot::Sender<Result<Worker, PoolError>>),
     Replenish,
@@ -604,25 +607,66 @@ fn manager_loop(
                 tracing::error!(error = %e, "cannot restart the zygote");
             }
         }
-        match cmd {
-            Ok(Command::Spawn(reply)) => {
-                // `ZygoteManager::spawn` already replaces a worker that dies before its
-                // greeting and restarts a zygote that stopped answering.
-                let worker = manager.spawn();
+        // Every request waiting for a worker right now, and the idle workers missing, are
+        // forked as one batch (see `ZygoteManager::spawn_batch`).
+        let mut waiting = Vec::new();
+        let mut stop = false;
+        let mut next = Some(cmd);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Ok(Command::Spawn(reply)) => waiting.push(reply),
+                Ok(Command::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
+                Ok(Command::Replenish) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if waiting.len() < MAX_SPAWN_BATCH {
+                next = commands.try_recv().ok().map(Ok);
+            }
+        }
+        if stop {
+            break;
+        }
+        // Keep `prewarm` idle workers; back off for a second after a failure.
+        loop {
+            // Requests that started waiting meanwhile go first in this batch.
+            while waiting.len() < MAX_SPAWN_BATCH {
+                match commands.try_recv() {
+                    Ok(Command::Spawn(reply)) => waiting.push(reply),
+                    Ok(Command::Replenish) => {}
+                    Ok(Command::Shutdown) | Err(mpsc::TryRecvError::Disconnected) => stop = true,
+                    Err(mpsc::TryRecvError::Empty) => break,
+                }
+                if stop {
+                    break;
+                }
+            }
+            if stop {
+                break;
+            }
+            let backing_off = last_failure.is_some_and(|t| t.elapsed() <= Duration::from_secs(1));
+            let missing = if backing_off || pool.shutting_down.load(Ordering::Relaxed) {
+                0
+            } else {
+                pool.config.prewarm.saturating_sub(lock(&pool.idle).len())
+            };
+            let want = (waiting.len() + missing).min(MAX_SPAWN_BATCH);
+            if want == 0 {
+                break;
+            }
+            let mut batch = manager.spawn_batch(want).into_iter();
+            for reply in waiting.drain(..) {
+                // A request gets a worker from the batch, or one more try of its own (which
+                // restarts a zygote that stopped answering).
+                let worker = match batch.next() {
+                    Some(Ok(w)) => Ok(w),
+                    _ => manager.spawn(),
+                };
                 if worker.is_ok() {
                     pool.counters.spawned.fetch_add(1, Ordering::Relaxed);
                 }
                 let _ = reply.send(worker);
             }
-            Ok(Command::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Ok(Command::Replenish) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        // Keep `prewarm` idle workers; back off for a second after a failure.
-        if last_failure.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
-            while lock(&pool.idle).len() < pool.config.prewarm
-                && !pool.shutting_down.load(Ordering::Relaxed)
-            {
-                match manager.spawn() {
+            for worker in batch {
+                match worker {
                     Ok(w) => {
                         pool.counters.spawned.fetch_add(1, Ordering::Relaxed);
                         lock(&pool.idle).push_back(w);
@@ -631,10 +675,12 @@ fn manager_loop(
                     Err(e) => {
                         tracing::error!(error = %e, "cannot pre-warm a worker");
                         last_failure = Some(Instant::now());
-                        break;
                     }
                 }
             }
+        }
+        if stop {
+            break;
         }
         pool.zygote_pid
             .store(manager.pid().unwrap_or(0), Ordering::Relaxed);

@@ -182,13 +182,78 @@ impl ZygoteManager {
 
     fn try_spawn(&mut self) -> Result<Worker, PoolError> {
         self.ensure_started()?;
+        let started = Instant::now();
+        self.request_spawn()?;
+        let (pid, sock, pidfd) = self.receive_spawned()?;
+        self.greet(pid, sock, pidfd, started)
+    }
+
+    /// Forks up to `n` workers at once: all the requests go out first, so the zygote forks the
+    /// next worker while the ones before it lock themselves down (on another core), and the
+    /// greetings are read last. Returns one result per worker asked for, in order; a failure
+    /// that leaves the zygote's answers out of step stops the zygote (the next spawn starts
+    /// another) and fails the rest of the batch.
+    pub fn spawn_batch(&mut self, n: usize) -> Vec<Result<Worker, PoolError>> {
+        if n <= 1 {
+            return (0..n).map(|_| self.spawn()).collect();
+        }
+        if let Err(e) = self.ensure_started() {
+            return failed_batch(e, n);
+        }
+        let started = Instant::now();
+        let mut asked = 0;
+        let mut results = Vec::with_capacity(n);
+        while asked < n {
+            match self.request_spawn() {
+                Ok(()) => asked += 1,
+                Err(e) => {
+                    results.push(Err(e));
+                    break;
+                }
+            }
+        }
+        let mut forked = Vec::with_capacity(asked);
+        for _ in 0..asked {
+            match self.receive_spawned() {
+                Ok(spawned) => forked.push(Ok(spawned)),
+                // The zygote answered, but could not fork: its next answer is still in step.
+                Err(e @ PoolError::Spawn(_)) => forked.push(Err(e)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the zygote failed during a batch of spawns");
+                    self.zygote = None;
+                    forked.push(Err(e));
+                    break;
+                }
+            }
+        }
+        let mut workers: Vec<_> = forked
+            .into_iter()
+            .map(|f| f.and_then(|(pid, sock, pidfd)| self.greet(pid, sock, pidfd, started)))
+            .collect();
+        workers.append(&mut results);
+        while workers.len() < n {
+            workers.push(Err(PoolError::Zygote(io::Error::other(
+                "the zygote stopped answering during a batch of spawns",
+            ))));
+        }
+        workers
+    }
+
+    /// Asks the running zygote for one worker.
+    fn request_spawn(&self) -> Result<(), PoolError> {
         let Some(zygote) = self.zygote.as_ref() else {
             return Err(PoolError::Zygote(io::Error::other("no zygote")));
         };
-        let started = Instant::now();
         let frame =
             encode(&ZygoteRequest::Spawn).map_err(|e| PoolError::Protocol(e.to_string()))?;
-        sys::send_with_fds(&zygote.control, &frame, &[]).map_err(PoolError::Zygote)?;
+        sys::send_with_fds(&zygote.control, &frame, &[]).map_err(PoolError::Zygote)
+    }
+
+    /// Reads the zygote's answer to one spawn request: the worker's pid, socket and pidfd.
+    fn receive_spawned(&self) -> Result<(u32, OwnedFd, OwnedFd), PoolError> {
+        let Some(zygote) = self.zygote.as_ref() else {
+            return Err(PoolError::Zygote(io::Error::other("no zygote")));
+        };
         let (reply, fds) = recv_reply(&zygote.control, self.spawn_timeout)?;
         let pid = match reply {
             ZygoteReply::Spawned { pid } => pid,
@@ -205,6 +270,17 @@ impl ZygoteManager {
                 "the zygote sent the wrong descriptors".into(),
             ));
         };
+        Ok((pid, sock, pidfd))
+    }
+
+    /// Waits for a new worker's greeting and checks its lockdown report.
+    fn greet(
+        &self,
+        pid: u32,
+        sock: OwnedFd,
+        pidfd: OwnedFd,
+        started: Instant,
+    ) -> Result<Worker, PoolError> {
         let mut stream = UnixStream::from(sock);
         stream
             .set_read_timeout(Some(self.spawn_timeout))
@@ -234,7 +310,6 @@ impl ZygoteManager {
                 Ok(worker)
             }
             other => {
-                // SAFETY: not applicable; killing through the pidfd needs no Worker.
                 let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
                 Err(match other {
                     Ok(msg) => PoolError::Protocol(format!("unexpected worker greeting {msg:?}")),
@@ -243,6 +318,17 @@ impl ZygoteManager {
             }
         }
     }
+}
+
+/// `n` failures of a batch that could not start, the first with its reason.
+fn failed_batch(first: PoolError, n: usize) -> Vec<Result<Worker, PoolError>> {
+    let mut out = vec![Err(first)];
+    out.extend((1..n).map(|_| {
+        Err(PoolError::Zygote(io::Error::other(
+            "the zygote could not be started",
+        )))
+    }));
+    out
 }
 
 /// Sends the sandbox configuration to a new zygote and returns what it set up.
