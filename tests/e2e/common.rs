@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use serde_json::Value;
 
 /// A running service; stopped (and its directory removed) on drop.
@@ -179,8 +181,7 @@ impl Service {
     /// Sends SIGTERM and waits for the exit; returns the exit status code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        // SAFETY: signalling our own child, which has not been reaped yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -205,8 +206,7 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: signalling our own child, which has not been reaped yet.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {

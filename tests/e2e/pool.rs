@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::common::{
@@ -18,8 +20,7 @@ fn a_hung_worker_is_killed_at_the_hard_deadline() {
         std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
     // A stopped process cannot run its interrupt handler: only the supervisor can end it.
     let pid = busy_worker(&s);
-    // SAFETY: stopping a worker process of the service under test.
-    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGSTOP);
     let started = Instant::now();
     let res = client.join().unwrap();
     assert_eq!(res.status, 422, "{}", res.body);
@@ -49,8 +50,7 @@ fn a_worker_killed_mid_execution_answers_worker_crashed() {
     let client =
         std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
     let pid = busy_worker(&s);
-    // SAFETY: killing a worker process of the service under test.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
     let res = client.join().unwrap();
     assert_eq!(res.status, 422, "{}", res.body);
     assert_eq!(res.json()["error"]["type"], "WORKER_CRASHED");
@@ -123,8 +123,7 @@ fn workers_are_recycled_after_recycle_after_executions() {
 fn a_dead_zygote_is_restarted() {
     let s = Service::start();
     let zygote = zygote_pid(&s);
-    // SAFETY: killing the zygote of the service under test.
-    unsafe { libc::kill(zygote as i32, libc::SIGKILL) };
+    let _ = kill(Pid::from_raw(zygote as i32), Signal::SIGKILL);
     assert!(eventually(Duration::from_secs(10), || {
         let now = zygote_pid(&s);
         now != 0 && now != zygote
