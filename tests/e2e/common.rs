@@ -71,10 +71,24 @@ impl Service {
 
     /// Starts with `toml` as the configuration file and extra environment variables.
     pub fn with(toml: &str, env: &[(&str, &str)]) -> Service {
+        Service::wrapped(&[], toml, env)
+    }
+
+    /// Starts the binary as the last argument of `wrapper` (a program and its arguments, say
+    /// `unshare`), with `toml` and `env` as in [`Service::with`]. [`Service::pid`] is then the
+    /// wrapper's pid.
+    pub fn wrapped(wrapper: &[&str], toml: &str, env: &[(&str, &str)]) -> Service {
         let dir = scratch_dir();
         let config = dir.join("config.toml");
         std::fs::write(&config, toml).expect("write config");
-        let mut cmd = Command::new(binary());
+        let mut cmd = match wrapper {
+            [program, args @ ..] => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary());
+                cmd
+            }
+            [] => Command::new(binary()),
+        };
         cmd.arg("--config")
             .arg(&config)
             .env("ISOLATE_PORT", "0")

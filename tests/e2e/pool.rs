@@ -1,6 +1,7 @@
 //! The worker pool under faults: the supervisor's hard deadline, workers dying mid-execution,
 //! pool exhaustion, the zygote dying, and shutdown leaving nothing behind.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -136,6 +137,41 @@ fn a_dead_zygote_is_restarted() {
         );
     }
     assert!(s.get("/stats").json()["workers"]["zygoteStarts"].as_u64() >= Some(2));
+}
+
+/// A container started without an init (`podman run` without `--init`) makes the service PID 1.
+/// Its zygote's parent is then pid 1 while the supervisor lives, which it must not take for the
+/// supervisor's death.
+#[test]
+fn the_service_runs_as_pid_1() {
+    // unshare(1): a new PID namespace whose first process is the service, inside a user
+    // namespace so that no privilege is needed, with its own /proc so that the service reads
+    // its namespace's pids. --kill-child passes the test's SIGTERM on when unshare dies.
+    let wrapper = [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--pid",
+        "--mount-proc",
+        "--kill-child=SIGTERM",
+    ];
+    let probe = Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg("true")
+        .status();
+    if !matches!(probe, Ok(status) if status.success()) {
+        eprintln!("skipped: unshare cannot create a PID namespace here ({probe:?})");
+        return;
+    }
+    let s = Service::wrapped(&wrapper, "", &[]);
+    let status = s.get("/status").json();
+    assert_eq!(status["supervisor"]["pid"], 1, "{status}");
+    assert_eq!(s.execute(json!({"code": "6 * 7"}), 200)["result"], 42);
+    assert_eq!(
+        s.get("/stats").json()["workers"]["zygoteStarts"].as_u64(),
+        Some(1),
+        "the first zygote serves"
+    );
 }
 
 #[test]

@@ -89,8 +89,8 @@ fn install_timer_handler() -> std::io::Result<()> {
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    // SAFETY: the handler is async-signal-safe: it reads ENGINE (set once, before the timer is
-    // ever armed) and performs one atomic add on its epoch.
+    // SAFETY: the handler is async-signal-safe: it reads ENGINE (a OnceLock set just before
+    // this call and never again) and performs one atomic add on its epoch.
     unsafe { sigaction(Signal::SIGALRM, &action) }?;
     Ok(())
 }
