@@ -220,7 +220,10 @@ mod tests {
 
     #[test]
     fn a_pidfd_sees_its_process_exit() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pidfd = pidfd_open(child.id() as i32).unwrap();
         assert!(!pidfd_exited(&pidfd));
         pidfd_send_signal(&pidfd, Signal::SIGKILL).unwrap();

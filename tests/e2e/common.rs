@@ -358,6 +358,15 @@ pub fn descendants(root: u32) -> Vec<u32> {
     found.into_iter().collect()
 }
 
+/// The direct children of `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|&(_, ppid, _)| ppid == pid)
+        .map(|(child, _, _)| child)
+        .collect()
+}
+
 /// Whether `pid` exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     processes().iter().any(|(p, _, s)| *p == pid && *s != 'Z')

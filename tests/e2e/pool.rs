@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::common::{
-    alive, busy_worker, descendants, eventually, request, state, zygote_pid, Service,
+    alive, busy_worker, children, descendants, eventually, request, state, zygote_pid, Service,
 };
 
 #[test]
@@ -146,7 +146,7 @@ fn a_dead_zygote_is_restarted() {
 fn the_service_runs_as_pid_1() {
     // unshare(1): a new PID namespace whose first process is the service, inside a user
     // namespace so that no privilege is needed, with its own /proc so that the service reads
-    // its namespace's pids. --kill-child passes the test's SIGTERM on when unshare dies.
+    // its namespace's pids. --kill-child stops the service should unshare be killed.
     let wrapper = [
         "unshare",
         "--user",
@@ -163,7 +163,7 @@ fn the_service_runs_as_pid_1() {
         eprintln!("skipped: unshare cannot create a PID namespace here ({probe:?})");
         return;
     }
-    let s = Service::wrapped(&wrapper, "", &[]);
+    let mut s = Service::wrapped(&wrapper, "", &[]);
     let status = s.get("/status").json();
     assert_eq!(status["supervisor"]["pid"], 1, "{status}");
     assert_eq!(s.execute(json!({"code": "6 * 7"}), 200)["result"], 42);
@@ -172,6 +172,12 @@ fn the_service_runs_as_pid_1() {
         Some(1),
         "the first zygote serves"
     );
+    // unshare blocks SIGTERM rather than passing it on, so the test stops the service itself
+    // (by its pid outside the namespace); unshare then exits with the service's status.
+    let supervisor = children(s.pid());
+    assert_eq!(supervisor.len(), 1, "unshare's children: {supervisor:?}");
+    let _ = kill(Pid::from_raw(supervisor[0] as i32), Signal::SIGTERM);
+    assert_eq!(s.stop(), Some(0));
 }
 
 #[test]

@@ -228,10 +228,7 @@ mod tests {
 
     #[test]
     fn the_supervisor_pid_argument_is_required_and_positive() {
-        assert_eq!(
-            parse_supervisor_pid(Some("1")).unwrap(),
-            Pid::from_raw(1)
-        );
+        assert_eq!(parse_supervisor_pid(Some("1")).unwrap(), Pid::from_raw(1));
         assert_eq!(
             parse_supervisor_pid(Some("4242")).unwrap(),
             Pid::from_raw(4242)

@@ -16,12 +16,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use isolate_shared::frame::{decode_frame, encode, read_frame};
-use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::prctl::set_pdeathsig;
-use nix::sys::signal::Signal;
-use nix::unistd::{getpid, getppid};
 use isolate_shared::message::WorkerMessage;
 use isolate_shared::sys;
 use isolate_shared::version;
@@ -29,6 +23,12 @@ use isolate_shared::zygote::CONTROL_FD;
 use isolate_shared::zygote::{
     LockdownReport, SandboxConfig, ZygoteReply, ZygoteReport, ZygoteRequest, SPAWNED_FDS,
 };
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::Signal;
+use nix::unistd::{getpid, getppid};
 
 use super::{PoolError, Registry, Worker};
 use crate::config::SandboxSettings;
