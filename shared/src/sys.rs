@@ -1,104 +1,77 @@
-//! Thin, checked wrappers over the system calls the zygote and workers use.
+//! The few system calls both sides need beyond what `nix` offers as one call: pidfds, a
+//! sequenced-packet socket pair, one message with descriptors attached, closing every
+//! descriptor above a number, moving a descriptor to a fixed number, and signal dispositions.
 //!
+//! System calls go through `nix`'s safe API. The pidfd calls come from `rustix`, because `nix`
+//! has no pidfd API; `close_range(2)` is in neither, so it is the one raw `libc` call here.
 //! Every function returns `io::Result` with the errno of the failing call; none panics.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigHandler, Signal};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+
+/// The most descriptors Linux attaches to one message (`SCM_MAX_FD`). [`recv_with_fds`]
+/// leaves room for that many, so the kernel never truncates the control data and every
+/// descriptor it installs is owned, and closed, here.
+const SCM_MAX_FD: usize = 253;
 
 /// Opens a pidfd for `pid` (close-on-exec).
-pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 /// Sends `signal` to the process behind `pidfd`. Immune to pid reuse.
-pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: libc::c_int) -> io::Result<()> {
-    // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    })?;
-    Ok(())
+pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: Signal) -> io::Result<()> {
+    let signal = rustix::process::Signal::from_named_raw(signal as i32)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    Ok(rustix::process::pidfd_send_signal(pidfd, signal)?)
 }
 
 /// Whether the process behind `pidfd` has exited (the pidfd polls readable).
 pub fn pidfd_exited(pidfd: &OwnedFd) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let n = poll(&mut fds, PollTimeout::ZERO).unwrap_or(0);
+    n > 0
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
 }
 
 /// Creates a connected pair of close-on-exec `SOCK_SEQPACKET` Unix sockets.
 pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors socketpair writes.
-    check(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    } as libc::c_long)?;
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?)
 }
 
 /// Sends one message with `fds` attached as `SCM_RIGHTS`.
 pub fn send_with_fds(sock: &OwnedFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    let fd_bytes = std::mem::size_of_val(fds);
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
-    let mut cmsg_buf = vec![0u8; space.max(1)];
-    // SAFETY: msghdr is plain data; zeroed is a valid initial state.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if !fds.is_empty() {
-        msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        // SAFETY: the control buffer is CMSG_SPACE(fd_bytes) long, so the first header and
-        // its data fit; we write exactly `fd_bytes` of descriptors into it.
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as _;
-            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
-        }
-    }
+    let iov = [IoSlice::new(data)];
+    let rights = [ControlMessage::ScmRights(fds)];
+    // No control message at all when there is nothing to attach.
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
     loop {
-        // SAFETY: `msg` points at live buffers for the duration of the call.
-        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        match check(n as libc::c_long) {
-            Ok(n) if n as usize == data.len() => return Ok(()),
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) if n == data.len() => return Ok(()),
             Ok(_) => return Err(io::Error::new(io::ErrorKind::WriteZero, "short sendmsg")),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -110,95 +83,152 @@ pub fn recv_with_fds(
     buf: &mut [u8],
     max_fds: usize,
 ) -> io::Result<(usize, Vec<OwnedFd>)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    let space =
-        unsafe { libc::CMSG_SPACE((max_fds * std::mem::size_of::<RawFd>()) as u32) } as usize;
-    let mut cmsg_buf = vec![0u8; space];
-    // SAFETY: msghdr is plain data; zeroed is a valid initial state.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    let n = loop {
-        // SAFETY: `msg` points at live buffers for the duration of the call.
-        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        match check(n as libc::c_long) {
-            Ok(n) => break n as usize,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    let too_many = || io::Error::new(io::ErrorKind::InvalidData, "too many descriptors attached");
+    let mut cmsg_buf = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = loop {
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg_buf),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(msg) => break msg,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
     };
     let mut fds = Vec::new();
-    // SAFETY: walking the control messages the kernel filled in, within msg_controllen; each
-    // SCM_RIGHTS payload holds (cmsg_len - CMSG_LEN(0)) / 4 descriptors now owned by us.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
-                    / std::mem::size_of::<RawFd>();
-                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                for i in 0..count {
-                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+    // `cmsgs` fails only when the kernel truncated the control data, which the buffer's size
+    // rules out for descriptors.
+    for cmsg in msg.cmsgs().map_err(|_| too_many())? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: the kernel installed these descriptors in our table for this message
+            // (SCM_RIGHTS); nothing else holds them, so each gets exactly one owner here.
+            fds.extend(
+                received
+                    .into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
         }
     }
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "too many descriptors attached",
-        ));
+    // More than the caller takes: all of them are closed (dropped) with the error.
+    if fds.len() > max_fds || msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+        return Err(too_many());
     }
-    Ok((n, fds))
-}
-
-/// Asks the kernel to send `signal` to this process when its parent exits.
-pub fn set_parent_death_signal(signal: libc::c_int) -> io::Result<()> {
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
-    let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
-    check(ret as libc::c_long)?;
-    Ok(())
+    Ok((msg.bytes, fds))
 }
 
 /// Closes every descriptor from `first` upwards.
 pub fn close_from(first: RawFd) -> io::Result<()> {
-    // SAFETY: close_range only closes descriptors; callers own everything at or above `first`.
-    check(unsafe {
+    // Neither nix nor rustix wraps close_range(2), hence the raw system call.
+    // SAFETY: close_range takes three integers and only closes descriptors; every caller owns
+    // all descriptors at or above `first` (it runs before anything else has opened one, or
+    // right after a fork where nothing above them is in use).
+    let ret = unsafe {
         libc::syscall(
             libc::SYS_close_range,
             first as libc::c_uint,
             libc::c_uint::MAX,
             0,
         )
-    })?;
+    };
+    Errno::result(ret)?;
     Ok(())
 }
 
 /// Moves `fd` to descriptor number `target` (without close-on-exec) and returns it.
+///
+/// `target` must be a number the caller reserves for this purpose: whatever it referred to is
+/// closed by `dup2(2)`, and the returned descriptor becomes its owner.
 pub fn move_fd(fd: OwnedFd, target: RawFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() == target {
         return Ok(fd);
     }
-    // SAFETY: dup2 onto a descriptor number the caller reserves for this purpose.
-    check(unsafe { libc::dup2(fd.as_raw_fd(), target) } as libc::c_long)?;
+    // SAFETY: `target` is reserved by the caller (see above), so the returned OwnedFd is the
+    // only owner of that number; dup2 clears close-on-exec on the copy.
+    let moved = unsafe { nix::unistd::dup2_raw(&fd, target) }?;
     drop(fd);
-    // SAFETY: `target` now refers to the duplicated descriptor, which we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(target) })
+    Ok(moved)
 }
 
 /// Sets the disposition of `signal` to its default or to ignore.
-pub fn set_signal(signal: libc::c_int, ignore: bool) -> io::Result<()> {
-    let handler = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
-    // SAFETY: installing SIG_IGN/SIG_DFL runs no code of ours in signal context.
-    if unsafe { libc::signal(signal, handler) } == libc::SIG_ERR {
-        return Err(io::Error::last_os_error());
-    }
+pub fn set_signal(signal: Signal, ignore: bool) -> io::Result<()> {
+    let handler = if ignore {
+        SigHandler::SigIgn
+    } else {
+        SigHandler::SigDfl
+    };
+    // SAFETY: nix marks `signal` unsafe because a handler function would run in signal
+    // context; SIG_IGN and SIG_DFL run no code of ours.
+    unsafe { nix::sys::signal::signal(signal, handler) }?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        seqpacket_pair().unwrap()
+    }
+
+    #[test]
+    fn a_message_carries_its_descriptors() {
+        let (a, b) = pair();
+        let (x, y) = pair();
+        send_with_fds(&a, b"hello", &[x.as_raw_fd(), y.as_raw_fd()]).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, fds) = recv_with_fds(&b, &mut buf, 2).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        assert_eq!(fds.len(), 2);
+        // The received copies are new descriptors, close-on-exec, for the same sockets.
+        for fd in &fds {
+            assert_ne!(fd.as_raw_fd(), x.as_raw_fd());
+            let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+            let flags = nix::fcntl::FdFlag::from_bits_truncate(flags);
+            assert!(flags.contains(nix::fcntl::FdFlag::FD_CLOEXEC));
+        }
+        send_with_fds(&fds[0], b"through", &[]).unwrap();
+        let (n, none) = recv_with_fds(&y, &mut buf, 0).unwrap();
+        assert_eq!((&buf[..n], none.len()), (&b"through"[..], 0));
+    }
+
+    #[test]
+    fn more_descriptors_than_asked_for_is_an_error() {
+        let (a, b) = pair();
+        let (x, _y) = pair();
+        send_with_fds(&a, b"m", &[x.as_raw_fd(), x.as_raw_fd()]).unwrap();
+        let mut buf = [0u8; 8];
+        let e = recv_with_fds(&b, &mut buf, 1).unwrap_err();
+        assert_eq!(e.to_string(), "too many descriptors attached");
+        send_with_fds(&a, b"m", &[x.as_raw_fd()]).unwrap();
+        let e = recv_with_fds(&b, &mut buf, 0).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_closed_peer_reads_as_zero_bytes() {
+        let (a, b) = pair();
+        drop(a);
+        let mut buf = [0u8; 8];
+        let (n, fds) = recv_with_fds(&b, &mut buf, 2).unwrap();
+        assert_eq!((n, fds.len()), (0, 0));
+        let e = send_with_fds(&b, b"x", &[]).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(Errno::EPIPE as i32));
+    }
+
+    #[test]
+    fn a_pidfd_sees_its_process_exit() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pidfd = pidfd_open(child.id() as i32).unwrap();
+        assert!(!pidfd_exited(&pidfd));
+        pidfd_send_signal(&pidfd, Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+        assert!(pidfd_exited(&pidfd));
+        assert!(pidfd_open(0).is_err());
+    }
 }

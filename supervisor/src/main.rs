@@ -32,7 +32,9 @@ fn usage() -> String {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(ZYGOTE_ARG) {
-        std::process::exit(isolate_worker::zygote::main());
+        std::process::exit(isolate_worker::zygote::main(
+            args.get(2).map(String::as_str),
+        ));
     }
     let mut config_path: Option<PathBuf> = std::env::var_os("ISOLATE_CONFIG").map(PathBuf::from);
     let mut check_only = false;

@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use isolate_shared::message::{WasmExtern, WasmImport, WasmKind, WasmType};
+use nix::fcntl::OFlag;
+use nix::unistd::geteuid;
 use sha2::{Digest, Sha256};
 
 /// Why the store could not be opened or written.
@@ -348,8 +350,7 @@ fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
         Ok(_) => {}
     }
     let meta = fs::symlink_metadata(dir).map_err(err)?;
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = geteuid().as_raw();
     if !meta.is_dir() || meta.uid() != uid {
         return Err(StoreError::Untrusted(dir.display().to_string()));
     }
@@ -478,7 +479,7 @@ fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(OFlag::O_NOFOLLOW.bits())
         .open(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
@@ -496,12 +497,11 @@ fn read_own(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let file = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(OFlag::O_NOFOLLOW.bits())
         .open(path)
         .map_err(|e| format!("cannot open: {e}"))?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = geteuid().as_raw();
     if !meta.is_file() || meta.uid() != uid {
         return Err("not a regular file owned by the service's user".into());
     }

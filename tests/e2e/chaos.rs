@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 use crate::common::{alive, descendants, eventually, request, state, zygote_pid, Service};
@@ -70,18 +72,16 @@ fn faults_during_load_get_named_answers_and_the_service_recovers() {
         match rng.next(6) {
             0 | 1 if !workers.is_empty() => {
                 let pid = workers[rng.next(workers.len())];
-                // SAFETY: signalling a worker of the service under test.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             }
             2 if !workers.is_empty() => {
                 let pid = workers[rng.next(workers.len())];
-                // SAFETY: as above; a stopped worker must be killed at its hard deadline.
-                unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+                // A stopped worker must be killed at its hard deadline.
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGSTOP);
                 stopped.push(pid);
             }
             3 if !zygote_killed => {
-                // SAFETY: killing the zygote of the service under test.
-                unsafe { libc::kill(zygote as i32, libc::SIGKILL) };
+                let _ = kill(Pid::from_raw(zygote as i32), Signal::SIGKILL);
                 zygote_killed = true;
             }
             4 => {

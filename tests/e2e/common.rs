@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use serde_json::Value;
 
 /// A running service; stopped (and its directory removed) on drop.
@@ -69,10 +71,24 @@ impl Service {
 
     /// Starts with `toml` as the configuration file and extra environment variables.
     pub fn with(toml: &str, env: &[(&str, &str)]) -> Service {
+        Service::wrapped(&[], toml, env)
+    }
+
+    /// Starts the binary as the last argument of `wrapper` (a program and its arguments, say
+    /// `unshare`), with `toml` and `env` as in [`Service::with`]. [`Service::pid`] is then the
+    /// wrapper's pid.
+    pub fn wrapped(wrapper: &[&str], toml: &str, env: &[(&str, &str)]) -> Service {
         let dir = scratch_dir();
         let config = dir.join("config.toml");
         std::fs::write(&config, toml).expect("write config");
-        let mut cmd = Command::new(binary());
+        let mut cmd = match wrapper {
+            [program, args @ ..] => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary());
+                cmd
+            }
+            [] => Command::new(binary()),
+        };
         cmd.arg("--config")
             .arg(&config)
             .env("ISOLATE_PORT", "0")
@@ -179,8 +195,7 @@ impl Service {
     /// Sends SIGTERM and waits for the exit; returns the exit status code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        // SAFETY: signalling our own child, which has not been reaped yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -205,8 +220,7 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: signalling our own child, which has not been reaped yet.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -342,6 +356,15 @@ pub fn descendants(root: u32) -> Vec<u32> {
     }
     found.remove(&root);
     found.into_iter().collect()
+}
+
+/// The direct children of `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|&(_, ppid, _)| ppid == pid)
+        .map(|(child, _, _)| child)
+        .collect()
 }
 
 /// Whether `pid` exists and is not a zombie.

@@ -1,12 +1,15 @@
 //! The worker pool under faults: the supervisor's hard deadline, workers dying mid-execution,
 //! pool exhaustion, the zygote dying, and shutdown leaving nothing behind.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::common::{
-    alive, busy_worker, descendants, eventually, request, state, zygote_pid, Service,
+    alive, busy_worker, children, descendants, eventually, request, state, zygote_pid, Service,
 };
 
 #[test]
@@ -18,8 +21,7 @@ fn a_hung_worker_is_killed_at_the_hard_deadline() {
         std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
     // A stopped process cannot run its interrupt handler: only the supervisor can end it.
     let pid = busy_worker(&s);
-    // SAFETY: stopping a worker process of the service under test.
-    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGSTOP);
     let started = Instant::now();
     let res = client.join().unwrap();
     assert_eq!(res.status, 422, "{}", res.body);
@@ -49,8 +51,7 @@ fn a_worker_killed_mid_execution_answers_worker_crashed() {
     let client =
         std::thread::spawn(move || request(addr, "POST", "/execute", &[], body.as_bytes()));
     let pid = busy_worker(&s);
-    // SAFETY: killing a worker process of the service under test.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
     let res = client.join().unwrap();
     assert_eq!(res.status, 422, "{}", res.body);
     assert_eq!(res.json()["error"]["type"], "WORKER_CRASHED");
@@ -151,8 +152,7 @@ fn every_process_and_every_execution_draws_its_own_random_numbers() {
 fn a_dead_zygote_is_restarted() {
     let s = Service::start();
     let zygote = zygote_pid(&s);
-    // SAFETY: killing the zygote of the service under test.
-    unsafe { libc::kill(zygote as i32, libc::SIGKILL) };
+    let _ = kill(Pid::from_raw(zygote as i32), Signal::SIGKILL);
     assert!(eventually(Duration::from_secs(10), || {
         let now = zygote_pid(&s);
         now != 0 && now != zygote
@@ -165,6 +165,47 @@ fn a_dead_zygote_is_restarted() {
         );
     }
     assert!(s.get("/stats").json()["workers"]["zygoteStarts"].as_u64() >= Some(2));
+}
+
+/// A container started without an init (`podman run` without `--init`) makes the service PID 1.
+/// Its zygote's parent is then pid 1 while the supervisor lives, which it must not take for the
+/// supervisor's death.
+#[test]
+fn the_service_runs_as_pid_1() {
+    // unshare(1): a new PID namespace whose first process is the service, inside a user
+    // namespace so that no privilege is needed, with its own /proc so that the service reads
+    // its namespace's pids. --kill-child stops the service should unshare be killed.
+    let wrapper = [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--pid",
+        "--mount-proc",
+        "--kill-child=SIGTERM",
+    ];
+    let probe = Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg("true")
+        .status();
+    if !matches!(probe, Ok(status) if status.success()) {
+        eprintln!("skipped: unshare cannot create a PID namespace here ({probe:?})");
+        return;
+    }
+    let mut s = Service::wrapped(&wrapper, "", &[]);
+    let status = s.get("/status").json();
+    assert_eq!(status["supervisor"]["pid"], 1, "{status}");
+    assert_eq!(s.execute(json!({"code": "6 * 7"}), 200)["result"], 42);
+    assert_eq!(
+        s.get("/stats").json()["workers"]["zygoteStarts"].as_u64(),
+        Some(1),
+        "the first zygote serves"
+    );
+    // unshare blocks SIGTERM rather than passing it on, so the test stops the service itself
+    // (by its pid outside the namespace); unshare then exits with the service's status.
+    let supervisor = children(s.pid());
+    assert_eq!(supervisor.len(), 1, "unshare's children: {supervisor:?}");
+    let _ = kill(Pid::from_raw(supervisor[0] as i32), Signal::SIGTERM);
+    assert_eq!(s.stop(), Some(0));
 }
 
 #[test]

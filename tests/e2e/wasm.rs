@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 use crate::common::{alive, busy_worker, descendants, eventually, request, zygote_pid, Service};
@@ -718,8 +720,7 @@ fn a_stopped_worker_running_wasm_is_killed_at_the_hard_deadline() {
         std::thread::spawn(move || request(addr, "POST", "/wasm/run", &[], body.as_bytes()));
     // A stopped process cannot take its timer signal: only the supervisor can end it.
     let pid = busy_worker(&s);
-    // SAFETY: stopping a worker process of the service under test.
-    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGSTOP);
     let res = client.join().unwrap();
     assert_eq!(res.status, 422, "{}", res.body);
     let out = res.json();

@@ -11,6 +11,7 @@ use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 
+use nix::errno::Errno;
 use serde_json::{json, Value};
 
 use common::{alive, Service};
@@ -73,8 +74,8 @@ fn probe(s: &Service, t: &Targets, name: &str) -> Value {
     res.json()
 }
 
-fn failed(errno: i32) -> Value {
-    json!({"outcome": "failed", "errno": errno, "syscall": null})
+fn failed(errno: Errno) -> Value {
+    json!({"outcome": "failed", "errno": errno as i32, "syscall": null})
 }
 
 /// Stopped by the seccomp kill list, which names the system call it trapped.
@@ -92,11 +93,11 @@ fn every_forbidden_operation_fails_or_kills_inside_a_locked_down_worker() {
     let t = Targets::new();
     let expected = [
         // The allowlist refuses: the call fails with EPERM and the worker lives on.
-        ("open_passwd", failed(libc::EPERM)),
-        ("create_tmp_file", failed(libc::EPERM)),
-        ("tcp_connect", failed(libc::EPERM)),
-        ("unix_connect", failed(libc::EPERM)),
-        ("kill_supervisor", failed(libc::EPERM)),
+        ("open_passwd", failed(Errno::EPERM)),
+        ("create_tmp_file", failed(Errno::EPERM)),
+        ("tcp_connect", failed(Errno::EPERM)),
+        ("unix_connect", failed(Errno::EPERM)),
+        ("kill_supervisor", failed(Errno::EPERM)),
         // The kill list: the call never runs, the worker reports which call it was and exits.
         // (glibc's fork() is the clone system call.)
         ("execve", killed("execve")),
@@ -142,10 +143,10 @@ fn landlock_alone_denies_files_network_and_signals() {
     let s = Service::with_config("[sandbox]\nseccomp = false\nnamespaces = false\n");
     let t = Targets::new();
     for (name, errno) in [
-        ("open_passwd", libc::EACCES),
-        ("create_tmp_file", libc::EACCES),
-        ("tcp_connect", libc::EACCES),
-        ("kill_supervisor", libc::EPERM),
+        ("open_passwd", Errno::EACCES),
+        ("create_tmp_file", Errno::EACCES),
+        ("tcp_connect", Errno::EACCES),
+        ("kill_supervisor", Errno::EPERM),
     ] {
         assert_eq!(outcome(&probe(&s, &t, name)), failed(errno), "{name}");
     }
@@ -166,7 +167,7 @@ fn the_network_namespace_alone_leaves_no_route_out() {
     // The socket can be created, but its namespace has only a loopback that is down.
     assert_eq!(
         outcome(&probe(&s, &t, "tcp_connect")),
-        failed(libc::ENETUNREACH)
+        failed(Errno::ENETUNREACH)
     );
     t.assert_untouched();
     let status = s.get("/status").json();
@@ -181,11 +182,10 @@ fn rlimits_alone_stop_new_processes() {
     // RLIMIT_NPROC is 0; only a process with CAP_SYS_RESOURCE (root) is exempt, and then the
     // fork goes through (and the probe reaps the child: no zombie may be left).
     let got = outcome(&probe(&s, &t, "fork"));
-    // SAFETY: geteuid has no preconditions.
-    let want = if unsafe { libc::geteuid() } == 0 {
+    let want = if nix::unistd::geteuid().is_root() {
         json!({"outcome": "succeeded", "errno": null, "syscall": null})
     } else {
-        failed(libc::EAGAIN)
+        failed(Errno::EAGAIN)
     };
     assert_eq!(got, want);
     let zygote = common::zygote_pid(&s);
@@ -280,9 +280,9 @@ fn webassembly_runs_in_strictly_locked_down_workers_that_still_say_no() {
         }
     }
     for (name, want) in [
-        ("memfd_create", failed(libc::EPERM)),
-        ("open_passwd", failed(libc::EPERM)),
-        ("tcp_connect", failed(libc::EPERM)),
+        ("memfd_create", failed(Errno::EPERM)),
+        ("open_passwd", failed(Errno::EPERM)),
+        ("tcp_connect", failed(Errno::EPERM)),
         ("fork", killed("clone")),
     ] {
         assert_eq!(outcome(&probe(&s, &t, name)), want, "{name}");

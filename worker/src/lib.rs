@@ -6,7 +6,8 @@
 //! * [`js`]: the QuickJS host that runs one job in a fresh runtime.
 //! * [`wasm`]: the wasmtime host: compile modules, run exports in a fresh `Store`, WASI.
 //! * [`lockdown`]: namespaces, rlimits, landlock and seccomp.
-//! * `sys` (from `isolate-shared`): the few raw system calls the above need.
+//! * `sys` (from `isolate-shared`): descriptor passing, pidfds and the other calls both sides
+//!   share; everything else calls `nix` directly.
 //!
 //! **Invariant:** nothing in this crate opens a network socket, and a worker never creates
 //! threads: the process stays single-threaded so that the zygote can fork safely and every

@@ -9,12 +9,18 @@
 //! (`sandbox.require`).
 
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::OnceLock;
 
 use isolate_shared::zygote::{LockdownReport, Rlimits, SandboxConfig, ZygoteReport};
 use landlock::{
     Access, AccessFs, AccessNet, LandlockStatus, Ruleset, RulesetAttr, RulesetStatus, Scope, ABI,
 };
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::prctl::set_no_new_privs;
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::unistd::{getgid, getuid};
 use seccompiler::{BpfProgram, TargetArch};
 use sha2::{Digest, Sha256};
 
@@ -63,26 +69,26 @@ extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
         if n >= 4 {
             buf[n - 4..n].copy_from_slice(&(nr as u32).to_le_bytes());
         }
-        // SAFETY: writing our own buffer to the job socket, which the worker owns.
-        unsafe { libc::write(isolate_shared::zygote::CONTROL_FD, buf.as_ptr().cast(), n) };
+        // SAFETY: CONTROL_FD is the worker's job socket, open for the worker's whole life
+        // (it never closes it); the borrow lasts for this one write.
+        let sock = unsafe { BorrowedFd::borrow_raw(isolate_shared::zygote::CONTROL_FD) };
+        let _ = nix::unistd::write(sock, &buf[..n]);
     }
-    // SAFETY: ends the process without running anything else.
+    // SAFETY: _exit(2) has no preconditions and is async-signal-safe; it ends the process
+    // without running anything else (nix has no wrapper for it).
     unsafe { libc::_exit(EXIT_VIOLATION) }
 }
 
 /// Installs the SIGSYS handler that reports a trapped system call and exits.
 fn install_sigsys_handler() -> io::Result<()> {
-    // SAFETY: sigaction with a zeroed struct, our handler and SA_SIGINFO; the handler only
-    // performs async-signal-safe calls.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigsys as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO;
-        libc::sigemptyset(&mut action.sa_mask);
-        if libc::sigaction(libc::SIGSYS, &action, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    let action = SigAction::new(
+        SigHandler::SigAction(on_sigsys),
+        SaFlags::SA_SIGINFO,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler makes only async-signal-safe calls (a copy on its stack, write(2),
+    // _exit(2)) and reads VIOLATION_FRAME, which is set before any fork and never changes.
+    unsafe { sigaction(Signal::SIGSYS, &action) }?;
     Ok(())
 }
 
@@ -176,9 +182,8 @@ impl Lockdown {
             errors: Vec::new(),
             micros: 0,
         };
-        // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes plain integers.
-        report.no_new_privs = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0;
-        if let Err(e) = set_rlimit(libc::RLIMIT_CORE, 0) {
+        report.no_new_privs = set_no_new_privs().is_ok();
+        if let Err(e) = set_rlimit(Resource::RLIMIT_CORE, 0) {
             report.errors.push(format!("rlimit core: {e}"));
         }
         if let Some(limits) = self.config.rlimits {
@@ -216,29 +221,24 @@ impl Lockdown {
     }
 }
 
-fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
-    let limit = libc::rlimit {
-        rlim_cur: value,
-        rlim_max: value,
-    };
-    // SAFETY: setrlimit reads one rlimit struct we own.
-    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+/// Sets both the soft and the hard limit of `resource` to `value`.
+fn set_rlimit(resource: Resource, value: u64) -> io::Result<()> {
+    Ok(setrlimit(resource, value, value)?)
 }
 
 fn apply_rlimits(r: &Rlimits) -> io::Result<()> {
-    set_rlimit(libc::RLIMIT_DATA, r.data_bytes)?;
-    set_rlimit(libc::RLIMIT_NOFILE, r.open_files)?;
-    set_rlimit(libc::RLIMIT_NPROC, r.processes)?;
-    set_rlimit(libc::RLIMIT_FSIZE, r.file_size_bytes)?;
+    set_rlimit(Resource::RLIMIT_DATA, r.data_bytes)?;
+    set_rlimit(Resource::RLIMIT_NOFILE, r.open_files)?;
+    set_rlimit(Resource::RLIMIT_NPROC, r.processes)?;
+    set_rlimit(Resource::RLIMIT_FSIZE, r.file_size_bytes)?;
     // Writing past RLIMIT_FSIZE then fails with EFBIG instead of killing the worker.
-    crate::sys::set_signal(libc::SIGXFSZ, true)
+    crate::sys::set_signal(Signal::SIGXFSZ, true)
 }
 
 /// The landlock ABI the running kernel offers (0 when landlock is unavailable).
 pub fn landlock_kernel_abi() -> i32 {
+    // A raw system call: nix and rustix have no landlock calls, and the landlock crate keeps
+    // this query private (its status reports the ABI only after a ruleset is created).
     // SAFETY: landlock_create_ruleset with a null attribute, size 0 and the VERSION flag only
     // returns the ABI version (or an error); it creates nothing.
     let v = unsafe {
@@ -285,21 +285,24 @@ fn restrict_landlock() -> Result<(i32, &'static str), String> {
 /// namespaces it tries the others alone (which needs `CAP_SYS_ADMIN`). Returns the names of
 /// the namespaces entered.
 pub fn enter_namespaces() -> Result<Vec<&'static str>, String> {
-    // SAFETY: getuid/getgid have no preconditions.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let others = libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWNS;
-    // SAFETY: unshare only changes this (single-threaded) process's namespaces.
-    if unsafe { libc::unshare(libc::CLONE_NEWUSER | others) } == 0 {
-        // Map our own ids to themselves, so that files and signals keep their meaning.
-        std::fs::write("/proc/self/setgroups", "deny")
-            .and_then(|()| std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")))
-            .and_then(|()| std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")))
-            .map_err(|e| format!("cannot write the user namespace's id maps: {e}"))?;
-        return Ok(vec!["user", "net", "ipc", "uts", "mnt"]);
-    }
-    let user_err = io::Error::last_os_error();
-    // SAFETY: as above.
-    if unsafe { libc::unshare(others) } == 0 {
+    let (uid, gid) = (getuid().as_raw(), getgid().as_raw());
+    let others = CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWNS;
+    // The zygote calls this while single-threaded, as a new user namespace requires.
+    let user_err = match unshare(CloneFlags::CLONE_NEWUSER | others) {
+        Ok(()) => {
+            // Map our own ids to themselves, so that files and signals keep their meaning.
+            std::fs::write("/proc/self/setgroups", "deny")
+                .and_then(|()| std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")))
+                .and_then(|()| std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")))
+                .map_err(|e| format!("cannot write the user namespace's id maps: {e}"))?;
+            return Ok(vec!["user", "net", "ipc", "uts", "mnt"]);
+        }
+        Err(e) => io::Error::from(e),
+    };
+    if unshare(others).is_ok() {
         return Ok(vec!["net", "ipc", "uts", "mnt"]);
     }
     Err(format!(

@@ -1,7 +1,7 @@
 //! The zygote: a single-threaded fork server.
 //!
-//! The supervisor execs its own binary with the hidden `__zygote` argument and the zygote's end
-//! of a `SOCK_SEQPACKET` socket at descriptor [`CONTROL_FD`]. The zygote warms the engine once
+//! The supervisor execs its own binary with the hidden `__zygote` argument followed by its own
+//! pid, and the zygote's end of a `SOCK_SEQPACKET` socket at descriptor [`CONTROL_FD`]. The zygote warms the engine once
 //! (code pages, allocator arenas and the time-zone database are touched before any fork, so
 //! every worker inherits them copy-on-write), greets with [`ZygoteReply::Hello`], takes its
 //! sandbox configuration ([`ZygoteRequest::Configure`]: it enters the namespaces and compiles
@@ -20,6 +20,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::Signal;
+use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
+
 use isolate_shared::frame::{decode_frame, encode};
 use isolate_shared::message::{CodeForm, ExecuteJob, Hello, JsLimits, Language, Preset};
 use isolate_shared::zygote::{ZygoteReply, ZygoteRequest};
@@ -36,12 +40,14 @@ pub const EXIT_SETUP: i32 = 4;
 /// Exit code of a worker that panicked outside a job.
 pub const EXIT_PANIC: i32 = 5;
 
-/// Entry point of the `__zygote` subcommand. Returns the process exit code.
-pub fn main() -> i32 {
+/// Entry point of the `__zygote` subcommand, given the argument after it (the supervisor's
+/// pid). Returns the process exit code.
+pub fn main(supervisor_pid: Option<&str>) -> i32 {
     // SAFETY: the supervisor placed the control socket at CONTROL_FD before exec, and nothing
     // else in this fresh process owns that descriptor.
     let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
-    match run(&control) {
+    let result = parse_supervisor_pid(supervisor_pid).and_then(|pid| run(&control, pid));
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("isolate-service zygote: {e}");
@@ -50,15 +56,34 @@ pub fn main() -> i32 {
     }
 }
 
-fn run(control: &OwnedFd) -> io::Result<()> {
-    sys::set_parent_death_signal(libc::SIGKILL)?;
-    // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } == 1 {
+/// The supervisor's pid, as the supervisor passed it after `__zygote`.
+fn parse_supervisor_pid(arg: Option<&str>) -> io::Result<Pid> {
+    arg.and_then(|a| a.parse::<i32>().ok())
+        .filter(|&pid| pid > 0)
+        .map(Pid::from_raw)
+        .ok_or_else(|| io::Error::other("the supervisor's pid must follow __zygote"))
+}
+
+/// Whether the process that started the zygote has exited, judged by the zygote's current
+/// parent. Once the supervisor is gone the zygote is re-parented (to PID 1 or to a
+/// subreaper), so the parent no longer being `supervisor` means it left. Comparing with the
+/// supervisor's pid, not with 1, keeps this right when the supervisor itself is PID 1, as in a
+/// container started without an init (`podman run` without `--init`).
+fn supervisor_gone(parent: Pid, supervisor: Pid) -> bool {
+    parent != supervisor
+}
+
+fn run(control: &OwnedFd, supervisor: Pid) -> io::Result<()> {
+    // The supervisor set PDEATHSIG and checked its pid between fork and exec; setting it again
+    // covers an exec that clears it (a binary with file capabilities), and the check after it
+    // covers a supervisor that exited before the signal was armed.
+    set_pdeathsig(Signal::SIGKILL)?;
+    if supervisor_gone(getppid(), supervisor) {
         return Err(io::Error::other("the supervisor is already gone"));
     }
     sys::close_from(CONTROL_FD + 1)?;
-    sys::set_signal(libc::SIGCHLD, true)?;
-    sys::set_signal(libc::SIGPIPE, true)?;
+    sys::set_signal(Signal::SIGCHLD, true)?;
+    sys::set_signal(Signal::SIGPIPE, true)?;
     crate::js::warm();
     warm_up();
     // The WebAssembly engine, its signal handlers and a warmed compiler, before any fork. A
@@ -145,13 +170,12 @@ fn spawn(
     lockdown: Option<&Lockdown>,
 ) -> io::Result<(u32, OwnedFd, OwnedFd)> {
     let (ours, theirs) = UnixStream::pair()?;
-    // SAFETY: getpid has no preconditions.
-    let zygote_pid = unsafe { libc::getpid() };
-    // SAFETY: the zygote is single-threaded, so the child gets a consistent copy of the
-    // process; the child never returns into the zygote's code (it ends in `_exit`).
-    match unsafe { libc::fork() } {
-        -1 => Err(io::Error::last_os_error()),
-        0 => {
+    let zygote_pid = getpid();
+    // SAFETY: the zygote never starts a thread, so the child is a consistent copy of a
+    // single-threaded process and may run ordinary (not only async-signal-safe) code; the
+    // child never returns into the zygote's code (it ends in `_exit`).
+    match unsafe { fork() }? {
+        ForkResult::Child => {
             // The child's copies of the templates become its first contexts.
             let first = std::mem::take(templates);
             let none = Lockdown::none();
@@ -160,14 +184,15 @@ fn spawn(
                 worker_main(theirs, zygote_pid, first, lockdown)
             }))
             .unwrap_or(EXIT_PANIC);
-            // SAFETY: ending the child without running the zygote's destructors or atexit
-            // handlers, which belong to the parent.
+            // SAFETY: _exit(2) has no preconditions (nix has no wrapper for it); it ends the
+            // child without running the zygote's destructors or atexit handlers, which
+            // belong to the parent.
             unsafe { libc::_exit(code) }
         }
-        pid => {
+        ForkResult::Parent { child } => {
             drop(theirs);
-            let pidfd = sys::pidfd_open(pid)?;
-            Ok((pid as u32, OwnedFd::from(ours), pidfd))
+            let pidfd = sys::pidfd_open(child.as_raw())?;
+            Ok((child.as_raw() as u32, OwnedFd::from(ours), pidfd))
         }
     }
 }
@@ -175,17 +200,16 @@ fn spawn(
 /// The first code a worker runs after the fork.
 fn worker_main(
     sock: UnixStream,
-    zygote_pid: libc::pid_t,
+    zygote_pid: Pid,
     first: Vec<js::Prepared>,
     lockdown: &Lockdown,
 ) -> i32 {
     // Before anything can draw from it: the generator's state is the zygote's until now.
     js::reseed();
     let setup = || -> io::Result<UnixStream> {
-        sys::set_signal(libc::SIGCHLD, false)?;
-        sys::set_parent_death_signal(libc::SIGKILL)?;
-        // SAFETY: getppid has no preconditions.
-        if unsafe { libc::getppid() } != zygote_pid {
+        sys::set_signal(Signal::SIGCHLD, false)?;
+        set_pdeathsig(Signal::SIGKILL)?;
+        if getppid() != zygote_pid {
             return Err(io::Error::other("the zygote exited during the fork"));
         }
         // Keep nothing but the job socket: it moves to CONTROL_FD (replacing this process's
@@ -198,5 +222,32 @@ fn worker_main(
         // Lock down last, once nothing but the job socket is left; then greet.
         Ok(sock) => serve::run(sock, first, lockdown.apply()),
         Err(_) => EXIT_SETUP,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_supervisor_that_is_pid_1_is_not_taken_for_gone() {
+        let one = Pid::from_raw(1);
+        assert!(!supervisor_gone(one, one), "a supervisor running as PID 1");
+        assert!(!supervisor_gone(Pid::from_raw(4242), Pid::from_raw(4242)));
+        // Re-parented to init or to a subreaper: the supervisor has exited.
+        assert!(supervisor_gone(one, Pid::from_raw(4242)));
+        assert!(supervisor_gone(Pid::from_raw(77), Pid::from_raw(4242)));
+    }
+
+    #[test]
+    fn the_supervisor_pid_argument_is_required_and_positive() {
+        assert_eq!(parse_supervisor_pid(Some("1")).unwrap(), Pid::from_raw(1));
+        assert_eq!(
+            parse_supervisor_pid(Some("4242")).unwrap(),
+            Pid::from_raw(4242)
+        );
+        for bad in [None, Some(""), Some("0"), Some("-3"), Some("x")] {
+            assert!(parse_supervisor_pid(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -30,6 +30,9 @@ use isolate_shared::frame::{self, FrameError, HEADER_LEN, MAX_FRAME_BYTES};
 use isolate_shared::message::{SupervisorMessage, WasmRunJob, WorkerMessage};
 use isolate_shared::sys;
 use isolate_shared::zygote::{LockdownReport, ZygoteReport};
+// The system call numbers of the kill list below, from the libc crate that nix re-exports.
+use nix::libc;
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, Semaphore};
 
@@ -184,24 +187,24 @@ impl Worker {
         self.stream = stream.into_std().ok();
         match result {
             Err(_) => {
-                let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+                let _ = sys::pidfd_send_signal(&self.pidfd, Signal::SIGKILL);
                 Err(PoolError::Deadline(deadline))
             }
             Ok(Err(FrameError::Closed | FrameError::Truncated | FrameError::Io(_))) => {
                 Err(PoolError::Crashed(self.pid))
             }
             Ok(Err(FrameError::TooLarge { len, max })) => {
-                let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+                let _ = sys::pidfd_send_signal(&self.pidfd, Signal::SIGKILL);
                 self.stream = None;
                 Err(PoolError::TooLarge(len, max))
             }
             Ok(Err(e)) => Err(PoolError::Protocol(e.to_string())),
             Ok(Ok(Err(e))) => {
-                let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+                let _ = sys::pidfd_send_signal(&self.pidfd, Signal::SIGKILL);
                 Err(e)
             }
             Ok(Ok(Ok(WorkerMessage::Violation { syscall_le }))) => {
-                let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+                let _ = sys::pidfd_send_signal(&self.pidfd, Signal::SIGKILL);
                 Err(PoolError::Violation(u32::from_le_bytes(syscall_le)))
             }
             Ok(Ok(Ok(reply))) => Ok(reply),
@@ -213,7 +216,7 @@ impl Drop for Worker {
     fn drop(&mut self) {
         // Always kill: a dropped worker may be mid-job (its request was cancelled). The zygote
         // ignores SIGCHLD, so the kernel reaps the process.
-        let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+        let _ = sys::pidfd_send_signal(&self.pidfd, Signal::SIGKILL);
         lock(&self.registry).remove(&self.pid);
     }
 }

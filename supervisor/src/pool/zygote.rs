@@ -9,7 +9,7 @@
 //! blocking socket calls stay off the async runtime.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -23,6 +23,12 @@ use isolate_shared::zygote::CONTROL_FD;
 use isolate_shared::zygote::{
     LockdownReport, SandboxConfig, ZygoteReply, ZygoteReport, ZygoteRequest, SPAWNED_FDS,
 };
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::Signal;
+use nix::unistd::{getpid, getppid};
 
 use super::{PoolError, Registry, Worker};
 use crate::config::SandboxSettings;
@@ -109,39 +115,47 @@ impl ZygoteManager {
     fn start(&self) -> Result<Zygote, PoolError> {
         let (ours, theirs) = sys::seqpacket_pair().map_err(PoolError::Zygote)?;
         let theirs_raw = theirs.as_raw_fd();
-        // SAFETY: getpid has no preconditions.
-        let parent = unsafe { libc::getpid() };
+        let parent = getpid();
         let mut cmd = Command::new("/proc/self/exe");
+        // The zygote checks its parent against this pid (see `isolate_worker::zygote`).
         cmd.arg0("isolate-service-zygote")
             .arg(ZYGOTE_ARG)
+            .arg(parent.to_string())
             .env_clear()
             .env("TZ", "UTC")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
-        // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-        // calls (dup2, fcntl, prctl, getppid, _exit) on descriptors and values captured by copy.
+        // Runs in the child between fork and exec. The supervisor has threads, so only
+        // async-signal-safe calls are allowed here: each step below is one system call
+        // (fcntl or dup2, prctl, getppid) on values captured by copy, and nothing
+        // allocates (an errno becomes an io::Error without allocating).
+        let child_setup = move || -> io::Result<()> {
+            // SAFETY: `theirs` stays open in the supervisor until `spawn` returns, so the
+            // child's copy of the descriptor table holds this number until exec.
+            let theirs = unsafe { BorrowedFd::borrow_raw(theirs_raw) };
+            if theirs_raw == CONTROL_FD {
+                // Already in place: only clear close-on-exec.
+                fcntl(theirs, FcntlArg::F_SETFD(FdFlag::empty()))?;
+            } else {
+                // SAFETY: in the child, CONTROL_FD is a number reserved for the control
+                // socket; whatever the supervisor had there is the child's copy, replaced by
+                // dup2. Ownership is given up at once (into_raw_fd), so nothing closes it and
+                // it crosses exec (dup2 clears close-on-exec).
+                let _ = unsafe { nix::unistd::dup2_raw(theirs, CONTROL_FD) }?.into_raw_fd();
+            }
+            set_pdeathsig(Signal::SIGKILL)?;
+            // The supervisor exited before PDEATHSIG was armed: nothing would kill the zygote.
+            // The error ends the child before exec (std exits it with status 1), and there is
+            // no supervisor left to read it.
+            if getppid() != parent {
+                return Err(Errno::ESRCH.into());
+            }
+            Ok(())
+        };
+        // SAFETY: `child_setup` only makes async-signal-safe calls (see above), as a closure
+        // run between fork and exec in a multithreaded process must.
         unsafe {
-            cmd.pre_exec(move || {
-                if theirs_raw == CONTROL_FD {
-                    libc::fcntl(CONTROL_FD, libc::F_SETFD, 0);
-                } else if libc::dup2(theirs_raw, CONTROL_FD) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) < 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
+            cmd.pre_exec(child_setup);
         }
         let child = cmd.spawn().map_err(PoolError::Zygote)?;
         drop(theirs);
@@ -310,7 +324,8 @@ impl ZygoteManager {
                 Ok(worker)
             }
             other => {
-                let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
+                // Killed through the pidfd: no Worker was built for it.
+                let _ = sys::pidfd_send_signal(&pidfd, Signal::SIGKILL);
                 Err(match other {
                     Ok(msg) => PoolError::Protocol(format!("unexpected worker greeting {msg:?}")),
                     Err(e) => PoolError::Protocol(format!("worker {pid} did not greet: {e}")),
@@ -402,27 +417,20 @@ fn recv_reply(
     timeout: Duration,
 ) -> Result<(ZygoteReply, Vec<OwnedFd>), PoolError> {
     let deadline = Instant::now() + timeout;
-    let mut pfd = libc::pollfd {
-        fd: control.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if n > 0 {
-            break;
-        }
-        if n == 0 {
-            return Err(PoolError::Zygote(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the zygote did not answer in time",
-            )));
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(PoolError::Zygote(e));
+        let left = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(control.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, left) {
+            Ok(0) => {
+                return Err(PoolError::Zygote(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the zygote did not answer in time",
+                )))
+            }
+            Ok(_) => break,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(PoolError::Zygote(e.into())),
         }
     }
     let mut buf = [0u8; 4096];

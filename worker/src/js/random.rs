@@ -55,10 +55,10 @@ fn next() -> f64 {
 /// not on any kernel this runs on; the seccomp policy allows it).
 fn fresh_seed() -> u64 {
     let mut bytes = [0u8; 8];
-    // SAFETY: getrandom writes at most 8 bytes into the local buffer it is given.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    // getrandom(2) through rustix, as nix has no wrapper for it.
+    let n = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
     let mut seed = u64::from_ne_bytes(bytes);
-    if n != 8 {
+    if n != Ok(8) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)

@@ -82,17 +82,16 @@ extern "C" fn on_sigalrm(_: libc::c_int) {
 }
 
 fn install_timer_handler() -> std::io::Result<()> {
-    // SAFETY: sigaction with a zeroed struct, our handler and SA_RESTART (interrupted reads on
-    // the job socket restart); the handler performs one atomic add.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigalrm as *const () as usize;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        if libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    // SA_RESTART: reads on the job socket interrupted by the timer restart.
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigalrm),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler is async-signal-safe: it reads ENGINE (a OnceLock set just before
+    // this call and never again) and performs one atomic add on its epoch.
+    unsafe { sigaction(Signal::SIGALRM, &action) }?;
     Ok(())
 }
 
@@ -109,7 +108,9 @@ fn arm_timer(first: Option<Duration>) {
             .unwrap_or(zero)),
         it_interval: tv(first.map(|_| Duration::from_millis(1)).unwrap_or(zero)),
     };
-    // SAFETY: setitimer reads one itimerval we own; the old value is not wanted.
+    // A raw call: neither nix nor rustix wraps setitimer(2) (nix's timers are the POSIX
+    // timer_create family, which the seccomp policy does not allow).
+    // SAFETY: setitimer reads one itimerval we own; the old value is not wanted (null).
     unsafe { libc::setitimer(libc::ITIMER_REAL, &value, std::ptr::null_mut()) };
 }
 

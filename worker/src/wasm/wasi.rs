@@ -23,6 +23,8 @@
 use std::time::{Duration, Instant};
 
 use isolate_shared::message::WasiInput;
+use nix::time::{clock_gettime, ClockId};
+use rustix::rand::{getrandom, GetRandomFlags};
 use wasmtime::{Caller, Extern, Linker, Memory, Module, Val, ValType};
 
 use super::{Host, HostError};
@@ -99,8 +101,8 @@ impl WasiCtx {
             cap,
             started: Instant::now(),
             cpu_started: (
-                clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID),
-                clock_ns(libc::CLOCK_THREAD_CPUTIME_ID),
+                clock_ns(ClockId::CLOCK_PROCESS_CPUTIME_ID),
+                clock_ns(ClockId::CLOCK_THREAD_CPUTIME_ID),
             ),
         }
     }
@@ -111,10 +113,10 @@ impl WasiCtx {
     /// runs. `None` for an unknown clock.
     pub fn now_ns(&self, id: i32) -> Option<u64> {
         let ns = match id {
-            0 => clock_ns(libc::CLOCK_REALTIME),
+            0 => clock_ns(ClockId::CLOCK_REALTIME),
             1 => u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            2 => clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID).saturating_sub(self.cpu_started.0),
-            3 => clock_ns(libc::CLOCK_THREAD_CPUTIME_ID).saturating_sub(self.cpu_started.1),
+            2 => clock_ns(ClockId::CLOCK_PROCESS_CPUTIME_ID).saturating_sub(self.cpu_started.0),
+            3 => clock_ns(ClockId::CLOCK_THREAD_CPUTIME_ID).saturating_sub(self.cpu_started.1),
             _ => return None,
         };
         Some(ns - ns % CLOCK_RESOLUTION_NS)
@@ -225,18 +227,13 @@ fn sizes(list: &[Vec<u8>]) -> (u32, u32) {
     (list.len() as u32, list.iter().map(|s| s.len() as u32).sum())
 }
 
-fn clock_ns(id: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec we own.
-    unsafe {
-        libc::clock_gettime(id, &mut ts);
-    }
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
+/// Clock `id` in nanoseconds (0 if it cannot be read).
+fn clock_ns(id: ClockId) -> u64 {
+    clock_gettime(id).map_or(0, |ts| {
+        (ts.tv_sec() as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(ts.tv_nsec() as u64)
+    })
 }
 
 /// Defines a `*_sizes_get`/`*_get` pair over one of the context's string lists (`args` or
@@ -498,14 +495,11 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             };
             let mut filled = r.start;
             while filled < r.end {
-                let want = r.end - filled;
-                // SAFETY: getrandom writes at most `want` bytes into guest memory that lies
-                // inside the checked range.
-                let n = unsafe { libc::getrandom(mem[filled..].as_mut_ptr().cast(), want, 0) };
-                if n <= 0 {
-                    return 29; // EIO
+                // getrandom(2) through rustix, as nix has no wrapper for it.
+                match getrandom(&mut mem[filled..r.end], GetRandomFlags::empty()) {
+                    Ok(n) if n > 0 => filled += n,
+                    _ => return 29, // EIO
                 }
-                filled += n as usize;
             }
             SUCCESS
         },

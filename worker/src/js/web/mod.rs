@@ -258,19 +258,17 @@ fn random_bytes<'js>(ctx: Ctx<'js>, n: usize) -> rquickjs::Result<TypedArray<'js
     let mut out = vec![0u8; n];
     let mut filled = 0;
     while filled < n {
-        // SAFETY: the pointer and length describe the unfilled tail of `out`, which is live
-        // and writable for the whole call.
-        let got = unsafe { libc::getrandom(out[filled..].as_mut_ptr().cast(), n - filled, 0) };
-        if got < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
+        // getrandom(2) through rustix, as nix has no wrapper for it.
+        match rustix::rand::getrandom(&mut out[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(got) => filled += got,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => {
+                return Err(Exception::throw_internal(
+                    &ctx,
+                    "the system's random source is not available",
+                ))
             }
-            return Err(Exception::throw_internal(
-                &ctx,
-                "the system's random source is not available",
-            ));
         }
-        filled += got as usize;
     }
     u8array(&ctx, &out)
 }
