@@ -5,11 +5,13 @@
 //! * [`fetch`]: the `agent` preset's fetch, performed here under the egress policy.
 //! * [`api`]: routes, middleware and the mapping of errors to HTTP answers.
 //! * [`mcp`]: the Model Context Protocol server (streamable HTTP at `/mcp`, and stdio).
+//! * [`client`]: `isolate-service run`, a command-line client of a running service.
 //!
 //! **Invariant:** the supervisor never runs or parses user code; every piece of it goes to a
 //! worker process.
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod fetch;
 pub mod mcp;

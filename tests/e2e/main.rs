@@ -5,6 +5,7 @@ mod common;
 
 mod api;
 mod chaos;
+mod cli;
 mod config;
 mod data;
 mod docs;
