@@ -129,7 +129,7 @@ fn serve(args: ServeArgs, mcp_stdio: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
+    let set_log_level = init_logging(&config);
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -152,7 +152,17 @@ fn serve(args: ServeArgs, mcp_stdio: bool) -> ExitCode {
     let served = if mcp_stdio {
         isolate_service::mcp::serve_stdio(config)
     } else {
-        actix_web::rt::System::new().block_on(isolate_service::serve(config))
+        // SIGHUP loads the same file and the environment as they are then.
+        let reloader = isolate_service::Reloader {
+            load: Box::new(move || {
+                let env: BTreeMap<String, String> = std::env::vars_os()
+                    .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                    .collect();
+                Config::load(config_path.as_deref(), &env)
+            }),
+            set_log_level: Box::new(set_log_level),
+        };
+        actix_web::rt::System::new().block_on(isolate_service::serve_with(config, Some(reloader)))
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -207,16 +217,26 @@ fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// Sets up logging to stderr; returns the function that changes the level (on SIGHUP).
+fn init_logging(config: &Config) -> impl Fn(&str) -> Result<(), String> + Send + Sync {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    if config.log.format == "json" {
-        builder.json().init();
+    let lines = if config.log.format == "json" {
+        lines.json().boxed()
     } else {
-        builder.init();
+        lines.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .init();
+    move |level: &str| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
     }
 }

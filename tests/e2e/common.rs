@@ -125,6 +125,19 @@ impl Service {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// The configuration file it was started with (a test may rewrite it and send SIGHUP).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    /// Sends `signal` to the supervisor.
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: signalling our own child, which has not been reaped yet.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
     /// Everything the service logged to stderr so far.
     pub fn logs(&self) -> Vec<String> {
         self.stderr.try_iter().collect()

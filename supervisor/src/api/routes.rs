@@ -30,7 +30,7 @@ pub struct RouteSpec {
 
 /// Every route, in the order the 404 answer lists them. `/mcp` is mounted by
 /// [`crate::mcp::HttpTransport`] with [`Access::User`] when it is enabled.
-pub static ROUTES: [RouteSpec; 8] = [
+pub static ROUTES: [RouteSpec; 9] = [
     RouteSpec {
         method: Method::POST,
         path: "/execute",
@@ -78,6 +78,12 @@ pub static ROUTES: [RouteSpec; 8] = [
         path: "/status",
         access: Access::Admin,
         handler: || web::route().to(status::status),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/metrics",
+        access: Access::Admin,
+        handler: || web::route().to(status::metrics),
     },
 ];
 
@@ -180,11 +186,11 @@ mod tests {
     }
 
     #[test]
-    fn only_health_is_public_and_only_status_is_admin() {
+    fn only_health_is_public_and_only_status_and_metrics_are_admin() {
         for r in &ROUTES {
             let expected = match r.path {
                 "/health" => Access::Public,
-                "/status" => Access::Admin,
+                "/status" | "/metrics" => Access::Admin,
                 _ => Access::User,
             };
             assert_eq!(r.access, expected, "{}", r.path);
