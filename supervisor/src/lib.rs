@@ -21,6 +21,7 @@ pub mod mcp;
 pub mod modules;
 pub mod pool;
 pub mod procfs;
+pub mod sizing;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -60,8 +61,10 @@ pub enum ServeError {
 
 /// Starts what the routes share, all but the listener: the fetch policy, the module store
 /// and the worker pool (with its zygote). The HTTP server and the MCP stdio server use it.
-pub fn start_state(config: Config) -> Result<web::Data<AppState>, ServeError> {
+pub fn start_state(mut config: Config) -> Result<web::Data<AppState>, ServeError> {
     telemetry::install();
+    let sizing = sizing::fit(&mut config, sizing::machine_memory());
+    sizing::log(&sizing);
     let config = Arc::new(config);
     let egress = Arc::new(fetch::Egress::new(&config.fetch)?);
     let modules = Arc::new(modules::ModuleStore::open(
@@ -75,7 +78,9 @@ pub fn start_state(config: Config) -> Result<web::Data<AppState>, ServeError> {
         config.worker_frame_bytes(),
     )?;
     let config = Arc::unwrap_or_clone(config);
-    Ok(web::Data::new(AppState::new(config, pool, egress, modules)))
+    Ok(web::Data::new(AppState::new(
+        config, pool, egress, modules, sizing,
+    )))
 }
 
 /// How the service reloads its configuration on SIGHUP.

@@ -50,6 +50,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Compiled WebAssembly modules.
     pub modules: Arc<crate::modules::ModuleStore>,
+    /// The pool's worst case against the machine's memory, as found at start-up.
+    pub sizing: crate::sizing::Sizing,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
         pool: Arc<Pool>,
         egress: Arc<crate::fetch::Egress>,
         modules: Arc<crate::modules::ModuleStore>,
+        sizing: crate::sizing::Sizing,
     ) -> AppState {
         let auth = Arc::new(Auth::new(
             config.auth.token.as_deref(),
@@ -73,6 +76,7 @@ impl AppState {
             started: Instant::now(),
             metrics: Metrics::default(),
             modules,
+            sizing,
         }
     }
 
@@ -108,6 +112,12 @@ impl AppState {
         kept.fetch = merged.fetch.clone();
         kept.limits = merged.limits.clone();
         kept.log.level = merged.log.level.clone();
+        // The file's pool, sized as at start-up, so that a lowered `max_concurrent` is no change.
+        let memory = self
+            .sizing
+            .memory_bytes
+            .zip(self.sizing.memory_source.clone());
+        crate::sizing::fit(&mut kept, memory);
         let differs =
             |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
         for (section, changed) in [

@@ -123,6 +123,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             "queueSize": pool.queue_size,
         },
         "workers": workers,
+        "memory": state.sizing,
         "sandbox": {
             "required": sandbox.require,
             "seccomp": {
