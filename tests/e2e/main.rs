@@ -20,4 +20,5 @@ mod metrics;
 mod pool;
 mod status;
 mod typescript;
+mod ui;
 mod wasm;

@@ -244,6 +244,7 @@ async fn run(
                 Ok((kind, name, message)) => (failed(kind, name, message), pid),
                 Err(busy) => {
                     state.metrics.record(
+                        (id, state.key()),
                         "quickjs",
                         preset.name(),
                         Some(ErrorKind::Busy.as_str()),
@@ -272,6 +273,7 @@ async fn run(
         fetches: fetches.as_ref().map(Vec::len),
     };
     state.metrics.record(
+        (id, state.key()),
         "quickjs",
         preset.name(),
         fields.error_type,

@@ -15,6 +15,7 @@ pub mod routes;
 #[cfg(feature = "sandbox-selftest")]
 mod selftest;
 mod status;
+mod ui;
 pub mod wasm;
 
 use std::collections::BTreeMap;
@@ -88,6 +89,15 @@ impl AppState {
         unsafe { &*self.config.load(Ordering::Acquire) }
     }
 
+    /// The key an execution ran with, as the recent list names it.
+    pub fn key(&self) -> &'static str {
+        if self.auth.enabled() {
+            "token"
+        } else {
+            "open"
+        }
+    }
+
     /// The egress policy and HTTP client in force.
     pub fn egress(&self) -> Arc<crate::fetch::Egress> {
         Arc::clone(&self.egress.read().unwrap_or_else(|e| e.into_inner()))
@@ -148,9 +158,31 @@ impl AppState {
     }
 }
 
+/// How many recent executions `/status` lists.
+pub const RECENT_EXECUTIONS: usize = 100;
+
+/// One recent execution as `/status` lists it: never its code, `env` or result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recent {
+    /// Milliseconds since the Unix epoch when it was answered.
+    pub at: u64,
+    /// Its execution id (`-` for WebAssembly runs, which have none).
+    pub id: String,
+    /// Which key ran it: `token` (the configured token) or `open` (no token is set).
+    pub key: &'static str,
+    /// Its preset (`wasm` for WebAssembly).
+    pub preset: &'static str,
+    /// `ok` or the error type.
+    pub outcome: &'static str,
+    /// How long its call to the pool took, in milliseconds.
+    pub ms: f64,
+}
+
 /// Counters of executions by outcome.
 #[derive(Default)]
 pub struct Metrics {
+    /// The last [`RECENT_EXECUTIONS`] executions, oldest first.
+    pub recent: Mutex<std::collections::VecDeque<Recent>>,
     /// Executions answered (any outcome).
     pub executions: AtomicU64,
     /// Executions that returned a result.
@@ -165,12 +197,30 @@ impl Metrics {
     /// failed, and how long its call to the pool took.
     fn record(
         &self,
+        execution: (&str, &'static str),
         engine: &'static str,
         preset: &'static str,
         failure: Option<&'static str>,
         took: std::time::Duration,
     ) {
         crate::telemetry::execution(engine, preset, failure.unwrap_or("ok"), took);
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() >= RECENT_EXECUTIONS {
+                recent.pop_front();
+            }
+            recent.push_back(Recent {
+                at,
+                id: execution.0.to_string(),
+                key: execution.1,
+                preset,
+                outcome: failure.unwrap_or("ok"),
+                ms: took.as_secs_f64() * 1000.0,
+            });
+        }
         self.executions.fetch_add(1, Ordering::Relaxed);
         match failure {
             None => {

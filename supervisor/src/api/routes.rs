@@ -15,7 +15,7 @@ use actix_web::{web, ResponseError, Route};
 pub use super::auth::Access;
 use super::auth::Auth;
 use super::error::ApiError;
-use super::{execute, status, wasm};
+use super::{execute, status, ui, wasm};
 
 /// One route of the API.
 pub struct RouteSpec {
@@ -30,7 +30,7 @@ pub struct RouteSpec {
 
 /// Every route, in the order the 404 answer lists them. `/mcp` is mounted by
 /// [`crate::mcp::HttpTransport`] with [`Access::User`] when it is enabled.
-pub static ROUTES: [RouteSpec; 9] = [
+pub static ROUTES: [RouteSpec; 12] = [
     RouteSpec {
         method: Method::POST,
         path: "/execute",
@@ -84,6 +84,24 @@ pub static ROUTES: [RouteSpec; 9] = [
         path: "/metrics",
         access: Access::Admin,
         handler: || web::route().to(status::metrics),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/ui",
+        access: Access::Public,
+        handler: || web::route().to(ui::page),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/ui/app.js",
+        access: Access::Public,
+        handler: || web::route().to(ui::script),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/ui/app.css",
+        access: Access::Public,
+        handler: || web::route().to(ui::style),
     },
 ];
 
@@ -186,10 +204,10 @@ mod tests {
     }
 
     #[test]
-    fn only_health_is_public_and_only_status_and_metrics_are_admin() {
+    fn only_health_and_the_pages_files_are_public_and_only_status_and_metrics_are_admin() {
         for r in &ROUTES {
             let expected = match r.path {
-                "/health" => Access::Public,
+                "/health" | "/ui" | "/ui/app.js" | "/ui/app.css" => Access::Public,
                 "/status" | "/metrics" => Access::Admin,
                 _ => Access::User,
             };

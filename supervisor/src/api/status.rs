@@ -124,6 +124,8 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         },
         "workers": workers,
         "memory": state.sizing,
+        "executions": state.metrics.executions.load(std::sync::atomic::Ordering::Relaxed),
+        "recent": *state.metrics.recent.lock().unwrap_or_else(|e| e.into_inner()),
         "sandbox": {
             "required": sandbox.require,
             "seccomp": {

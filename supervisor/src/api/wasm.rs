@@ -743,9 +743,13 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
                 Ok(failure) => failure,
                 Err(busy) => {
                     let busy_kind = Some(ErrorKind::Busy.as_str());
-                    state
-                        .metrics
-                        .record("wasmtime", "wasm", busy_kind, called.elapsed());
+                    state.metrics.record(
+                        ("-", state.key()),
+                        "wasmtime",
+                        "wasm",
+                        busy_kind,
+                        called.elapsed(),
+                    );
                     return Err(busy);
                 }
             };
@@ -757,9 +761,13 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
                     None,
                 )
             } else {
-                state
-                    .metrics
-                    .record("wasmtime", "wasm", Some(kind.as_str()), called.elapsed());
+                state.metrics.record(
+                    ("-", state.key()),
+                    "wasmtime",
+                    "wasm",
+                    Some(kind.as_str()),
+                    called.elapsed(),
+                );
                 let mut extra = Map::new();
                 if let PoolError::Crashed(pid) = e {
                     extra.insert("worker".into(), json!(pid));
@@ -850,9 +858,13 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
     } else {
         reply
     };
-    state
-        .metrics
-        .record("wasmtime", "wasm", fields.error_type, called.elapsed());
+    state.metrics.record(
+        ("-", state.key()),
+        "wasmtime",
+        "wasm",
+        fields.error_type,
+        called.elapsed(),
+    );
     Ok(reply.with_fields(fields))
 }
 

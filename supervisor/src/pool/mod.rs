@@ -594,9 +594,10 @@ impl Pool {
             let _ = handle.join();
         }
         lock(&self.idle).clear();
-        let left = crate::lifecycle::wait_for_descendants(None, Duration::from_secs(5));
+        // 1 + 3 s: with the default 10 s drain, within the unit's TimeoutStopSec=15s.
+        let left = crate::lifecycle::wait_for_descendants(None, Duration::from_secs(3));
         if !left.is_empty() {
-            tracing::error!(?left, "processes still there 5 s after the stop");
+            tracing::error!(?left, "processes still there 3 s after the zygote stopped");
         }
     }
 }
