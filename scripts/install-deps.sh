@@ -6,7 +6,8 @@
 # The Rust toolchain itself (cargo, rustc, rustfmt, clippy; rustc >= 1.95) must already be
 # installed, e.g. with rustup.
 # Then scripts/install-packaging-deps.sh installs what the packaging checks need (cargo-deb,
-# systemd-analyze, podman, mmdebstrap, kubernetes-validate).
+# systemd-analyze, podman, mmdebstrap, kubernetes-validate), and
+# scripts/install-observability-deps.sh what the tests of /metrics need (promtool).
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 
@@ -35,3 +36,4 @@ done
 echo "build dependencies present: $(rustc --version), $(cc --version | head -n 1)"
 
 "$(dirname "$0")/install-packaging-deps.sh"
+"$(dirname "$0")/install-observability-deps.sh"

@@ -141,6 +141,19 @@ impl Service {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// The configuration file it was started with (a test may rewrite it and send SIGHUP).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    /// Sends `signal` to the supervisor.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        if let Some(child) = &self.child {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
+    }
+
     /// Everything the service logged to stderr so far.
     pub fn logs(&self) -> Vec<String> {
         self.stderr.try_iter().collect()

@@ -129,3 +129,42 @@ fn strict_mode_starts_when_the_required_layers_hold_and_refuses_contradictions()
     assert!(String::from_utf8_lossy(&out.stderr).contains("sandbox.require"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A pool whose worst case cannot fit this machine's memory is lowered at start-up (or kept,
+/// with `workers.memory_fit = "warn"`), and the log and `/status` say which.
+#[test]
+fn a_pool_too_big_for_the_machine_is_lowered_and_says_so() {
+    // 1000 workers × (1 GiB + 16 MiB) is far beyond any test machine.
+    let big =
+        "[workers]\nmax_concurrent = 1000\nprewarm = 2\n[limits]\nmemory_bytes = 1073741824\n\
+               [sandbox]\nrlimit_data_bytes = 2147483648\n";
+    let s = Service::with_config(big);
+    let status = s.get("/status").json();
+    let memory = &status["memory"];
+    assert_eq!(memory["action"], "lowered", "{memory}");
+    assert_eq!(memory["configuredMaxConcurrent"], 1000);
+    let lowered = memory["maxConcurrent"].as_u64().unwrap();
+    assert!((1..1000).contains(&lowered), "{memory}");
+    assert_eq!(status["queue"]["maxConcurrent"], lowered);
+    assert!(
+        memory["worstCaseBytes"].as_u64().unwrap()
+            <= memory["memoryBytes"].as_u64().unwrap() / 100 * 90
+    );
+    assert!(s
+        .logs()
+        .iter()
+        .any(|l| l.contains("lowered workers.max_concurrent from 1000 to")));
+    s.execute(json!({"code": "'still serving'"}), 200);
+
+    let s = Service::with_config(&big.replace("[workers]\n", "[workers]\nmemory_fit = \"warn\"\n"));
+    let status = s.get("/status").json();
+    assert_eq!(status["memory"]["action"], "warned");
+    assert_eq!(status["queue"]["maxConcurrent"], 1000);
+    assert!(s.logs().iter().any(|l| l.contains("is kept at 1000")));
+
+    let s = Service::start();
+    assert_eq!(
+        s.get("/status").json()["memory"]["configuredMaxConcurrent"],
+        50
+    );
+}

@@ -24,12 +24,28 @@ pub enum Access {
     Admin,
 }
 
-/// Checks tokens and rate limits.
+/// Checks tokens and rate limits. Its tokens and limit can be replaced while it serves
+/// ([`Auth::replace`]).
 pub struct Auth {
+    keys: std::sync::RwLock<Keys>,
+    buckets: Mutex<HashMap<[u8; 32], Bucket>>,
+}
+
+#[derive(Clone, Copy)]
+struct Keys {
     token_hash: Option<[u8; 32]>,
     admin_hash: Option<[u8; 32]>,
     per_minute: u32,
-    buckets: Mutex<HashMap<[u8; 32], Bucket>>,
+}
+
+impl Keys {
+    fn new(token: Option<&str>, admin: Option<&str>, per_minute: u32) -> Keys {
+        Keys {
+            token_hash: token.map(|t| digest(t.as_bytes())),
+            admin_hash: admin.map(|t| digest(t.as_bytes())),
+            per_minute,
+        }
+    }
 }
 
 struct Bucket {
@@ -46,16 +62,29 @@ impl Auth {
     /// it has its own. `per_minute`: 0 disables limiting.
     pub fn new(token: Option<&str>, admin: Option<&str>, per_minute: u32) -> Self {
         Auth {
-            token_hash: token.map(|t| digest(t.as_bytes())),
-            admin_hash: admin.map(|t| digest(t.as_bytes())),
-            per_minute,
+            keys: std::sync::RwLock::new(Keys::new(token, admin, per_minute)),
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Puts new tokens and a new limit in force (a reload). Buckets of tokens that stay are
+    /// kept; those of tokens that went are dropped.
+    pub fn replace(&self, token: Option<&str>, admin: Option<&str>, per_minute: u32) {
+        let keys = Keys::new(token, admin, per_minute);
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        self.buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| Some(*k) == keys.token_hash || Some(*k) == keys.admin_hash);
+    }
+
+    fn keys(&self) -> Keys {
+        *self.keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Whether requests need a token.
     pub fn enabled(&self) -> bool {
-        self.token_hash.is_some()
+        self.keys().token_hash.is_some()
     }
 
     /// Checks the `Authorization` header value against what a route's `access` asks for and
@@ -63,16 +92,22 @@ impl Auth {
     /// [`Access::User`], and for [`Access::Admin`] the admin token when one is set (else the
     /// user token).
     pub fn authorise(&self, access: Access, authorization: Option<&[u8]>) -> Result<(), ApiError> {
+        let keys = self.keys();
         match access {
             Access::Public => Ok(()),
-            Access::User => self.check_against(self.token_hash, authorization),
-            Access::Admin => self.check_against(self.admin_hash.or(self.token_hash), authorization),
+            Access::User => self.check_against(keys.token_hash, keys.per_minute, authorization),
+            Access::Admin => self.check_against(
+                keys.admin_hash.or(keys.token_hash),
+                keys.per_minute,
+                authorization,
+            ),
         }
     }
 
     fn check_against(
         &self,
         expected: Option<[u8; 32]>,
+        per_minute: u32,
         authorization: Option<&[u8]>,
     ) -> Result<(), ApiError> {
         let Some(expected) = expected else {
@@ -90,14 +125,14 @@ impl Auth {
         if !bool::from(presented.ct_eq(&expected)) {
             return Err(ApiError::Forbidden);
         }
-        self.charge(presented, Instant::now())
+        self.charge(presented, per_minute, Instant::now())
     }
 
-    fn charge(&self, key: [u8; 32], now: Instant) -> Result<(), ApiError> {
-        if self.per_minute == 0 {
+    fn charge(&self, key: [u8; 32], per_minute: u32, now: Instant) -> Result<(), ApiError> {
+        if per_minute == 0 {
             return Ok(());
         }
-        let capacity = f64::from(self.per_minute);
+        let capacity = f64::from(per_minute);
         let rate = capacity / 60.0;
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let b = buckets.entry(key).or_insert(Bucket {
@@ -168,12 +203,30 @@ mod tests {
         let auth = Auth::new(Some("t0123456"), None, 2);
         let key = digest(b"t0123456");
         let t0 = Instant::now();
-        auth.charge(key, t0).unwrap();
-        auth.charge(key, t0).unwrap();
-        match auth.charge(key, t0) {
+        auth.charge(key, 2, t0).unwrap();
+        auth.charge(key, 2, t0).unwrap();
+        match auth.charge(key, 2, t0) {
             Err(ApiError::RateLimited { retry_after }) => assert_eq!(retry_after, 30),
             other => panic!("{other:?}"),
         }
-        auth.charge(key, t0 + Duration::from_secs(31)).unwrap();
+        auth.charge(key, 2, t0 + Duration::from_secs(31)).unwrap();
+    }
+
+    #[test]
+    fn replaced_tokens_take_effect_at_once() {
+        let auth = Auth::new(Some("old-token-1"), None, 0);
+        auth.authorise(Access::User, Some(b"Bearer old-token-1"))
+            .unwrap();
+        auth.replace(Some("new-token-1"), Some("new-admin-1"), 0);
+        assert!(matches!(
+            auth.authorise(Access::User, Some(b"Bearer old-token-1")),
+            Err(ApiError::Forbidden)
+        ));
+        auth.authorise(Access::User, Some(b"Bearer new-token-1"))
+            .unwrap();
+        auth.authorise(Access::Admin, Some(b"Bearer new-admin-1"))
+            .unwrap();
+        auth.replace(None, None, 0);
+        auth.authorise(Access::Admin, None).unwrap();
     }
 }

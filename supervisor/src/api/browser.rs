@@ -40,7 +40,7 @@ pub async fn guard(
     let mcp = req.path() == "/mcp" || req.path().starts_with("/mcp/");
     let verdict = match req.app_data::<web::Data<AppState>>() {
         Some(_) if mcp => Ok(()),
-        Some(state) => check(&state.config, &req),
+        Some(state) => check(state.config(), &req),
         None => Err(ApiError::Internal),
     };
     if let Err(e) = verdict {

@@ -106,7 +106,7 @@ pub async fn execute(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
+    let body = request::read_object(&req, payload, state.config().server.max_body_bytes).await?;
     execute_body(&state, &body, &request_id(&req), started)
         .await
         .map(Answer::into_response)
@@ -123,14 +123,14 @@ pub async fn execute_body(
     let code = request::code(body)?;
     let preset = request::preset(body)?;
     let env_json = request::env(body)?;
-    let limits = &state.config.limits;
+    let limits = &state.config().limits;
     let timeout_ms = request::timeout(body, limits)?;
     let language = request::language(body)?;
     let allow = request::fetch_allow(body)?;
     let fetch = if preset == Preset::Agent {
         let hosts =
             match allow {
-                Some(entries) => Some(state.egress.narrow(&entries).map_err(|problem| {
+                Some(entries) => Some(state.egress().narrow(&entries).map_err(|problem| {
                     ApiError::InvalidField {
                         field: "fetch",
                         problem,
@@ -140,7 +140,7 @@ pub async fn execute_body(
             };
         Some(
             state
-                .egress
+                .egress()
                 .context(hosts, Duration::from_millis(timeout_ms)),
         )
     } else {
@@ -167,11 +167,11 @@ pub async fn deno(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
+    let body = request::read_object(&req, payload, state.config().server.max_body_bytes).await?;
     let code = request::code(&body)?;
     let data_json = request::data(&body)?;
     let net = request::permissions(&body)?;
-    let limits = &state.config.limits;
+    let limits = &state.config().limits;
     let timeout_ms = request::deno_timeout(&body, limits)?;
     let preset = if net { Preset::Agent } else { Preset::Data };
     let job = ExecuteJob {
@@ -187,7 +187,7 @@ pub async fn deno(
     // `net` is the agent preset under the configured egress policy, not narrowed.
     let fetch = net.then(|| {
         state
-            .egress
+            .egress()
             .context(None, Duration::from_millis(timeout_ms))
     });
     run(&state, &request_id(&req), job, fetch, started)
@@ -203,10 +203,11 @@ async fn run(
     fetch: Option<FetchContext>,
     started: Instant,
 ) -> Result<Answer, ApiError> {
-    let limits = &state.config.limits;
+    let limits = &state.config().limits;
     let (timeout_ms, preset) = (job.timeout_ms, job.preset);
     let job = SupervisorMessage::Execute(job);
     let hard_deadline = Duration::from_millis(timeout_ms + limits.kill_grace_ms);
+    let called = Instant::now();
     let (outcome, pid) = match state.pool.call(&job, hard_deadline, fetch.as_ref()).await {
         Ok((WorkerMessage::Executed(outcome), pid)) => (outcome, Some(pid)),
         Ok((other, pid)) => {
@@ -242,7 +243,13 @@ async fn run(
             match super::error::pool_failure(&e, timeout_ms, super::error::Subject::Code) {
                 Ok((kind, name, message)) => (failed(kind, name, message), pid),
                 Err(busy) => {
-                    state.metrics.record(Some(ErrorKind::Busy.as_str()));
+                    state.metrics.record(
+                        (id, state.key()),
+                        "quickjs",
+                        preset.name(),
+                        Some(ErrorKind::Busy.as_str()),
+                        called.elapsed(),
+                    );
                     return Err(busy);
                 }
             }
@@ -256,7 +263,7 @@ async fn run(
         timeout_ms,
         preset,
         fetches: fetches.as_deref(),
-        bound: state.config.answer_bytes(),
+        bound: state.config().answer_bytes(),
     };
     let (answer, kind) = assemble(&outcome, &context);
     let fields = LogFields {
@@ -265,7 +272,13 @@ async fn run(
         worker_pid: pid,
         fetches: fetches.as_ref().map(Vec::len),
     };
-    state.metrics.record(fields.error_type);
+    state.metrics.record(
+        (id, state.key()),
+        "quickjs",
+        preset.name(),
+        fields.error_type,
+        called.elapsed(),
+    );
     Ok(answer.with_fields(fields))
 }
 
@@ -386,7 +399,7 @@ pub async fn validate(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
+    let body = request::read_object(&req, payload, state.config().server.max_body_bytes).await?;
     validate_body(&state, &body)
         .await
         .map(Answer::into_response)
@@ -400,7 +413,7 @@ pub async fn validate_body(state: &AppState, body: &request::Body) -> Result<Ans
         code: code.to_string(),
         language,
     });
-    let limits = &state.config.limits;
+    let limits = &state.config().limits;
     let deadline = Duration::from_millis(limits.default_timeout_ms + limits.kill_grace_ms);
     match state.pool.call(&job, deadline, None).await {
         Ok((WorkerMessage::Validated(outcome), _)) => Ok(match outcome.error {

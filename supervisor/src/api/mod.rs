@@ -15,6 +15,7 @@ pub mod routes;
 #[cfg(feature = "sandbox-selftest")]
 mod selftest;
 mod status;
+mod ui;
 pub mod wasm;
 
 use std::collections::BTreeMap;
@@ -34,14 +35,14 @@ use crate::config::Config;
 use crate::pool::Pool;
 use auth::Auth;
 
-/// State shared by every handler.
+/// State shared by every handler. The configuration and the egress policy can be replaced
+/// while the service runs ([`AppState::reload`], on SIGHUP); a request keeps the ones it
+/// started with.
 pub struct AppState {
-    /// The configuration the service started with.
-    pub config: Arc<Config>,
+    config: std::sync::atomic::AtomicPtr<Config>,
+    egress: std::sync::RwLock<Arc<crate::fetch::Egress>>,
     /// The worker pool.
     pub pool: Arc<Pool>,
-    /// The egress policy and HTTP client of the `agent` preset's fetch.
-    pub egress: Arc<crate::fetch::Egress>,
     /// Token check and rate limit (also app data of its own, which the route guards read).
     pub auth: Arc<Auth>,
     /// When the service started.
@@ -50,11 +51,138 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Compiled WebAssembly modules.
     pub modules: Arc<crate::modules::ModuleStore>,
+    /// The pool's worst case against the machine's memory, as found at start-up.
+    pub sizing: crate::sizing::Sizing,
+}
+
+impl AppState {
+    /// The state of a service that starts with `config`.
+    pub fn new(
+        config: Config,
+        pool: Arc<Pool>,
+        egress: Arc<crate::fetch::Egress>,
+        modules: Arc<crate::modules::ModuleStore>,
+        sizing: crate::sizing::Sizing,
+    ) -> AppState {
+        let auth = Arc::new(Auth::new(
+            config.auth.token.as_deref(),
+            config.auth.admin_token.as_deref(),
+            config.auth.rate_limit_per_minute,
+        ));
+        AppState {
+            config: std::sync::atomic::AtomicPtr::new(Box::into_raw(Box::new(config))),
+            egress: std::sync::RwLock::new(egress),
+            pool,
+            auth,
+            started: Instant::now(),
+            metrics: Metrics::default(),
+            modules,
+            sizing,
+        }
+    }
+
+    /// The configuration in force. Each one is kept for the life of the process (a reload
+    /// leaks the few kilobytes of the one it replaces), so a request can hold it across
+    /// awaits without counting references.
+    pub fn config(&self) -> &'static Config {
+        // SAFETY: the pointer always comes from `Box::into_raw` and is never freed.
+        unsafe { &*self.config.load(Ordering::Acquire) }
+    }
+
+    /// The key an execution ran with, as the recent list names it.
+    pub fn key(&self) -> &'static str {
+        if self.auth.enabled() {
+            "token"
+        } else {
+            "open"
+        }
+    }
+
+    /// The egress policy and HTTP client in force.
+    pub fn egress(&self) -> Arc<crate::fetch::Egress> {
+        Arc::clone(&self.egress.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts in force what can change without a restart: `auth`, `fetch` (the egress policy),
+    /// `limits` and `log.level` of `next`. Any other difference is left as it was and named
+    /// in the returned warnings. Fails, changing nothing, when the merged configuration is
+    /// invalid or the egress policy cannot be built.
+    pub fn reload(&self, next: &Config) -> Result<Vec<String>, String> {
+        let current = self.config();
+        let mut merged = current.clone();
+        merged.auth = next.auth.clone();
+        merged.fetch = next.fetch.clone();
+        merged.limits = next.limits.clone();
+        merged.log.level = next.log.level.clone();
+        merged.validate().map_err(|e| e.to_string())?;
+        let egress = crate::fetch::Egress::new(&merged.fetch).map_err(|e| e.to_string())?;
+        let mut warnings = Vec::new();
+        let mut kept = next.clone();
+        kept.auth = merged.auth.clone();
+        kept.fetch = merged.fetch.clone();
+        kept.limits = merged.limits.clone();
+        kept.log.level = merged.log.level.clone();
+        // The file's pool, sized as at start-up, so that a lowered `max_concurrent` is no change.
+        let memory = self
+            .sizing
+            .memory_bytes
+            .zip(self.sizing.memory_source.clone());
+        crate::sizing::fit(&mut kept, memory);
+        let differs =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        for (section, changed) in [
+            ("server", differs(&kept.server, &current.server)),
+            ("cors", differs(&kept.cors, &current.cors)),
+            ("workers", differs(&kept.workers, &current.workers)),
+            ("sandbox", differs(&kept.sandbox, &current.sandbox)),
+            ("wasm", differs(&kept.wasm, &current.wasm)),
+            ("log.format", kept.log.format != current.log.format),
+            ("mcp", differs(&kept.mcp, &current.mcp)),
+        ] {
+            if changed {
+                warnings.push(format!(
+                    "{section} changed in the configuration but needs a restart; the running \
+                     value is kept"
+                ));
+            }
+        }
+        self.auth.replace(
+            merged.auth.token.as_deref(),
+            merged.auth.admin_token.as_deref(),
+            merged.auth.rate_limit_per_minute,
+        );
+        *self.egress.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(egress);
+        self.config
+            .store(Box::into_raw(Box::new(merged)), Ordering::Release);
+        Ok(warnings)
+    }
+}
+
+/// How many recent executions `/status` lists.
+pub const RECENT_EXECUTIONS: usize = 100;
+
+/// One recent execution as `/status` lists it: never its code, `env` or result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recent {
+    /// Milliseconds since the Unix epoch when it was answered.
+    pub at: u64,
+    /// Its execution id (`-` for WebAssembly runs, which have none).
+    pub id: String,
+    /// Which key ran it: `token` (the configured token) or `open` (no token is set).
+    pub key: &'static str,
+    /// Its preset (`wasm` for WebAssembly).
+    pub preset: &'static str,
+    /// `ok` or the error type.
+    pub outcome: &'static str,
+    /// How long its call to the pool took, in milliseconds.
+    pub ms: f64,
 }
 
 /// Counters of executions by outcome.
 #[derive(Default)]
 pub struct Metrics {
+    /// The last [`RECENT_EXECUTIONS`] executions, oldest first.
+    pub recent: Mutex<std::collections::VecDeque<Recent>>,
     /// Executions answered (any outcome).
     pub executions: AtomicU64,
     /// Executions that returned a result.
@@ -64,7 +192,35 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn record(&self, failure: Option<&'static str>) {
+    /// Counts one answered execution here and in the exposition of `/metrics`: its engine
+    /// (`quickjs` or `wasmtime`), its preset (`wasm` for WebAssembly), its error type if it
+    /// failed, and how long its call to the pool took.
+    fn record(
+        &self,
+        execution: (&str, &'static str),
+        engine: &'static str,
+        preset: &'static str,
+        failure: Option<&'static str>,
+        took: std::time::Duration,
+    ) {
+        crate::telemetry::execution(engine, preset, failure.unwrap_or("ok"), took);
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() >= RECENT_EXECUTIONS {
+                recent.pop_front();
+            }
+            recent.push_back(Recent {
+                at,
+                id: execution.0.to_string(),
+                key: execution.1,
+                preset,
+                outcome: failure.unwrap_or("ok"),
+                ms: took.as_secs_f64() * 1000.0,
+            });
+        }
         self.executions.fetch_add(1, Ordering::Relaxed);
         match failure {
             None => {
@@ -141,7 +297,7 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
 async fn stats(state: web::Data<AppState>) -> HttpResponse {
     let m = &state.metrics;
     let failed = m.failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let limits = &state.config.limits;
+    let limits = &state.config().limits;
     HttpResponse::Ok().json(json!({
         "uptime": state.started.elapsed().as_secs_f64(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -165,8 +321,8 @@ async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "maxResultBytes": limits.max_result_bytes,
             "maxLogEntries": limits.max_log_entries,
             "maxLogBytes": limits.max_log_bytes,
-            "maxBodyBytes": state.config.server.max_body_bytes,
-            "maxAnswerBytes": state.config.answer_bytes(),
+            "maxBodyBytes": state.config().server.max_body_bytes,
+            "maxAnswerBytes": state.config().answer_bytes(),
         },
     }))
 }
@@ -183,6 +339,7 @@ pub async fn log_request(
     let path = req.path().to_string();
     let mut res = next.call(req).await?;
     let status = res.status().as_u16();
+    crate::telemetry::request(res.request().match_pattern().as_deref(), &method, status);
     if let Ok(v) = header::HeaderValue::from_str(&id) {
         res.headers_mut()
             .insert(header::HeaderName::from_static("x-request-id"), v);

@@ -31,7 +31,7 @@ pub async fn read_bytes(
 ) -> Result<web::BytesMut, ApiError> {
     let timeout_ms = req
         .app_data::<web::Data<super::AppState>>()
-        .map_or(30_000, |s| s.config.server.body_timeout_ms);
+        .map_or(30_000, |s| s.config().server.body_timeout_ms);
     tokio::time::timeout(
         std::time::Duration::from_millis(timeout_ms),
         read_within(req, payload, limit),

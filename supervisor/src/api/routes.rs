@@ -15,7 +15,7 @@ use actix_web::{web, ResponseError, Route};
 pub use super::auth::Access;
 use super::auth::Auth;
 use super::error::ApiError;
-use super::{execute, status, wasm};
+use super::{execute, status, ui, wasm};
 
 /// One route of the API.
 pub struct RouteSpec {
@@ -30,7 +30,7 @@ pub struct RouteSpec {
 
 /// Every route, in the order the 404 answer lists them. `/mcp` is mounted by
 /// [`crate::mcp::HttpTransport`] with [`Access::User`] when it is enabled.
-pub static ROUTES: [RouteSpec; 8] = [
+pub static ROUTES: [RouteSpec; 12] = [
     RouteSpec {
         method: Method::POST,
         path: "/execute",
@@ -78,6 +78,30 @@ pub static ROUTES: [RouteSpec; 8] = [
         path: "/status",
         access: Access::Admin,
         handler: || web::route().to(status::status),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/metrics",
+        access: Access::Admin,
+        handler: || web::route().to(status::metrics),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/ui",
+        access: Access::Public,
+        handler: || web::route().to(ui::page),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/ui/app.js",
+        access: Access::Public,
+        handler: || web::route().to(ui::script),
+    },
+    RouteSpec {
+        method: Method::GET,
+        path: "/ui/app.css",
+        access: Access::Public,
+        handler: || web::route().to(ui::style),
     },
 ];
 
@@ -180,11 +204,11 @@ mod tests {
     }
 
     #[test]
-    fn only_health_is_public_and_only_status_is_admin() {
+    fn only_health_and_the_pages_files_are_public_and_only_status_and_metrics_are_admin() {
         for r in &ROUTES {
             let expected = match r.path {
-                "/health" => Access::Public,
-                "/status" => Access::Admin,
+                "/health" | "/ui" | "/ui/app.js" | "/ui/app.css" => Access::Public,
+                "/status" | "/metrics" => Access::Admin,
                 _ => Access::User,
             };
             assert_eq!(r.access, expected, "{}", r.path);

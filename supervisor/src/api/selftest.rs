@@ -20,7 +20,7 @@ pub async fn probe(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
+    let body = request::read_object(&req, payload, state.config().server.max_body_bytes).await?;
     let probe = body
         .get("probe")
         .and_then(|v| v.as_str())

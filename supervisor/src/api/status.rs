@@ -1,18 +1,57 @@
 //! `GET /status`: the admin's view of the running system. Every figure is read from the live
 //! processes (`/proc`) or from what the zygote and each worker reported after applying its
-//! sandbox, never copied from the configuration.
+//! sandbox, never copied from the configuration. `GET /metrics`: the same service for
+//! Prometheus ([`crate::telemetry`]).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
+use super::error::ApiError;
 use super::AppState;
 use crate::procfs;
+use crate::telemetry::{self, Figures};
+
+/// The media type of the Prometheus text exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `GET /metrics`
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.snapshot();
+    let store = state.modules.snapshot();
+    let figures = Figures {
+        counters: vec![
+            ("isolate_worker_spawns_total", pool.spawned),
+            ("isolate_worker_recycles_total", pool.recycled),
+            ("isolate_worker_kills_total", pool.killed),
+            ("isolate_worker_crashes_total", pool.crashed),
+            ("isolate_sandbox_violations_total", pool.violations),
+            ("isolate_busy_rejections_total", pool.rejected_busy),
+            ("isolate_zygote_starts_total", pool.zygote_starts),
+            ("isolate_module_store_hits_total", store.hits),
+            ("isolate_module_store_misses_total", store.misses),
+            ("isolate_module_store_evictions_total", store.evictions),
+        ],
+        idle: pool.idle,
+        busy: pool.busy,
+        queued: pool.queued,
+        slots: pool.max_concurrent,
+        modules: store.modules,
+        store_bytes: store.bytes,
+        uptime: state.started.elapsed(),
+    };
+    match telemetry::render(&figures) {
+        Some(text) => HttpResponse::Ok()
+            .content_type(METRICS_CONTENT_TYPE)
+            .body(text),
+        None => ApiError::Internal.error_response(),
+    }
+}
 
 /// `GET /status`
 pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.snapshot();
     let zygote = state.pool.zygote_report();
-    let sandbox = &state.config.sandbox;
+    let sandbox = &state.config().sandbox;
     let own_net = procfs::namespace(None, "net");
     let me = std::process::id();
     let me_status = procfs::status(me).unwrap_or_default();
@@ -84,6 +123,9 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             "queueSize": pool.queue_size,
         },
         "workers": workers,
+        "memory": state.sizing,
+        "executions": state.metrics.executions.load(std::sync::atomic::Ordering::Relaxed),
+        "recent": *state.metrics.recent.lock().unwrap_or_else(|e| e.into_inner()),
         "sandbox": {
             "required": sandbox.require,
             "seccomp": {

@@ -106,7 +106,7 @@ fn compile_failure(status: StatusCode, kind: &str, message: String) -> Answer {
 
 /// Reads `file` from inside `wasm.module_dir`.
 fn read_module_file(state: &AppState, name: &str) -> Result<Vec<u8>, ApiError> {
-    let Some(dir) = state.config.wasm.module_dir.as_deref() else {
+    let Some(dir) = state.config().wasm.module_dir.as_deref() else {
         return Err(ApiError::FileForbidden(
             "Loading modules by \"file\" is disabled (wasm.module_dir is not set)",
         ));
@@ -144,7 +144,7 @@ fn read_module_file(state: &AppState, name: &str) -> Result<Vec<u8>, ApiError> {
     if !meta.is_file() {
         return Err(ApiError::FileNotFound);
     }
-    let limit = state.config.wasm.max_module_bytes;
+    let limit = state.config().wasm.max_module_bytes;
     if meta.len() > limit as u64 {
         return Err(ApiError::ModuleTooLarge(limit));
     }
@@ -152,7 +152,7 @@ fn read_module_file(state: &AppState, name: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 fn module_bytes(state: &AppState, body: &request::Body) -> Result<Vec<u8>, ApiError> {
-    let limit = state.config.wasm.max_module_bytes;
+    let limit = state.config().wasm.max_module_bytes;
     match (body.get("bytes"), body.get("file")) {
         (Some(Value::String(b64)), None) | (Some(Value::String(b64)), Some(Value::Null)) => {
             let engine = base64::engine::GeneralPurpose::new(
@@ -208,7 +208,7 @@ pub async fn compile(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = compile_body_limit(&state.config);
+    let limit = compile_body_limit(state.config());
     let body = request::read_object(&req, payload, limit).await?;
     compile_body(&state, body).await.map(Answer::into_response)
 }
@@ -219,7 +219,7 @@ pub async fn compile_body(
     state: &web::Data<AppState>,
     body: request::Body,
 ) -> Result<Answer, ApiError> {
-    let wasm = &state.config.wasm;
+    let wasm = &state.config().wasm;
     let explicit = match body.get("id") {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) if valid_id(id) => Some(id.clone()),
@@ -304,7 +304,7 @@ pub async fn compile_body(
     let byte_size = bytes.len() as u64;
     let job = SupervisorMessage::WasmCompile(WasmCompileJob { bytes });
     let deadline =
-        Duration::from_millis(wasm.compile_timeout_ms + state.config.limits.kill_grace_ms);
+        Duration::from_millis(wasm.compile_timeout_ms + state.config().limits.kill_grace_ms);
     let outcome = match state.pool.call(&job, deadline, None).await {
         Ok((WorkerMessage::WasmCompiled(outcome), _)) => outcome,
         Ok(_) => return Err(ApiError::Internal),
@@ -698,7 +698,7 @@ fn parse_run(
             }))
         }
     };
-    let timeout_ms = request::timeout(body, &state.config.limits).map_err(Err)?;
+    let timeout_ms = request::timeout(body, &state.config().limits).map_err(Err)?;
     Ok(RunRequest {
         job: WasmRunJob {
             module_id: module.source_sha256.clone(),
@@ -709,7 +709,7 @@ fn parse_run(
             stub_missing_imports,
             wasi,
             timeout_ms,
-            limits: state.config.wasm.limits(),
+            limits: state.config().wasm.limits(),
         },
         module,
     })
@@ -721,7 +721,7 @@ pub async fn run(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = request::read_object(&req, payload, state.config.server.max_body_bytes).await?;
+    let body = request::read_object(&req, payload, state.config().server.max_body_bytes).await?;
     run_body(&state, &body).await.map(Answer::into_response)
 }
 
@@ -733,7 +733,8 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
     };
     let timeout_ms = job.timeout_ms;
     let entry = job.entry.clone();
-    let deadline = Duration::from_millis(timeout_ms + state.config.limits.kill_grace_ms);
+    let deadline = Duration::from_millis(timeout_ms + state.config().limits.kill_grace_ms);
+    let called = std::time::Instant::now();
     let (outcome, pid) = match state.pool.call_wasm(job, &module.artifact, deadline).await {
         Ok((WorkerMessage::WasmRan(o), pid)) => (o, Some(pid)),
         Ok(_) => return Err(ApiError::Internal),
@@ -741,7 +742,14 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
             let (kind, _, message) = match pool_failure(&e, timeout_ms, Subject::Module) {
                 Ok(failure) => failure,
                 Err(busy) => {
-                    state.metrics.record(Some(ErrorKind::Busy.as_str()));
+                    let busy_kind = Some(ErrorKind::Busy.as_str());
+                    state.metrics.record(
+                        ("-", state.key()),
+                        "wasmtime",
+                        "wasm",
+                        busy_kind,
+                        called.elapsed(),
+                    );
                     return Err(busy);
                 }
             };
@@ -753,7 +761,13 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
                     None,
                 )
             } else {
-                state.metrics.record(Some(kind.as_str()));
+                state.metrics.record(
+                    ("-", state.key()),
+                    "wasmtime",
+                    "wasm",
+                    Some(kind.as_str()),
+                    called.elapsed(),
+                );
                 let mut extra = Map::new();
                 if let PoolError::Crashed(pid) = e {
                     extra.insert("worker".into(), json!(pid));
@@ -828,7 +842,7 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
         }
     };
     // The backstop: whatever the parts' own caps, the answer stays within its bound.
-    let bound = state.config.answer_bytes();
+    let bound = state.config().answer_bytes();
     let reply = if reply.body.len() > bound {
         fields.error_type = Some(ErrorKind::OutputLimit.as_str());
         failure(
@@ -844,7 +858,13 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
     } else {
         reply
     };
-    state.metrics.record(fields.error_type);
+    state.metrics.record(
+        ("-", state.key()),
+        "wasmtime",
+        "wasm",
+        fields.error_type,
+        called.elapsed(),
+    );
     Ok(reply.with_fields(fields))
 }
 

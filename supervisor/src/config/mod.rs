@@ -108,11 +108,12 @@ fn redacted<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::O
 }
 
 /// Environment variables the service reads; any other `ISOLATE_*` variable gets a warning.
-pub const ENV_VARS: [&str; 5] = [
+pub const ENV_VARS: [&str; 6] = [
     "ISOLATE_PORT",
     "ISOLATE_HOST",
     "ISOLATE_AUTH_TOKEN",
     "ISOLATE_LOG_LEVEL",
+    "ISOLATE_LOG_FORMAT",
     "ISOLATE_CONFIG",
 ];
 
@@ -140,6 +141,13 @@ impl Config {
         config.resolve_secrets(env)?;
         config.validate()?;
         Ok((config, warnings))
+    }
+
+    /// The configuration as TOML, every secret replaced by `"[redacted]"` (what
+    /// `--print-config` prints). Loading it again gives the same configuration but for the
+    /// secrets.
+    pub fn to_redacted_toml(&self) -> Result<String, String> {
+        toml::to_string_pretty(self).map_err(|e| e.to_string())
     }
 
     /// Parses TOML text.
@@ -170,6 +178,7 @@ impl Config {
                 }
                 "ISOLATE_AUTH_TOKEN" => self.auth.token = Some(value.clone()),
                 "ISOLATE_LOG_LEVEL" => self.log.level = value.trim().to_string(),
+                "ISOLATE_LOG_FORMAT" => self.log.format = value.trim().to_string(),
                 "ISOLATE_CONFIG" => {}
                 other if other.starts_with("ISOLATE_") => {
                     warnings.push(format!(
@@ -308,6 +317,36 @@ mod tests {
         assert_eq!(v["auth"]["admin_token"], "[redacted]");
         assert_eq!(v["fetch"]["secret_headers"][0]["value"], "[redacted]");
         assert_eq!(v["auth"]["rate_limit_per_minute"], 60);
+    }
+
+    #[test]
+    fn the_printed_configuration_is_toml_that_loads_again_without_its_secrets() {
+        let mut c = Config::from_toml(
+            "[server]\nport = 7001\n[fetch]\nallow_hosts = [\"api.example.com\"]\n\
+             [[fetch.secret_headers]]\nhost = \"api.example.com\"\nname = \"X-Key\"\n\
+             value = \"header-s3cr3t\"\n",
+        )
+        .unwrap();
+        c.auth.token = Some("user-t0ken-s3cr3t".into());
+        c.apply_env(&env(&[("ISOLATE_LOG_FORMAT", "json")]))
+            .unwrap();
+        let text = c.to_redacted_toml().unwrap();
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+        let again = Config::from_toml(&text).unwrap();
+        again.validate().unwrap();
+        assert_eq!(again.server.port, 7001);
+        assert_eq!(again.log.format, "json");
+        assert_eq!(again.fetch.allow_hosts, ["api.example.com"]);
+        let mut expected = c.clone();
+        expected.auth.token = Some("[redacted]".into());
+        expected.fetch.secret_headers[0].value = Some("[redacted]".into());
+        assert_eq!(format!("{again:?}"), format!("{expected:?}"));
+        assert_eq!(
+            Config::from_toml(&Config::default().to_redacted_toml().unwrap())
+                .map(|c| format!("{c:?}")),
+            Ok(format!("{:?}", Config::default()))
+        );
     }
 
     #[test]

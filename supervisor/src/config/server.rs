@@ -26,6 +26,10 @@ pub struct ServerConfig {
     /// reverse proxy or a name in /etc/hosts); `"*"` accepts any. Default none: a page that
     /// rebinds its own name to this address is refused.
     pub allowed_hosts: Vec<String>,
+    /// On SIGTERM or SIGINT: how long requests in flight may still run once the listener is
+    /// closed, before they are cut off and every worker is stopped. Rounded up to whole
+    /// seconds. Default 10 s (below the systemd unit's `TimeoutStopSec=15s`).
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -38,11 +42,17 @@ impl Default for ServerConfig {
             body_timeout_ms: 30_000,
             write_timeout_ms: 10_000,
             allowed_hosts: Vec::new(),
+            shutdown_timeout_ms: 10_000,
         }
     }
 }
 
 impl ServerConfig {
+    /// [`ServerConfig::shutdown_timeout_ms`] in whole seconds, rounded up (actix-web's unit).
+    pub fn shutdown_timeout_secs(&self) -> u64 {
+        self.shutdown_timeout_ms.div_ceil(1000)
+    }
+
     /// Rejects values that cannot work, naming the key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.host.parse::<std::net::IpAddr>().is_err() && self.host != "localhost" {
@@ -67,6 +77,12 @@ impl ServerConfig {
             return Err(invalid(
                 "server.write_timeout_ms",
                 "must be between 100 and 3600000",
+            ));
+        }
+        if self.shutdown_timeout_ms > 3_600_000 {
+            return Err(invalid(
+                "server.shutdown_timeout_ms",
+                "must be at most 3600000",
             ));
         }
         for h in &self.allowed_hosts {
@@ -106,6 +122,10 @@ mod tests {
             (
                 "[server]\nwrite_timeout_ms = 3600001",
                 "server.write_timeout_ms must be between 100 and 3600000",
+            ),
+            (
+                "[server]\nshutdown_timeout_ms = 3600001",
+                "server.shutdown_timeout_ms must be at most 3600000",
             ),
             (
                 "[server]\nallowed_hosts = [\"proxy.example:8080\"]",

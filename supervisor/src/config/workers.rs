@@ -23,6 +23,11 @@ pub struct WorkersConfig {
     /// Longest wait for the zygote to fork a worker and for the worker to greet, in ms.
     /// Default 10000.
     pub spawn_timeout_ms: u64,
+    /// What start-up does when `max_concurrent` workers at their memory limits would not fit
+    /// in 90 % of the machine's (or cgroup's) memory: `lower` (default) lowers
+    /// `max_concurrent` to fit, `warn` keeps it with a warning, `off` only reports it in
+    /// `/status`. See [`crate::sizing`].
+    pub memory_fit: String,
 }
 
 impl Default for WorkersConfig {
@@ -34,6 +39,7 @@ impl Default for WorkersConfig {
             queue_timeout_ms: 10_000,
             recycle_after: 1000,
             spawn_timeout_ms: 10_000,
+            memory_fit: "lower".into(),
         }
     }
 }
@@ -56,6 +62,12 @@ impl WorkersConfig {
         if self.spawn_timeout_ms == 0 {
             return Err(invalid("workers.spawn_timeout_ms", "must be at least 1"));
         }
+        if !matches!(self.memory_fit.as_str(), "lower" | "warn" | "off") {
+            return Err(invalid(
+                "workers.memory_fit",
+                "must be \"lower\", \"warn\" or \"off\"",
+            ));
+        }
         Ok(())
     }
 }
@@ -73,5 +85,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("workers.max_concurrent"));
+        let mut c = Config::default();
+        c.workers.memory_fit = "shrink".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("workers.memory_fit"));
     }
 }

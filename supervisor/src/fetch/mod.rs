@@ -374,6 +374,11 @@ impl FetchContext {
             denied: None,
             error: None,
         };
+        crate::telemetry::fetch(match &outcome {
+            Ok(_) => "ok",
+            Err(FetchFailure::Denied { .. } | FetchFailure::TooMany(_)) => "denied",
+            Err(_) => "error",
+        });
         let result = match outcome {
             Ok((response, redirects)) => {
                 entry.status = Some(response.status);

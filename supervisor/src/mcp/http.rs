@@ -54,7 +54,7 @@ struct Guard {
 impl HttpTransport {
     /// The transport over the shared state; serves nothing when `mcp.enabled` is false.
     pub fn new(state: &web::Data<AppState>) -> HttpTransport {
-        let config = &state.config;
+        let config = state.config();
         let sessions = Arc::new(LocalSessionManager::default());
         let guard = web::Data::new(Guard {
             sessions: Arc::clone(&sessions),

@@ -507,7 +507,7 @@ pub async fn call(
         ));
     };
     check_names(tool, &args)?;
-    let config = &state.config;
+    let config = state.config();
     let limit = if name == COMPILE_WASM {
         wasm::compile_body_limit(config)
     } else {

@@ -499,8 +499,10 @@ impl Pool {
             return Err(PoolError::ShuttingDown);
         }
         if let Ok(permit) = self.slots.try_acquire() {
+            crate::telemetry::queue_wait(Duration::ZERO);
             return Ok(permit);
         }
+        let queued_at = Instant::now();
         let busy = || {
             self.counters.busy.fetch_add(1, Ordering::Relaxed);
             PoolError::Busy(self.config.max_concurrent)
@@ -512,7 +514,10 @@ impl Pool {
         let _queued = DecrementOnDrop(&self.queued);
         let wait = Duration::from_millis(self.config.queue_timeout_ms);
         match tokio::time::timeout(wait, self.slots.acquire()).await {
-            Ok(Ok(permit)) => Ok(permit),
+            Ok(Ok(permit)) => {
+                crate::telemetry::queue_wait(queued_at.elapsed());
+                Ok(permit)
+            }
             Ok(Err(_)) => Err(PoolError::ShuttingDown),
             Err(_) => Err(busy()),
         }
@@ -581,15 +586,27 @@ impl Pool {
         lock(&self.zygote_report).clone()
     }
 
-    /// Stops the manager (which stops the zygote) and kills every idle worker.
+    /// Kills every worker, then stops the manager (which stops the zygote), and waits until
+    /// each of those processes is gone: see [`crate::lifecycle`].
     pub fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.slots.close();
+        // Workers first, while their zygote (which ignores SIGCHLD) lives to have the kernel
+        // reap each one as it dies, killed ones included; then the zygote; then whatever came
+        // back to the supervisor (a subreaper), reaped.
+        lock(&self.idle).clear();
+        let zygote = Some(self.zygote_pid.load(Ordering::Relaxed)).filter(|p| *p > 0);
+        crate::lifecycle::wait_for_descendants(zygote, Duration::from_secs(1));
         self.send(Command::Shutdown);
         if let Some(handle) = lock(&self.manager).take() {
             let _ = handle.join();
         }
         lock(&self.idle).clear();
+        // 1 + 3 s: with the default 10 s drain, within the unit's TimeoutStopSec=15s.
+        let left = crate::lifecycle::wait_for_descendants(None, Duration::from_secs(3));
+        if !left.is_empty() {
+            tracing::error!(?left, "processes still there 3 s after the zygote stopped");
+        }
     }
 }
 
@@ -610,6 +627,8 @@ fn manager_loop(
                 tracing::error!(error = %e, "cannot restart the zygote");
             }
         }
+        // Workers orphaned by a dead zygote are re-parented to the supervisor (a subreaper).
+        crate::lifecycle::reap_orphans(manager.pid());
         // Every request waiting for a worker right now, and the idle workers missing, are
         // forked as one batch (see `ZygoteManager::spawn_batch`).
         let mut waiting = Vec::new();
