@@ -68,12 +68,9 @@ fn serve(
     }
     let broken = Rc::new(Cell::new(false));
     let mut likely = FIRST_PRESET;
-    if let Some(i) = spares.iter().position(|p| p.preset() == likely) {
-        *prepared = Some(spares.swap_remove(i));
-    }
     loop {
         if prepared.is_none() {
-            *prepared = js::Prepared::new(likely).ok();
+            *prepared = take_spare(spares, likely).or_else(|| js::Prepared::new(likely).ok());
         }
         let read = read_frame::<_, SupervisorMessage>(&mut *sock.borrow_mut(), MAX_FRAME_BYTES);
         let msg = match read {
@@ -88,8 +85,7 @@ fn serve(
             likely = job.preset;
             let ready = prepared.as_ref().map(js::Prepared::preset);
             if ready != Some(job.preset) {
-                if let Some(i) = spares.iter().position(|p| p.preset() == job.preset) {
-                    let template = spares.swap_remove(i);
+                if let Some(template) = take_spare(spares, job.preset) {
                     // The context made for another preset is kept for a later job.
                     if let Some(other) = prepared.replace(template) {
                         spares.push(other);
@@ -165,6 +161,12 @@ fn serve(
         // The used context is freed only now, after the answer has left.
         drop(retired);
     }
+}
+
+/// Takes the unused context for `preset` out of `spares`, if there is one.
+fn take_spare(spares: &mut Vec<js::Prepared>, preset: Preset) -> Option<js::Prepared> {
+    let i = spares.iter().position(|p| p.preset() == preset)?;
+    Some(spares.swap_remove(i))
 }
 
 /// The host call behind `fetch`: one `Fetch` frame out, one `FetchResult` frame back, on the
