@@ -633,23 +633,14 @@ fn manager_loop(
         // forked as one batch (see `ZygoteManager::spawn_batch`).
         let mut waiting = Vec::new();
         let mut stop = false;
-        let mut next = Some(cmd);
-        while let Some(cmd) = next.take() {
-            match cmd {
-                Ok(Command::Spawn(reply)) => waiting.push(reply),
-                Ok(Command::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
-                Ok(Command::Replenish) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-            }
-            if waiting.len() < MAX_SPAWN_BATCH {
-                next = commands.try_recv().ok().map(Ok);
-            }
-        }
-        if stop {
-            break;
+        match cmd {
+            Ok(Command::Spawn(reply)) => waiting.push(reply),
+            Ok(Command::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => stop = true,
+            Ok(Command::Replenish) | Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         // Keep `prewarm` idle workers; back off for a second after a failure.
-        loop {
-            // Requests that started waiting meanwhile go first in this batch.
+        while !stop {
+            // Requests waiting by now go first in this batch.
             while waiting.len() < MAX_SPAWN_BATCH {
                 match commands.try_recv() {
                     Ok(Command::Spawn(reply)) => waiting.push(reply),
