@@ -37,9 +37,24 @@ pub struct Sizing {
     pub configured_max_concurrent: usize,
     /// `workers.max_concurrent` in force.
     pub max_concurrent: usize,
-    /// `fits`, `lowered`, `warned` (kept although it does not fit), `off` or `unknown` (the
-    /// memory could not be read).
-    pub action: &'static str,
+    /// What start-up did about it.
+    pub action: Fit,
+}
+
+/// What [`fit`] found and did, shown in `/status` in lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// The worst case fits.
+    Fits,
+    /// `workers.max_concurrent` was lowered to fit.
+    Lowered,
+    /// It does not fit, and was kept (`workers.memory_fit = "warn"`).
+    Warned,
+    /// It does not fit, and sizing is off (`workers.memory_fit = "off"`).
+    Off,
+    /// The machine's memory could not be read.
+    Unknown,
 }
 
 /// The memory there is: the lower of `MemTotal` and the cgroup's limit, with its source.
@@ -116,10 +131,10 @@ pub fn fit(config: &mut Config, memory: Option<(u64, String)>) -> Sizing {
         memory_source: memory.as_ref().map(|m| m.1.clone()),
         configured_max_concurrent: configured,
         max_concurrent: configured,
-        action: "fits",
+        action: Fit::Fits,
     };
     let Some((bytes, _)) = memory else {
-        sizing.action = "unknown";
+        sizing.action = Fit::Unknown;
         return sizing;
     };
     let budget = bytes / 100 * BUDGET_PERCENT;
@@ -127,8 +142,8 @@ pub fn fit(config: &mut Config, memory: Option<(u64, String)>) -> Sizing {
         return sizing;
     }
     sizing.action = match config.workers.memory_fit.as_str() {
-        "off" => "off",
-        "warn" => "warned",
+        "off" => Fit::Off,
+        "warn" => Fit::Warned,
         _ => {
             let fits = budget.saturating_sub(overhead) / per_worker.max(1);
             let lowered = usize::try_from(fits)
@@ -138,7 +153,7 @@ pub fn fit(config: &mut Config, memory: Option<(u64, String)>) -> Sizing {
             config.workers.prewarm = config.workers.prewarm.min(lowered);
             sizing.max_concurrent = lowered;
             sizing.worst_case_bytes = worst(lowered);
-            "lowered"
+            Fit::Lowered
         }
     };
     sizing
@@ -148,7 +163,7 @@ pub fn fit(config: &mut Config, memory: Option<(u64, String)>) -> Sizing {
 pub fn log(sizing: &Sizing) {
     let mib = |b: u64| b >> 20;
     match sizing.action {
-        "lowered" => tracing::warn!(
+        Fit::Lowered => tracing::warn!(
             "memory: lowered workers.max_concurrent from {} to {}: {} × {} MiB per worker + {} MiB \
              would exceed {}% of {} MiB ({}); set workers.memory_fit = \"warn\" to keep it",
             sizing.configured_max_concurrent,
@@ -160,7 +175,7 @@ pub fn log(sizing: &Sizing) {
             mib(sizing.memory_bytes.unwrap_or(0)),
             sizing.memory_source.as_deref().unwrap_or("?"),
         ),
-        "warned" | "off" => {
+        Fit::Warned | Fit::Off => {
             tracing::warn!(
             "memory: the worst case of {} MiB ({} × {} MiB per worker + {} MiB) exceeds {}% of \
              {} MiB ({}); workers.max_concurrent is kept at {} (workers.memory_fit = {:?}): the \
@@ -173,11 +188,11 @@ pub fn log(sizing: &Sizing) {
             mib(sizing.memory_bytes.unwrap_or(0)),
             sizing.memory_source.as_deref().unwrap_or("?"),
             sizing.max_concurrent,
-            if sizing.action == "off" { "off" } else { "warn" },
+            if sizing.action == Fit::Off { "off" } else { "warn" },
         )
         }
-        "unknown" => tracing::warn!("memory: cannot read the machine's memory; not sized"),
-        _ => tracing::info!(
+        Fit::Unknown => tracing::warn!("memory: cannot read the machine's memory; not sized"),
+        Fit::Fits => tracing::info!(
             worst_case_mib = mib(sizing.worst_case_bytes),
             memory_mib = mib(sizing.memory_bytes.unwrap_or(0)),
             "memory: the worst case of the pool fits"
@@ -195,7 +210,7 @@ mod tests {
     fn the_default_pool_is_lowered_on_a_small_machine_and_kept_on_a_big_one() {
         let mut c = Config::default();
         let s = fit(&mut c, Some((24 * GIB, "MemTotal".into())));
-        assert_eq!((s.action, c.workers.max_concurrent), ("fits", 50));
+        assert_eq!((s.action, c.workers.max_concurrent), (Fit::Fits, 50));
         assert_eq!(s.per_worker_bytes, (128 + 16) << 20);
         assert_eq!(s.worst_case_bytes, 50 * (144 << 20) + (384 << 20));
 
@@ -204,7 +219,7 @@ mod tests {
         // 90 % of 4 GiB is 3686 MiB; less 384 MiB, 3302 MiB hold 22 workers of 144 MiB.
         assert_eq!(
             (s.action, s.max_concurrent, c.workers.max_concurrent),
-            ("lowered", 22, 22)
+            (Fit::Lowered, 22, 22)
         );
         assert!(s.worst_case_bytes <= 4 * GIB / 100 * 90);
         assert_eq!(c.workers.prewarm, 4);
@@ -216,18 +231,18 @@ mod tests {
             &mut c,
             Some((4 * GIB, "/sys/fs/cgroup/x/memory.max".into())),
         );
-        assert_eq!((s.action, c.workers.max_concurrent), ("warned", 50));
+        assert_eq!((s.action, c.workers.max_concurrent), (Fit::Warned, 50));
 
         let mut c = Config::default();
         let s = fit(&mut c, Some((256 << 20, "MemTotal".into())));
         assert_eq!(
             (s.action, c.workers.max_concurrent, c.workers.prewarm),
-            ("lowered", 1, 1)
+            (Fit::Lowered, 1, 1)
         );
         c.validate().unwrap();
 
         let mut c = Config::default();
-        assert_eq!(fit(&mut c, None).action, "unknown");
+        assert_eq!(fit(&mut c, None).action, Fit::Unknown);
     }
 
     #[test]
@@ -249,7 +264,7 @@ mod tests {
         };
         let mut c = Config::default();
         let s = fit(&mut c, Some((bytes, "MemoryMax".into())));
-        assert_eq!(s.action, "fits", "{s:?}");
+        assert_eq!(s.action, Fit::Fits, "{s:?}");
         // And not much more: within 25 % of the worst case divided by the budget.
         assert!(
             bytes / 100 * BUDGET_PERCENT < s.worst_case_bytes / 4 * 5,
