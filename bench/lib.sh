@@ -1,10 +1,9 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154 # work, out, duration and warmup are set by the caller
+# shellcheck disable=SC2154 # duration and warmup are set by the caller
 # Shell functions shared by scripts/bench.sh and scripts/bench-vs-node.sh (sourced, not run).
 #
-# The caller sets, before calling them:
-#   work      a scratch directory (removed by the caller)
-#   out       the JSON-lines file the measurements are appended to
+# The caller calls bench_begin first (it sets $work, a scratch directory, and $out, the
+# JSON-lines file the measurements are appended to), and sets:
 #   duration  seconds per measured run
 #   warmup    seconds of unmeasured load before each measured run (0: none)
 # and, for a run, optionally `service` (a name added to every line, e.g. "ours" or "old").
@@ -15,6 +14,16 @@
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bench_lua="$bench_dir/wrk/json-api.lua"
 pids=()
+
+# bench_begin NAME: builds the release binary, sets $out to results/NAME-<time>.jsonl and
+# $work to a new scratch directory, and stops the services and removes $work on exit.
+bench_begin() {
+  cargo build --release -q -p isolate-service
+  mkdir -p results
+  out="results/$1-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+  work=$(mktemp -d)
+  trap 'stop_services; rm -rf "$work"' EXIT
+}
 
 # Stops every service started with start_ours or start_process.
 stop_services() {

@@ -27,17 +27,9 @@ for tool in node wrk curl python3; do
   command -v "$tool" >/dev/null || { echo "error: $tool not found" >&2; exit 1; }
 done
 
-cargo build --release -q -p isolate-service
-mkdir -p results
-out="results/bench-vs-node-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
-work=$(mktemp -d)
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-cleanup() {
-  stop_services
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_begin bench-vs-node
 
 old_port=$(free_port)
 (cd "$old_dir" && exec env -u ISOLATE_AUTH_TOKEN ISOLATE_PORT="$old_port" ISOLATE_HOST=127.0.0.1 \

@@ -23,17 +23,9 @@ duration=${1:-10}
 warmup=2
 command -v wrk >/dev/null || { echo "error: wrk not found; run scripts/install-deps.sh" >&2; exit 1; }
 
-cargo build --release -q -p isolate-service
-mkdir -p results
-out="results/bench-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
-work=$(mktemp -d)
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-cleanup() {
-  stop_services
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_begin bench
 
 example='{"code":"return env.prices.reduce((a,b) => a+b, 0) / env.prices.length","preset":"compute","env":{"prices":[83.50,84.20,82.10]},"timeout":5000}'
 # The same function body as TypeScript on /deno and as JavaScript on /execute (data preset).
