@@ -256,9 +256,9 @@ pub fn execution(
 
 /// Records what one answered execution of the key `key` used. Key names come from the
 /// configuration, so the label's values are a fixed set.
-pub fn key_execution(key: &str, outcome: &'static str, usage: &crate::api::auth::Usage) {
+pub fn key_execution(key: &str, outcome: &'static str, egress_bytes: u64) {
     counter!(KEY_EXECUTIONS, "key" => key.to_string(), "outcome" => outcome).increment(1);
-    counter!(KEY_EGRESS_BYTES, "key" => key.to_string()).increment(usage.egress_bytes);
+    counter!(KEY_EGRESS_BYTES, "key" => key.to_string()).increment(egress_bytes);
 }
 
 /// Records how long an execution waited for its slot.

@@ -461,7 +461,7 @@ impl Auth {
     /// Books one answered execution of `key`: its outcome (`None` for success, else the error
     /// type) and what it used, in the totals, the day's CPU and the exported metrics.
     pub fn settle(&self, key: &Key, failure: Option<&'static str>, usage: &Usage, now: SystemTime) {
-        crate::telemetry::key_execution(&key.name, failure.unwrap_or("ok"), usage);
+        crate::telemetry::key_execution(&key.name, failure.unwrap_or("ok"), usage.egress_bytes);
         let (day, _) = utc_day(now);
         let mut ledgers = self.lock();
         let ledger = ledgers.entry(Arc::clone(&key.name)).or_default();
