@@ -115,7 +115,9 @@ pub async fn serve_with(config: Config, reloader: Option<Reloader>) -> Result<()
     let config = state.config();
     let pool = Arc::clone(&state.pool);
     if !state.auth.enabled() {
-        tracing::warn!("no auth token is set: any client that can reach the port can run code");
+        tracing::warn!(
+            "no auth token or key is set: any client that can reach the port can run code"
+        );
     }
     let origins = config.cors.origins.clone();
     let addr = format!("{}:{}", config.server.host, config.server.port);

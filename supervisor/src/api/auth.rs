@@ -201,7 +201,8 @@ struct Bucket {
 
 struct KeySet {
     keys: Vec<Caller>,
-    /// The key of every request when no key is configured.
+    /// The key of every request when no key is configured but (perhaps) the admin token: then
+    /// only the `admin` scope needs a key, as before keys existed.
     open: Option<Caller>,
 }
 
@@ -236,7 +237,15 @@ impl KeySet {
                 .iter()
                 .map(|k| Arc::new(Key::from_config(k, per_minute))),
         );
-        let open = keys.is_empty().then(|| Key::local("open"));
+        let admin_only = config.admin_token.is_some() && keys.len() == 1;
+        let open = (keys.is_empty() || admin_only).then(|| {
+            let scopes: &[Scope] = if admin_only {
+                &Scope::DEFAULT
+            } else {
+                &Scope::ALL
+            };
+            Arc::new(Key::unlimited("open", [0; 32], scopes, 0))
+        });
         KeySet { keys, open }
     }
 }
@@ -329,7 +338,8 @@ impl Auth {
         Arc::clone(&self.keys.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Whether requests need a key.
+    /// Whether requests need a key (all but those of `/status` and `/metrics` need none when
+    /// only `auth.admin_token` is set).
     pub fn enabled(&self) -> bool {
         self.set().open.is_none()
     }
@@ -356,7 +366,9 @@ impl Auth {
         }
         let set = self.set();
         if let Some(open) = &set.open {
-            return Ok(Some(Arc::clone(open)));
+            if !matches!(access, Access::Scope(scope) if !open.has(scope)) {
+                return Ok(Some(Arc::clone(open)));
+            }
         }
         let presented = authorization
             .and_then(|h| {
@@ -624,6 +636,20 @@ mod tests {
         assert!(!open.enabled());
         assert_eq!(name(open.authorise(admin, None)), "open");
         assert!(auth.authorise(Access::Public, None).unwrap().is_none());
+        // Only an admin token: it alone opens /status, and the rest needs no key.
+        let admin_only = Auth::new(&AuthConfig {
+            admin_token: Some("admin-token".into()),
+            ..AuthConfig::default()
+        });
+        assert_eq!(name(admin_only.authorise(user, None)), "open");
+        assert!(matches!(
+            admin_only.authorise(admin, None),
+            Err(ApiError::Unauthorized)
+        ));
+        assert_eq!(
+            name(admin_only.authorise(admin, Some(b"Bearer admin-token"))),
+            "admin"
+        );
         // Without an admin token the user token opens everything, as before keys existed.
         let one = Auth::new(&with_token("correct-token", None, 0));
         assert_eq!(
