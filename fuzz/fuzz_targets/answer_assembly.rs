@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use isolate_service::api::auth::Usage;
 use isolate_service::api::execute::{assemble, AnswerContext};
 use isolate_shared::frame::decode;
 use isolate_shared::message::{ErrorKind, ExecuteOutcome, Preset};
@@ -44,6 +45,13 @@ fuzz_target!(|data: &[u8]| {
         timeout_ms: 5000,
         preset: Preset::Compute,
         fetches: None,
+        usage: Usage {
+            cpu_ms: 12.345,
+            wall_ms: 1.234,
+            heap_peak_bytes: 1 << 20,
+            fetches: 0,
+            egress_bytes: 0,
+        },
         bound,
     };
     let (answer, kind) = assemble(&outcome, &context);
