@@ -64,6 +64,11 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("#recent tbody tr").length >= 2, null, { timeout: 10000 });
   const recent = await page.textContent("#recent");
   if (recent.includes("playground") || recent.includes("broken on purpose")) await fail("code in the recent list");
+  // The keys table counts them for the key the token is (`default`).
+  await page.waitForFunction(() => {
+    const row = document.querySelector("#keys tbody tr");
+    return row && row.cells[0].textContent === "default" && Number(row.cells[2].textContent) >= 2;
+  }, null, { timeout: 10000 });
   if (requests.some((r) => r.includes(token))) await fail("the token appeared in a URL");
   const stored = await page.evaluate(() => sessionStorage.getItem("isolate-service-token"));
   if (stored !== token) await fail("the token is not in sessionStorage");

@@ -129,6 +129,14 @@ function render(status) {
   li.textContent = "rlimits: " + (status.sandbox.rlimits.enabled ? "applied" : "off");
   li.className = status.sandbox.rlimits.enabled ? "on" : "off";
   layers.appendChild(li);
+  const errorsOf = (t) => Object.values(t.errors).reduce((a, b) => a + b, 0);
+  const quota = (n, limit) => (limit === null || limit === undefined ? String(n) : n + " / " + limit);
+  fill($("keys").tBodies[0], status.keys || [], [
+    (k) => [k.name], (k) => [k.scopes.join(", ")], (k) => [k.totals.executions],
+    (k) => [errorsOf(k.totals), errorsOf(k.totals) ? "fail" : "on"],
+    (k) => [k.totals.cpuMs.toFixed(1)], (k) => [k.totals.egressBytes],
+    (k) => [quota(k.today.executions, k.today.executionsPerDay)],
+  ]);
   const recent = status.recent || [];
   fill($("recent").tBodies[0], recent.slice().reverse(), [
     (r) => [new Date(r.at).toLocaleTimeString()], (r) => [r.id], (r) => [r.key],
