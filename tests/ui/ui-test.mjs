@@ -67,7 +67,8 @@ try {
   // The keys table counts them for the key the token is (`default`).
   await page.waitForFunction(() => {
     const row = document.querySelector("#keys tbody tr");
-    return row && row.cells[0].textContent === "default" && Number(row.cells[2].textContent) >= 2;
+    return row && row.cells[0].textContent === "default" && Number(row.cells[2].textContent) >= 2
+      && Number(row.cells[6].textContent) >= 2;
   }, null, { timeout: 10000 });
   if (requests.some((r) => r.includes(token))) await fail("the token appeared in a URL");
   const stored = await page.evaluate(() => sessionStorage.getItem("isolate-service-token"));

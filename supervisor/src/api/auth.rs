@@ -430,9 +430,6 @@ impl Auth {
     /// Admits one execution of `key` against its daily quotas at `now`, counting it in the
     /// day's executions ([`Auth::refund`] takes it back when it never ran).
     pub fn admit(&self, key: &Key, now: SystemTime) -> Result<(), ApiError> {
-        if key.executions_per_day.is_none() && key.cpu_ms_per_day.is_none() {
-            return Ok(());
-        }
         let (day, left) = utc_day(now);
         let mut ledgers = self.lock();
         let ledger = ledgers.entry(Arc::clone(&key.name)).or_default();
