@@ -258,45 +258,6 @@ fn a_daily_quota_is_answered_with_its_name_limit_use_and_reset() {
 }
 
 #[test]
-fn cpu_ms_is_the_workers_cpu_time_of_the_job() {
-    let (k, block) = new_key("cpu");
-    let s = Service::with_config(&block);
-    // A 200 ms busy loop. The worker shares the machine with the other tests, so a run that
-    // got less than its share of a core is tried again (at most three times); every run must
-    // still use no more CPU than wall time.
-    let code = "const t = Date.now(); let n = 0; while (Date.now() - t < 200) n++; n";
-    let mut seen = Vec::new();
-    let close = (0..3).any(|_| {
-        let r = call(
-            &s,
-            "POST",
-            "/execute",
-            &k,
-            &json!({"code": code, "timeout": 5000}),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        let usage = r.json()["usage"].clone();
-        let cpu = usage["cpuMs"].as_f64().unwrap();
-        let wall = usage["wallMs"].as_f64().unwrap();
-        assert!(cpu <= wall + 5.0, "more CPU than wall time: {usage}");
-        seen.push(usage);
-        (150.0..=250.0).contains(&cpu)
-    });
-    assert!(close, "cpuMs of a 200 ms busy loop: {seen:#?}");
-    // A run killed at its deadline still reports the CPU it used.
-    let r = call(
-        &s,
-        "POST",
-        "/execute",
-        &k,
-        &json!({"code": "while (true) {}", "timeout": 300}),
-    );
-    assert_eq!(r.status, 422, "{}", r.body);
-    let usage = &r.json()["usage"];
-    assert!(usage["cpuMs"].as_f64().unwrap() > 50.0, "{usage}");
-}
-
-#[test]
 fn a_flooding_key_does_not_delay_another_keys_first_request_behind_its_queue() {
     let (a, a_block) = new_key("flood");
     let (b, b_block) = new_key("single");
