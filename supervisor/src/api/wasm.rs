@@ -266,6 +266,8 @@ pub async fn compile_body(
         Some(id) => id,
         None => source_sha256.clone(),
     };
+    // An id this instance does not hold may be in the shared directory (`wasm.cache_dir`).
+    state.modules.load(&id).await;
     let cached = |state: &AppState| {
         state
             .modules
@@ -361,7 +363,7 @@ pub async fn compile_body(
     }
     let stored = {
         let state = state.clone();
-        web::block(move || state.modules.insert(stored))
+        web::block(move || state.modules.insert(stored, replace))
             .await
             .map_err(|_| ApiError::Internal)?
     };
@@ -371,6 +373,14 @@ pub async fn compile_body(
             StatusCode::PAYLOAD_TOO_LARGE,
             "MODULE_TOO_LARGE",
             e.to_string(),
+        )),
+        // Another instance sharing the directory published other bytes under this id first.
+        Err(StoreError::Taken(id)) => Ok(compile_failure(
+            StatusCode::CONFLICT,
+            "MODULE_EXISTS",
+            format!(
+                "module \"{id}\" already holds other bytes; send \"replace\": true to replace it"
+            ),
         )),
         Err(e) => {
             tracing::error!(error = %e, "cannot store a module");
@@ -727,6 +737,10 @@ pub async fn run(
 
 /// What `POST /wasm/run` does once its body is read. The MCP tool `run_wasm` calls it too.
 pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, ApiError> {
+    // An id this instance does not hold may be in the shared directory (`wasm.cache_dir`).
+    if let Some(Value::String(id)) = body.get("moduleId") {
+        state.modules.load(id).await;
+    }
     let RunRequest { job, module } = match parse_run(state, body) {
         Ok(r) => r,
         Err(answer) => return answer,
