@@ -15,7 +15,7 @@ use actix_web::{web, ResponseError, Route};
 pub use super::auth::Access;
 use super::auth::Auth;
 use super::error::ApiError;
-use super::{execute, status, ui, wasm};
+use super::{execute, openapi, status, ui, wasm};
 
 /// One route of the API.
 pub struct RouteSpec {
@@ -30,7 +30,7 @@ pub struct RouteSpec {
 
 /// Every route, in the order the 404 answer lists them. `/mcp` is mounted by
 /// [`crate::mcp::HttpTransport`] with [`Access::User`] when it is enabled.
-pub static ROUTES: [RouteSpec; 12] = [
+pub static ROUTES: [RouteSpec; 13] = [
     RouteSpec {
         method: Method::POST,
         path: "/execute",
@@ -102,6 +102,14 @@ pub static ROUTES: [RouteSpec; 12] = [
         path: "/ui/app.css",
         access: Access::Public,
         handler: || web::route().to(ui::style),
+    },
+    // The API's description: behind the user token like the 404 answer, which lists the
+    // routes, so that a client without a token learns nothing of them (docs/api.md).
+    RouteSpec {
+        method: Method::GET,
+        path: "/openapi.json",
+        access: Access::User,
+        handler: || web::route().to(openapi::document),
     },
 ];
 
