@@ -330,8 +330,10 @@ impl ModuleStore {
         .await;
         match read {
             Ok((_, Lookup::Found(module))) if module.id == id => {
-                self.loads.fetch_add(1, Ordering::Relaxed);
-                self.put(Arc::new(module));
+                // A compile of this id that finished during the read wins over the file.
+                if self.put_unless_held(Arc::new(module)) {
+                    self.loads.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Ok((stem, Lookup::Refused(problem, stamp))) => self.refuse(&stem, &problem, stamp),
             Ok(_) => {}
@@ -391,9 +393,22 @@ impl ModuleStore {
         Ok(module)
     }
 
+    /// Puts a module in memory unless memory already holds its id; whether it did.
+    fn put_unless_held(&self, module: Arc<StoredModule>) -> bool {
+        let inner = self.lock();
+        if inner.slots.contains_key(&module.id) {
+            return false;
+        }
+        self.put_locked(inner, module);
+        true
+    }
+
     /// Puts a module in memory, evicting the least recently used ones (their files stay).
     fn put(&self, module: Arc<StoredModule>) {
-        let mut inner = self.lock();
+        self.put_locked(self.lock(), module);
+    }
+
+    fn put_locked(&self, mut inner: std::sync::MutexGuard<'_, Inner>, module: Arc<StoredModule>) {
         inner.tick += 1;
         let tick = inner.tick;
         let size = module.artifact.len() as u64;
@@ -827,9 +842,11 @@ fn sweep(dir: &Path, max_modules: usize, max_bytes: u64, keep: &str) {
 /// refused before (same stamp), without reading it; `Refused` with the reason (and the stamp,
 /// when the file could be opened) when it is not a valid record of the service's user.
 fn read_record(path: &Path, stem: &str, max_bytes: u64, known: Option<Stamp>) -> Lookup {
+    // O_NONBLOCK: a FIFO planted under a record's name must not block the reader (regular
+    // files read as usual; anything else is refused below, unread).
     let file = match fs::OpenOptions::new()
         .read(true)
-        .custom_flags(OFlag::O_NOFOLLOW.bits())
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
         .open(path)
     {
         Ok(f) => f,
@@ -1110,9 +1127,13 @@ mod tests {
             .unwrap()
             .set_len(1 << 40)
             .unwrap();
+        // A FIFO under a record's name is refused without blocking the reader.
+        nix::unistd::mkfifo(&dir.record("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         let b = ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap();
         assert!(find(&b, "link").is_none());
         assert!(find(&b, "huge").is_none());
+        assert!(find(&b, "fifo").is_none());
+        assert_eq!(b.snapshot().refused, 3);
         if geteuid().is_root() {
             // A valid record that another user owns is not trusted.
             nix::unistd::chown(
