@@ -851,18 +851,21 @@ fn read_record(path: &Path, stem: &str, max_bytes: u64, known: Option<Stamp>) ->
     {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Absent,
-        Err(e) => return Lookup::Refused(format!("cannot open: {e}"), None),
+        // A symlink (or anything else that cannot be opened) is remembered by the stamp of
+        // the name itself, so that asking again neither retries nor logs again.
+        Err(e) => {
+            let stamp = fs::symlink_metadata(path).ok().map(|m| stamp_of(&m));
+            if stamp.is_some() && stamp == known {
+                return Lookup::Known;
+            }
+            return Lookup::Refused(format!("cannot open: {e}"), stamp);
+        }
     };
     let meta = match file.metadata() {
         Ok(m) => m,
         Err(e) => return Lookup::Refused(e.to_string(), None),
     };
-    let stamp = Stamp {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.len(),
-        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-    };
+    let stamp = stamp_of(&meta);
     if known == Some(stamp) {
         return Lookup::Known;
     }
@@ -884,6 +887,15 @@ fn read_record(path: &Path, stem: &str, max_bytes: u64, known: Option<Stamp>) ->
     match decode(&bytes, stem, artifact_max) {
         Ok(m) => Lookup::Found(m),
         Err(why) => refuse(why),
+    }
+}
+
+fn stamp_of(meta: &fs::Metadata) -> Stamp {
+    Stamp {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.len(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
     }
 }
 
@@ -1133,6 +1145,11 @@ mod tests {
         assert!(find(&b, "link").is_none());
         assert!(find(&b, "huge").is_none());
         assert!(find(&b, "fifo").is_none());
+        assert_eq!(b.snapshot().refused, 3);
+        // Asked again, none of them is read or counted again.
+        for id in ["link", "huge", "fifo"] {
+            assert!(find(&b, id).is_none());
+        }
         assert_eq!(b.snapshot().refused, 3);
         if geteuid().is_root() {
             // A valid record that another user owns is not trusted.
