@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use isolate_service::api::auth::Usage;
 use isolate_service::api::execute::{assemble, AnswerContext};
 use isolate_shared::frame::decode;
 use isolate_shared::message::{ErrorKind, ExecuteOutcome, Preset};
@@ -28,6 +29,8 @@ fuzz_target!(|data: &[u8]| {
             logs: Vec::new(),
             logs_truncated: false,
             elapsed_us: 0,
+            cpu_us: 0,
+            heap_peak_bytes: 0,
             recycle: false,
         }
     } else {
@@ -42,6 +45,13 @@ fuzz_target!(|data: &[u8]| {
         timeout_ms: 5000,
         preset: Preset::Compute,
         fetches: None,
+        usage: Usage {
+            cpu_ms: 12.345,
+            wall_ms: 1.234,
+            heap_peak_bytes: 1 << 20,
+            fetches: 0,
+            egress_bytes: 0,
+        },
         bound,
     };
     let (answer, kind) = assemble(&outcome, &context);
@@ -56,8 +66,16 @@ fuzz_target!(|data: &[u8]| {
     let replaced = matches!(kind, Some(ErrorKind::OutputLimit))
         && !matches!(&outcome.result, Err(e) if e.kind == ErrorKind::OutputLimit);
     if answer.body.len() > bound {
-        assert!(replaced, "an answer of {} bytes passed its bound {bound}", answer.body.len());
-        assert!(answer.body.len() <= FAILURE_MAX, "{} bytes", answer.body.len());
+        assert!(
+            replaced,
+            "an answer of {} bytes passed its bound {bound}",
+            answer.body.len()
+        );
+        assert!(
+            answer.body.len() <= FAILURE_MAX,
+            "{} bytes",
+            answer.body.len()
+        );
     }
     assert_eq!(doc["success"], Value::Bool(answer.status == 200));
     assert_eq!(doc["executionId"], context.execution_id);
@@ -84,7 +102,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(doc["error"]["name"], e.name.as_str());
         }
     }
-    if outcome.result.as_ref().map_or(true, |t| serde_json::from_str::<Value>(t).is_ok()) {
+    if outcome
+        .result
+        .as_ref()
+        .map_or(true, |t| serde_json::from_str::<Value>(t).is_ok())
+    {
         let logs = doc["logs"].as_array().expect("logs are a list");
         assert_eq!(logs.len(), outcome.logs.len());
         for (out, log) in logs.iter().zip(&outcome.logs) {

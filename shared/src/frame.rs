@@ -260,6 +260,8 @@ mod tests {
                     level: LogLevel::Warn, message, time_ms,
                 }).collect(),
                 logs_truncated: truncated,
+                cpu_us: 7,
+                heap_peak_bytes: 1 << 20,
                 elapsed_us: 12,
                 recycle: truncated,
             });

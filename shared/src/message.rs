@@ -301,6 +301,11 @@ pub struct ExecuteOutcome {
     pub logs_truncated: bool,
     /// Time spent inside the worker, in microseconds.
     pub elapsed_us: u64,
+    /// CPU time the worker process spent on this job, from reading it to writing the answer,
+    /// in microseconds (set by the worker's serving loop).
+    pub cpu_us: u64,
+    /// The most bytes the job's JavaScript heap held at once, as its allocator counted them.
+    pub heap_peak_bytes: u64,
     /// The worker asks to be replaced (its runtime hit a limit).
     pub recycle: bool,
 }
@@ -330,6 +335,8 @@ impl ExecuteOutcome {
             logs: Vec::new(),
             logs_truncated: false,
             elapsed_us: 0,
+            cpu_us: 0,
+            heap_peak_bytes: 0,
             recycle: true,
         }
     }
@@ -753,6 +760,9 @@ pub struct WasmRunOutcome {
     pub evicted: Vec<String>,
     /// Measurements.
     pub stats: WasmRunStats,
+    /// CPU time the worker process spent on this job, from reading it to writing the answer,
+    /// in microseconds (set by the worker's serving loop).
+    pub cpu_us: u64,
     /// The worker asks to be replaced.
     pub recycle: bool,
 }
@@ -775,6 +785,7 @@ impl WasmRunOutcome {
             stubbed_imports: Vec::new(),
             evicted: Vec::new(),
             stats: WasmRunStats::default(),
+            cpu_us: 0,
             recycle: false,
         }
     }

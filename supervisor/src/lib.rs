@@ -43,6 +43,9 @@ pub enum ServeError {
     /// The fetch policy or its HTTP client could not be set up.
     #[error("cannot set up fetch: {0}")]
     Egress(#[from] fetch::EgressError),
+    /// A key's policy does not fit the rest of the configuration.
+    #[error("{0}")]
+    Keys(String),
     /// The module store's directory could not be used.
     #[error("cannot open the module store: {0}")]
     Store(#[from] modules::StoreError),
@@ -67,6 +70,7 @@ pub fn start_state(mut config: Config) -> Result<web::Data<AppState>, ServeError
     sizing::log(&sizing);
     let config = Arc::new(config);
     let egress = Arc::new(fetch::Egress::new(&config.fetch)?);
+    api::check_key_hosts(&config, &egress).map_err(ServeError::Keys)?;
     let modules = Arc::new(modules::ModuleStore::open(
         config.wasm.cache_dir.as_deref(),
         config.wasm.max_modules,
@@ -111,7 +115,9 @@ pub async fn serve_with(config: Config, reloader: Option<Reloader>) -> Result<()
     let config = state.config();
     let pool = Arc::clone(&state.pool);
     if !state.auth.enabled() {
-        tracing::warn!("no auth token is set: any client that can reach the port can run code");
+        tracing::warn!(
+            "no auth token or key is set: any client that can reach the port can run code"
+        );
     }
     let origins = config.cors.origins.clone();
     let addr = format!("{}:{}", config.server.host, config.server.port);

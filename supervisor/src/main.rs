@@ -35,6 +35,19 @@ enum Command {
     Mcp(ConfigArg),
     /// Run one file on a running service and print its result (logs go to stderr).
     Run(RunArgs),
+    /// Manage API keys (`[[auth.keys]]`).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a fresh random secret alone on the first line, then the `[[auth.keys]]` block
+    /// (its name and the secret's SHA-256) to paste into the configuration.
+    New {
+        /// The key's name: 1 to 64 of A-Z a-z 0-9 _ . -
+        name: String,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -113,6 +126,19 @@ fn main() -> ExitCode {
             true,
         ),
         Some(Command::Run(args)) => run(args),
+        Some(Command::Keys(KeysCommand::New { name })) => {
+            match isolate_service::api::auth::new_key(&name) {
+                Ok(key) => {
+                    println!("{}", key.secret);
+                    print!("{}", key.block);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }
 

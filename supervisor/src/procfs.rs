@@ -14,6 +14,13 @@ pub fn status(pid: u32) -> Option<BTreeMap<String, String>> {
     )
 }
 
+/// CPU time a process's main thread has used, in nanoseconds: the first field of
+/// `/proc/<pid>/schedstat`. Workers are single-threaded, so it is the process's.
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// Resident set size in bytes, from a parsed status.
 pub fn rss_bytes(status: &BTreeMap<String, String>) -> Option<u64> {
     let kb: u64 = status

@@ -35,6 +35,8 @@ pub struct Figures {
     pub store_bytes: u64,
     /// Time since the service started.
     pub uptime: Duration,
+    /// Worker CPU milliseconds of each key since the start.
+    pub key_cpu_ms: Vec<(String, f64)>,
 }
 
 /// HTTP requests answered, by route, method and status.
@@ -47,6 +49,14 @@ pub const EXECUTION_SECONDS: &str = "isolate_execution_duration_seconds";
 pub const QUEUE_WAIT_SECONDS: &str = "isolate_queue_wait_seconds";
 /// Fetches of the `agent` preset, by outcome.
 pub const FETCHES: &str = "isolate_fetches_total";
+
+/// Executions answered per key, by key and outcome.
+pub const KEY_EXECUTIONS: &str = "isolate_key_executions_total";
+/// Worker CPU seconds per key since the start (a gauge copied from the keys' ledgers at each
+/// scrape: the facade's counters count whole units only).
+pub const KEY_CPU_SECONDS: &str = "isolate_key_cpu_seconds";
+/// Fetch bytes sent and received per key.
+pub const KEY_EGRESS_BYTES: &str = "isolate_key_egress_bytes_total";
 
 /// Bucket bounds of every `_seconds` histogram: 1 ms to 60 s, the range of the timeouts.
 const SECONDS_BUCKETS: [f64; 14] = [
@@ -111,6 +121,20 @@ fn describe() {
     describe_counter!(
         FETCHES,
         "Fetches of the agent preset, by outcome: ok, denied (egress policy or the per-execution limit) or error."
+    );
+    describe_counter!(
+        KEY_EXECUTIONS,
+        "Executions answered, by key (the configured key's name, or open) and outcome (ok, or the error type)."
+    );
+    describe_gauge!(
+        KEY_CPU_SECONDS,
+        Unit::Seconds,
+        "CPU seconds workers spent on each key's executions since the service started."
+    );
+    describe_counter!(
+        KEY_EGRESS_BYTES,
+        Unit::Bytes,
+        "Bytes sent and received by each key's fetches (request and response bodies)."
     );
     for (name, help) in POOL_COUNTERS {
         describe_counter!(*name, *help);
@@ -230,6 +254,13 @@ pub fn execution(
         .record(took.as_secs_f64());
 }
 
+/// Records what one answered execution of the key `key` used. Key names come from the
+/// configuration, so the label's values are a fixed set.
+pub fn key_execution(key: &str, outcome: &'static str, egress_bytes: u64) {
+    counter!(KEY_EXECUTIONS, "key" => key.to_string(), "outcome" => outcome).increment(1);
+    counter!(KEY_EGRESS_BYTES, "key" => key.to_string()).increment(egress_bytes);
+}
+
 /// Records how long an execution waited for its slot.
 pub fn queue_wait(waited: Duration) {
     histogram!(QUEUE_WAIT_SECONDS).record(waited.as_secs_f64());
@@ -254,6 +285,9 @@ pub fn render(figures: &Figures) -> Option<String> {
     gauge!("isolate_module_store_modules").set(figures.modules as f64);
     gauge!("isolate_module_store_bytes").set(figures.store_bytes as f64);
     gauge!("isolate_uptime_seconds").set(figures.uptime.as_secs_f64());
+    for (key, ms) in &figures.key_cpu_ms {
+        gauge!(KEY_CPU_SECONDS, "key" => key.clone()).set(ms / 1000.0);
+    }
     let version = Label::new("version", env!("CARGO_PKG_VERSION"));
     gauge!("isolate_build_info", vec![version]).set(1.0);
     handle.run_upkeep();

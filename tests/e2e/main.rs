@@ -13,6 +13,7 @@ mod execution;
 mod fetch;
 mod hostile;
 mod http;
+mod keys;
 mod layout;
 mod lifecycle;
 mod mcp;

@@ -99,7 +99,11 @@ fn status_takes_the_admin_token_when_one_is_set() {
     assert_eq!(s.request("GET", "/status", &user, b"").status, 403);
     assert_eq!(s.request("GET", "/status", &admin, b"").status, 200);
     assert_eq!(s.request("GET", "/stats", &user, b"").status, 200);
-    assert_eq!(s.request("GET", "/stats", &admin, b"").status, 403);
+    // The admin key is a key: it reads /stats (any key may), but runs no code.
+    assert_eq!(s.request("GET", "/stats", &admin, b"").status, 200);
+    let run = s.request("POST", "/execute", &admin, br#"{"code":"1"}"#);
+    assert_eq!(run.status, 403, "{}", run.body);
+    assert!(run.body.contains("\"scope\":\"execute\""), "{}", run.body);
 }
 
 #[test]

@@ -80,6 +80,7 @@ fn serve(
             Err(FrameError::Io(_)) | Err(FrameError::Truncated) => return EXIT_SOCKET,
             Err(_) => return EXIT_PROTOCOL,
         };
+        let cpu_start = cpu_time_us();
         let mut host = None;
         if let SupervisorMessage::Execute(job) = &msg {
             likely = job.preset;
@@ -147,6 +148,13 @@ fn serve(
             }
             other => answer(other, prepared, host),
         };
+        let mut answer = answer;
+        let cpu_us = cpu_time_us().saturating_sub(cpu_start);
+        match &mut answer {
+            WorkerMessage::Executed(o) => o.cpu_us = cpu_us,
+            WorkerMessage::WasmRan(o) => o.cpu_us = cpu_us,
+            _ => {}
+        }
         if broken.get() {
             return EXIT_PROTOCOL;
         }
@@ -161,6 +169,13 @@ fn serve(
         // The used context is freed only now, after the answer has left.
         drop(retired);
     }
+}
+
+/// The CPU time this process has used, in microseconds (0 when the clock cannot be read).
+fn cpu_time_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID).map_or(0, |t| {
+        (t.tv_sec() as u64).saturating_mul(1_000_000) + (t.tv_nsec() as u64) / 1_000
+    })
 }
 
 /// Takes the unused context for `preset` out of `spares`, if there is one.

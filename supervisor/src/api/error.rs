@@ -66,7 +66,27 @@ pub enum ApiError {
     /// Wrong bearer token.
     #[error("Invalid bearer token")]
     Forbidden,
-    /// Over the per-token rate limit.
+    /// The key may not use this route family.
+    #[error("This key lacks the \"{0}\" scope this route needs")]
+    ScopeDenied(&'static str),
+    /// The request asks for more than the key's policy allows (a preset, a timeout, a host).
+    #[error("This key's policy does not allow it: {0}")]
+    PolicyDenied(String),
+    /// A daily quota of the key is used up.
+    #[error("This key's daily quota {name} is used up")]
+    QuotaExceeded {
+        /// `executions_per_day` or `cpu_ms_per_day`.
+        name: &'static str,
+        /// The quota.
+        limit: u64,
+        /// What the key used today.
+        used: u64,
+        /// When the quota starts again (the next midnight UTC), ISO 8601.
+        resets_at: String,
+        /// Seconds until then.
+        retry_after: u64,
+    },
+    /// Over the per-key rate limit.
     #[error("Rate limit exceeded")]
     RateLimited {
         /// Seconds until a request will be accepted again.
@@ -122,8 +142,12 @@ impl ResponseError for ApiError {
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::FileNotFound => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Forbidden | ApiError::ScopeDenied(_) | ApiError::PolicyDenied(_) => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
@@ -146,6 +170,20 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { retry_after } => {
                 res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
                 json!({ "error": message, "retryAfter": retry_after })
+            }
+            ApiError::ScopeDenied(scope) => json!({ "error": message, "scope": scope }),
+            ApiError::QuotaExceeded {
+                name,
+                limit,
+                used,
+                resets_at,
+                retry_after,
+            } => {
+                res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+                json!({
+                    "error": message,
+                    "quota": { "name": name, "limit": limit, "used": used, "resetsAt": resets_at },
+                })
             }
             ApiError::NotFound { endpoints } => json!({ "error": message, "endpoints": endpoints }),
             ApiError::MethodNotAllowed { allow, endpoints } => {

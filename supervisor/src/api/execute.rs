@@ -13,10 +13,11 @@ use isolate_shared::message::{
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::auth::{Caller, Usage};
 use super::error::ApiError;
 use super::{request, AppState, LogFields, RequestId};
 use crate::fetch::{FetchAudit, FetchContext};
-use crate::pool::PoolError;
+use crate::pool::{Meter, PoolError, Tenant};
 
 #[derive(Serialize)]
 struct LogOut<'a> {
@@ -50,6 +51,7 @@ struct Success<'a> {
     stats: Stats<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fetches: Option<&'a [FetchAudit]>,
+    usage: &'a Usage,
     #[serde(rename = "_meta")]
     meta: Meta,
 }
@@ -78,8 +80,64 @@ struct Failure<'a> {
     stats: Stats<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fetches: Option<&'a [FetchAudit]>,
+    usage: &'a Usage,
     #[serde(rename = "_meta")]
     meta: Meta,
+}
+
+/// The key a request was authorised with; the middleware always sets one on the routes that
+/// run code, so a missing one is the service's fault.
+pub fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or(ApiError::Internal)
+}
+
+/// The pool's view of a key.
+pub fn tenant(caller: &Caller) -> Tenant {
+    Tenant {
+        name: std::sync::Arc::clone(&caller.name),
+        max_concurrent: caller.max_concurrent,
+    }
+}
+
+/// Whether the body names a timeout of its own.
+fn asks_timeout(body: &request::Body) -> bool {
+    body.get("timeout").is_some_and(|v| !v.is_null())
+}
+
+/// The hosts an `agent` execution of `caller` may fetch: the service's allowlist, narrowed to
+/// the key's `fetch_allow`, then to the request's `fetch.allow`. `None`: the service's list.
+pub fn fetch_hosts(
+    state: &AppState,
+    caller: &Caller,
+    request: Option<Vec<String>>,
+) -> Result<Option<crate::fetch::HostSet>, ApiError> {
+    let egress = state.egress();
+    let refused = |problem| ApiError::InvalidField {
+        field: "fetch",
+        problem,
+    };
+    match (&caller.fetch_allow, request) {
+        (None, None) => Ok(None),
+        (None, Some(entries)) => egress.narrow(&entries).map(Some).map_err(refused),
+        (Some(key), entries) => {
+            let key_set = egress.narrow(key).map_err(|e| {
+                tracing::error!(key = %caller.name, error = %e, "a key's fetch_allow is not covered by fetch.allow");
+                ApiError::Internal
+            })?;
+            match entries {
+                None => Ok(Some(key_set)),
+                Some(entries) => key_set.narrow(&entries).map(Some).map_err(|e| {
+                    ApiError::PolicyDenied(format!(
+                        "fetch.allow: {}",
+                        e.replace("the service's fetch allowlist", "its fetch_allow")
+                    ))
+                }),
+            }
+        }
+    }
 }
 
 fn request_id(req: &HttpRequest) -> String {
@@ -106,10 +164,18 @@ pub async fn execute(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
+    let caller = caller(&req)?;
     let body = request::read_object(&req, payload, state.config().server.max_body_bytes).await?;
-    execute_body(&state, &body, &request_id(&req), started)
-        .await
-        .map(Answer::into_response)
+    execute_body(
+        &state,
+        &body,
+        &request_id(&req),
+        started,
+        &caller,
+        "/execute",
+    )
+    .await
+    .map(Answer::into_response)
 }
 
 /// What `POST /execute` does once its body is read: checks the fields, runs the code and
@@ -119,25 +185,19 @@ pub async fn execute_body(
     body: &request::Body,
     id: &str,
     started: Instant,
+    caller: &Caller,
+    route: &'static str,
 ) -> Result<Answer, ApiError> {
     let code = request::code(body)?;
     let preset = request::preset(body)?;
+    caller.check_preset(preset)?;
     let env_json = request::env(body)?;
     let limits = &state.config().limits;
-    let timeout_ms = request::timeout(body, limits)?;
+    let timeout_ms = caller.limit_timeout(request::timeout(body, limits)?, asks_timeout(body))?;
     let language = request::language(body)?;
     let allow = request::fetch_allow(body)?;
     let fetch = if preset == Preset::Agent {
-        let hosts =
-            match allow {
-                Some(entries) => Some(state.egress().narrow(&entries).map_err(|problem| {
-                    ApiError::InvalidField {
-                        field: "fetch",
-                        problem,
-                    }
-                })?),
-                None => None,
-            };
+        let hosts = fetch_hosts(state, caller, allow)?;
         Some(
             state
                 .egress()
@@ -156,7 +216,7 @@ pub async fn execute_body(
         form: CodeForm::Auto,
         data_json: None,
     };
-    run(state, id, job, fetch, started).await
+    run(state, id, job, fetch, started, (caller, route)).await
 }
 
 /// `POST /deno`: runs a TypeScript (or JavaScript) function body with `data` in scope, in the
@@ -167,13 +227,16 @@ pub async fn deno(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
+    let caller = caller(&req)?;
     let body = request::read_object(&req, payload, state.config().server.max_body_bytes).await?;
     let code = request::code(&body)?;
     let data_json = request::data(&body)?;
     let net = request::permissions(&body)?;
     let limits = &state.config().limits;
-    let timeout_ms = request::deno_timeout(&body, limits)?;
+    let timeout_ms =
+        caller.limit_timeout(request::deno_timeout(&body, limits)?, asks_timeout(&body))?;
     let preset = if net { Preset::Agent } else { Preset::Data };
+    caller.check_preset(preset)?;
     let job = ExecuteJob {
         code: code.to_string(),
         preset,
@@ -184,15 +247,27 @@ pub async fn deno(
         form: CodeForm::FunctionBody,
         data_json: Some(data_json),
     };
-    // `net` is the agent preset under the configured egress policy, not narrowed.
-    let fetch = net.then(|| {
-        state
-            .egress()
-            .context(None, Duration::from_millis(timeout_ms))
-    });
-    run(&state, &request_id(&req), job, fetch, started)
-        .await
-        .map(Answer::into_response)
+    // `net` is the agent preset under the configured egress policy (narrowed by the key's).
+    let fetch = if net {
+        let hosts = fetch_hosts(&state, &caller, None)?;
+        Some(
+            state
+                .egress()
+                .context(hosts, Duration::from_millis(timeout_ms)),
+        )
+    } else {
+        None
+    };
+    run(
+        &state,
+        &request_id(&req),
+        job,
+        fetch,
+        started,
+        (&caller, "/deno"),
+    )
+    .await
+    .map(Answer::into_response)
 }
 
 /// Sends one execution to a worker and answers its outcome, as `/execute` and `/deno` do.
@@ -202,13 +277,20 @@ async fn run(
     job: ExecuteJob,
     fetch: Option<FetchContext>,
     started: Instant,
+    (caller, route): (&Caller, &'static str),
 ) -> Result<Answer, ApiError> {
     let limits = &state.config().limits;
     let (timeout_ms, preset) = (job.timeout_ms, job.preset);
     let job = SupervisorMessage::Execute(job);
     let hard_deadline = Duration::from_millis(timeout_ms + limits.kill_grace_ms);
+    state.auth.admit(caller, std::time::SystemTime::now())?;
     let called = Instant::now();
-    let (outcome, pid) = match state.pool.call(&job, hard_deadline, fetch.as_ref()).await {
+    let mut meter = Meter::default();
+    let tenant = tenant(caller);
+    let call = state
+        .pool
+        .call(&job, hard_deadline, fetch.as_ref(), &tenant, &mut meter);
+    let (outcome, pid) = match call.await {
         Ok((WorkerMessage::Executed(outcome), pid)) => (outcome, Some(pid)),
         Ok((other, pid)) => {
             let kind = match other {
@@ -243,8 +325,9 @@ async fn run(
             match super::error::pool_failure(&e, timeout_ms, super::error::Subject::Code) {
                 Ok((kind, name, message)) => (failed(kind, name, message), pid),
                 Err(busy) => {
+                    state.auth.refund(caller, std::time::SystemTime::now());
                     state.metrics.record(
-                        (id, state.key()),
+                        (id, &caller.name),
                         "quickjs",
                         preset.name(),
                         Some(ErrorKind::Busy.as_str()),
@@ -257,12 +340,26 @@ async fn run(
     };
 
     let fetches = fetch.as_ref().map(|f| f.audit());
+    let (fetch_count, egress_bytes) = fetch.as_ref().map_or((0, 0), |f| f.usage());
+    let cpu_ms = match (pid.is_some(), meter.killed_cpu_ns) {
+        (_, Some(ns)) => ns as f64 / 1e6,
+        (true, None) => outcome.cpu_us as f64 / 1e3,
+        (false, None) => 0.0,
+    };
+    let usage = Usage {
+        cpu_ms: (cpu_ms * 1000.0).round() / 1000.0,
+        wall_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        heap_peak_bytes: outcome.heap_peak_bytes,
+        fetches: fetch_count,
+        egress_bytes,
+    };
     let context = AnswerContext {
         execution_id: id,
         elapsed: started.elapsed(),
         timeout_ms,
         preset,
         fetches: fetches.as_deref(),
+        usage,
         bound: state.config().answer_bytes(),
     };
     let (answer, kind) = assemble(&outcome, &context);
@@ -273,11 +370,18 @@ async fn run(
         fetches: fetches.as_ref().map(Vec::len),
     };
     state.metrics.record(
-        (id, state.key()),
+        (id, &caller.name),
         "quickjs",
         preset.name(),
         fields.error_type,
         called.elapsed(),
+    );
+    super::settle(
+        state,
+        caller,
+        (id, route, preset.name()),
+        fields.error_type,
+        &usage,
     );
     Ok(answer.with_fields(fields))
 }
@@ -294,6 +398,8 @@ pub struct AnswerContext<'a> {
     pub preset: Preset,
     /// The fetch audit of an `agent` execution.
     pub fetches: Option<&'a [FetchAudit]>,
+    /// What the execution used.
+    pub usage: Usage,
     /// The most bytes the encoded answer may take ([`crate::config::Config::answer_bytes`]).
     pub bound: usize,
 }
@@ -320,6 +426,7 @@ pub fn assemble(
     };
     let fetches = context.fetches;
     let id = context.execution_id;
+    let usage = &context.usage;
     let failure = |e: &JobError, logs, stats, fetches| {
         let status = super::error::failure_status(e.kind);
         Answer::json(
@@ -338,6 +445,7 @@ pub fn assemble(
                 execution_id: id,
                 stats,
                 fetches,
+                usage,
                 meta: meta(),
             },
         )
@@ -355,6 +463,7 @@ pub fn assemble(
                     execution_id: id,
                     stats: stats_now,
                     fetches,
+                    usage,
                     meta: meta(),
                 },
             ),
@@ -399,14 +508,19 @@ pub async fn validate(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req)?;
     let body = request::read_object(&req, payload, state.config().server.max_body_bytes).await?;
-    validate_body(&state, &body)
+    validate_body(&state, &body, &caller)
         .await
         .map(Answer::into_response)
 }
 
 /// What `POST /validate` does once its body is read. The MCP tool `validate_code` calls it too.
-pub async fn validate_body(state: &AppState, body: &request::Body) -> Result<Answer, ApiError> {
+pub async fn validate_body(
+    state: &AppState,
+    body: &request::Body,
+    caller: &Caller,
+) -> Result<Answer, ApiError> {
     let code = request::code(body)?;
     let language = request::language(body)?;
     let job = SupervisorMessage::Validate(ValidateJob {
@@ -415,7 +529,12 @@ pub async fn validate_body(state: &AppState, body: &request::Body) -> Result<Ans
     });
     let limits = &state.config().limits;
     let deadline = Duration::from_millis(limits.default_timeout_ms + limits.kill_grace_ms);
-    match state.pool.call(&job, deadline, None).await {
+    let mut meter = Meter::default();
+    match state
+        .pool
+        .call(&job, deadline, None, &tenant(caller), &mut meter)
+        .await
+    {
         Ok((WorkerMessage::Validated(outcome), _)) => Ok(match outcome.error {
             None => Answer::json(StatusCode::OK, &serde_json::json!({ "valid": true })),
             Some(e) => Answer::json(

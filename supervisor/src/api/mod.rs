@@ -65,11 +65,7 @@ impl AppState {
         modules: Arc<crate::modules::ModuleStore>,
         sizing: crate::sizing::Sizing,
     ) -> AppState {
-        let auth = Arc::new(Auth::new(
-            config.auth.token.as_deref(),
-            config.auth.admin_token.as_deref(),
-            config.auth.rate_limit_per_minute,
-        ));
+        let auth = Arc::new(Auth::new(&config.auth));
         AppState {
             config: std::sync::atomic::AtomicPtr::new(Box::into_raw(Box::new(config))),
             egress: std::sync::RwLock::new(egress),
@@ -90,15 +86,6 @@ impl AppState {
         unsafe { &*self.config.load(Ordering::Acquire) }
     }
 
-    /// The key an execution ran with, as the recent list names it.
-    pub fn key(&self) -> &'static str {
-        if self.auth.enabled() {
-            "token"
-        } else {
-            "open"
-        }
-    }
-
     /// The egress policy and HTTP client in force.
     pub fn egress(&self) -> Arc<crate::fetch::Egress> {
         Arc::clone(&self.egress.read().unwrap_or_else(|e| e.into_inner()))
@@ -117,6 +104,7 @@ impl AppState {
         merged.log.level = next.log.level.clone();
         merged.validate().map_err(|e| e.to_string())?;
         let egress = crate::fetch::Egress::new(&merged.fetch).map_err(|e| e.to_string())?;
+        check_key_hosts(&merged, &egress)?;
         let mut warnings = Vec::new();
         let mut kept = next.clone();
         kept.auth = merged.auth.clone();
@@ -147,16 +135,24 @@ impl AppState {
                 ));
             }
         }
-        self.auth.replace(
-            merged.auth.token.as_deref(),
-            merged.auth.admin_token.as_deref(),
-            merged.auth.rate_limit_per_minute,
-        );
+        self.auth.replace(&merged.auth);
         *self.egress.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(egress);
         self.config
             .store(Box::into_raw(Box::new(merged)), Ordering::Release);
         Ok(warnings)
     }
+}
+
+/// Checks that each key's `fetch_allow` is covered by the service's `fetch.allow`.
+pub fn check_key_hosts(config: &Config, egress: &crate::fetch::Egress) -> Result<(), String> {
+    for (i, key) in config.auth.keys.iter().enumerate() {
+        if let Some(list) = &key.fetch_allow {
+            egress
+                .narrow(list)
+                .map_err(|e| format!("invalid configuration: auth.keys[{i}].fetch_allow: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// How many recent executions `/status` lists.
@@ -169,8 +165,8 @@ pub struct Recent {
     pub at: u64,
     /// Its execution id (`-` for WebAssembly runs, which have none).
     pub id: String,
-    /// Which key ran it: `token` (the configured token) or `open` (no token is set).
-    pub key: &'static str,
+    /// The name of the key that ran it (`open` when no key is configured).
+    pub key: Arc<str>,
     /// Its preset (`wasm` for WebAssembly).
     pub preset: &'static str,
     /// `ok` or the error type.
@@ -198,7 +194,7 @@ impl Metrics {
     /// failed, and how long its call to the pool took.
     fn record(
         &self,
-        execution: (&str, &'static str),
+        execution: (&str, &Arc<str>),
         engine: &'static str,
         preset: &'static str,
         failure: Option<&'static str>,
@@ -216,7 +212,7 @@ impl Metrics {
             recent.push_back(Recent {
                 at,
                 id: execution.0.to_string(),
-                key: execution.1,
+                key: Arc::clone(execution.1),
                 preset,
                 outcome: failure.unwrap_or("ok"),
                 ms: took.as_secs_f64() * 1000.0,
@@ -237,6 +233,34 @@ impl Metrics {
             }
         }
     }
+}
+
+/// Books an answered execution to its key (totals, quotas, metrics) and writes its audit line:
+/// the key's name, the route, the preset, the outcome, the CPU and the time it took; never
+/// the secret, the code or `env`. `what` is the execution id, the route and the preset.
+pub fn settle(
+    state: &AppState,
+    caller: &auth::Caller,
+    (id, route, preset): (&str, &str, &str),
+    failure: Option<&'static str>,
+    usage: &auth::Usage,
+) {
+    state
+        .auth
+        .settle(caller, failure, usage, std::time::SystemTime::now());
+    tracing::info!(
+        target: "audit",
+        key = %caller.name,
+        id = %id,
+        route = %route,
+        preset = %preset,
+        outcome = failure.unwrap_or("ok"),
+        cpu_ms = usage.cpu_ms,
+        wall_ms = usage.wall_ms,
+        fetches = usage.fetches,
+        egress_bytes = usage.egress_bytes,
+        "execution"
+    );
 }
 
 /// The id given to every request; `/execute` answers it as `executionId`.
@@ -265,7 +289,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(selftest::probe))
             .wrap(actix_web::middleware::from_fn(
                 |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| {
-                    routes::authorise(routes::Access::User, req, next)
+                    routes::authorise(routes::Access::Scope(routes::Scope::Execute), req, next)
                 },
             )),
     );

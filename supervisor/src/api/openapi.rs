@@ -49,8 +49,8 @@ mod tests {
             );
             let access = match r.access {
                 Access::Public => "public",
-                Access::User => "user",
-                Access::Admin => "admin",
+                Access::Any => "any",
+                Access::Scope(scope) => scope.name(),
             };
             assert_eq!(op["x-access"], access, "{} {}", r.method, r.path);
             // Public routes need no token: the document says so, and lists no token errors.

@@ -2,18 +2,19 @@
 //!
 //! Authorisation is attached to each route as a route-level middleware, so it is decided on
 //! exactly what the router routes: `/%73tatus` reaches the `/status` handler only through the
-//! `/status` route and its admin check, whatever the spelling of the path. Paths no route
-//! matches are answered 404 by [`super::not_found`], which checks the user token itself; a
-//! route's path with another method is answered 405 after that route's own check.
+//! `/status` route and its `admin` scope check, whatever the spelling of the path. Paths no
+//! route matches are answered 404 by [`not_found`], which asks for a valid key itself; a
+//! route's path with another method is answered 405 after that route's own check. The key a
+//! request is authorised with goes into its extensions as a [`Caller`].
 
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::{fn_service, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, ResponseError, Route};
+use actix_web::{web, HttpMessage, ResponseError, Route};
 
-pub use super::auth::Access;
-use super::auth::Auth;
+pub use super::auth::{Access, Scope};
+use super::auth::{Auth, Caller};
 use super::error::ApiError;
 use super::{execute, openapi, status, ui, wasm};
 
@@ -29,36 +30,36 @@ pub struct RouteSpec {
 }
 
 /// Every route, in the order the 404 answer lists them. `/mcp` is mounted by
-/// [`crate::mcp::HttpTransport`] with [`Access::User`] when it is enabled.
+/// [`crate::mcp::HttpTransport`] with the `mcp` scope when it is enabled.
 pub static ROUTES: [RouteSpec; 13] = [
     RouteSpec {
         method: Method::POST,
         path: "/execute",
-        access: Access::User,
+        access: Access::Scope(Scope::Execute),
         handler: || web::route().to(execute::execute),
     },
     RouteSpec {
         method: Method::POST,
         path: "/validate",
-        access: Access::User,
+        access: Access::Scope(Scope::Execute),
         handler: || web::route().to(execute::validate),
     },
     RouteSpec {
         method: Method::POST,
         path: "/deno",
-        access: Access::User,
+        access: Access::Scope(Scope::Execute),
         handler: || web::route().to(execute::deno),
     },
     RouteSpec {
         method: Method::POST,
         path: "/wasm/compile",
-        access: Access::User,
+        access: Access::Scope(Scope::Wasm),
         handler: || web::route().to(wasm::compile),
     },
     RouteSpec {
         method: Method::POST,
         path: "/wasm/run",
-        access: Access::User,
+        access: Access::Scope(Scope::Wasm),
         handler: || web::route().to(wasm::run),
     },
     RouteSpec {
@@ -70,19 +71,19 @@ pub static ROUTES: [RouteSpec; 13] = [
     RouteSpec {
         method: Method::GET,
         path: "/stats",
-        access: Access::User,
+        access: Access::Any,
         handler: || web::route().to(super::stats),
     },
     RouteSpec {
         method: Method::GET,
         path: "/status",
-        access: Access::Admin,
+        access: Access::Scope(Scope::Admin),
         handler: || web::route().to(status::status),
     },
     RouteSpec {
         method: Method::GET,
         path: "/metrics",
-        access: Access::Admin,
+        access: Access::Scope(Scope::Admin),
         handler: || web::route().to(status::metrics),
     },
     RouteSpec {
@@ -103,12 +104,12 @@ pub static ROUTES: [RouteSpec; 13] = [
         access: Access::Public,
         handler: || web::route().to(ui::style),
     },
-    // The API's description: behind the user token like the 404 answer, which lists the
-    // routes, so that a client without a token learns nothing of them (docs/api.md).
+    // The API's description: open to any valid key like the 404 answer, which lists the
+    // routes, so that a client without a key learns nothing of them (docs/api.md).
     RouteSpec {
         method: Method::GET,
         path: "/openapi.json",
-        access: Access::User,
+        access: Access::Any,
         handler: || web::route().to(openapi::document),
     },
 ];
@@ -152,10 +153,10 @@ pub fn register_with(cfg: &mut web::ServiceConfig, handler: impl Fn(&'static Rou
     }
 }
 
-/// Paths no route matches: 404. It needs the user token, like every route but `/health`, so
-/// that a client without one learns nothing of the routes.
+/// Paths no route matches: 404. It needs a valid key, like every route but the public ones,
+/// so that a client without one learns nothing of the routes.
 pub async fn not_found(req: ServiceRequest) -> Result<ServiceResponse, actix_web::Error> {
-    if let Err(e) = check(Access::User, &req) {
+    if let Err(e) = check(Access::Any, &req) {
         return Ok(req.into_response(e.error_response()));
     }
     Ok(req.into_response(
@@ -166,23 +167,28 @@ pub async fn not_found(req: ServiceRequest) -> Result<ServiceResponse, actix_web
     ))
 }
 
-/// The route-level middleware: checks the token `access` asks for (and charges the rate
-/// limit) before the handler runs.
+/// The route-level middleware: checks the key `access` asks for (and charges its rate limit)
+/// before the handler runs, and hands the handler the key as a [`Caller`].
 pub async fn authorise(
     access: Access,
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
-    if let Err(e) = check(access, &req) {
-        return Ok(req.into_response(e.error_response()).map_into_right_body());
+    match check(access, &req) {
+        Err(e) => return Ok(req.into_response(e.error_response()).map_into_right_body()),
+        Ok(Some(caller)) => {
+            req.extensions_mut().insert(caller);
+        }
+        Ok(None) => {}
     }
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)
 }
 
-/// Checks the request's `Authorization` header against what `access` asks for.
-pub fn check(access: Access, req: &ServiceRequest) -> Result<(), ApiError> {
+/// Checks the request's `Authorization` header against what `access` asks for, answering the
+/// key it runs under.
+pub fn check(access: Access, req: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -216,8 +222,10 @@ mod tests {
         for r in &ROUTES {
             let expected = match r.path {
                 "/health" | "/ui" | "/ui/app.js" | "/ui/app.css" => Access::Public,
-                "/status" | "/metrics" => Access::Admin,
-                _ => Access::User,
+                "/status" | "/metrics" => Access::Scope(Scope::Admin),
+                "/stats" | "/openapi.json" => Access::Any,
+                "/wasm/compile" | "/wasm/run" => Access::Scope(Scope::Wasm),
+                _ => Access::Scope(Scope::Execute),
             };
             assert_eq!(r.access, expected, "{}", r.path);
         }

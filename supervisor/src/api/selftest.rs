@@ -37,11 +37,13 @@ pub async fn probe(
             .to_string(),
     };
     let mut syscall = None;
-    let (outcome, errno) = match state
+    let tenant = crate::pool::Tenant::named("selftest");
+    let mut meter = crate::pool::Meter::default();
+    let msg = SupervisorMessage::Probe(job);
+    let call = state
         .pool
-        .call(&SupervisorMessage::Probe(job), Duration::from_secs(5), None)
-        .await
-    {
+        .call(&msg, Duration::from_secs(5), None, &tenant, &mut meter);
+    let (outcome, errno) = match call.await {
         Ok((WorkerMessage::Probed(ProbeOutcome::Succeeded), _)) => ("succeeded", None),
         Ok((WorkerMessage::Probed(ProbeOutcome::Failed(e)), _)) => ("failed", Some(e)),
         Ok((WorkerMessage::Probed(ProbeOutcome::Unsupported(_)), _)) => ("unsupported", None),

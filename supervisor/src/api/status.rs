@@ -38,6 +38,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         modules: store.modules,
         store_bytes: store.bytes,
         uptime: state.started.elapsed(),
+        key_cpu_ms: state.auth.cpu_totals(),
     };
     match telemetry::render(&figures) {
         Some(text) => HttpResponse::Ok()
@@ -126,6 +127,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         "memory": state.sizing,
         "executions": state.metrics.executions.load(std::sync::atomic::Ordering::Relaxed),
         "recent": *state.metrics.recent.lock().unwrap_or_else(|e| e.into_inner()),
+        "keys": state.auth.report(std::time::SystemTime::now()),
         "sandbox": {
             "required": sandbox.require,
             "seccomp": {

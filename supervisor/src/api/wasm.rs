@@ -19,11 +19,12 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::answer::{clip, Answer};
+use super::auth::{Caller, Usage};
 use super::error::{failure_status, pool_failure, ApiError, Subject};
 use super::{request, AppState, LogFields};
 use crate::config::Config;
 use crate::modules::{sha256_hex, valid_id, StoreError, StoredModule};
-use crate::pool::PoolError;
+use crate::pool::{Meter, PoolError};
 
 fn ms(us: u64) -> String {
     format!("{:.3}ms", us as f64 / 1000.0)
@@ -208,9 +209,12 @@ pub async fn compile(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = super::execute::caller(&req)?;
     let limit = compile_body_limit(state.config());
     let body = request::read_object(&req, payload, limit).await?;
-    compile_body(&state, body).await.map(Answer::into_response)
+    compile_body(&state, body, &caller)
+        .await
+        .map(Answer::into_response)
 }
 
 /// What `POST /wasm/compile` does once its body is read. The MCP tool `compile_wasm` calls
@@ -218,6 +222,7 @@ pub async fn compile(
 pub async fn compile_body(
     state: &web::Data<AppState>,
     body: request::Body,
+    caller: &Caller,
 ) -> Result<Answer, ApiError> {
     let wasm = &state.config().wasm;
     let explicit = match body.get("id") {
@@ -307,7 +312,13 @@ pub async fn compile_body(
     let job = SupervisorMessage::WasmCompile(WasmCompileJob { bytes });
     let deadline =
         Duration::from_millis(wasm.compile_timeout_ms + state.config().limits.kill_grace_ms);
-    let outcome = match state.pool.call(&job, deadline, None).await {
+    let mut meter = Meter::default();
+    let tenant = super::execute::tenant(caller);
+    let outcome = match state
+        .pool
+        .call(&job, deadline, None, &tenant, &mut meter)
+        .await
+    {
         Ok((WorkerMessage::WasmCompiled(outcome), _)) => outcome,
         Ok(_) => return Err(ApiError::Internal),
         Err(PoolError::Busy(_) | PoolError::ShuttingDown) => return Err(ApiError::Busy),
@@ -498,6 +509,7 @@ struct RunAnswer<'a> {
     output_truncated: Option<bool>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stubbed_imports: &'a [String],
+    usage: Usage,
 }
 
 struct RunRequest {
@@ -731,34 +743,54 @@ pub async fn run(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
+    let caller = super::execute::caller(&req)?;
     let body = request::read_object(&req, payload, state.config().server.max_body_bytes).await?;
-    run_body(&state, &body).await.map(Answer::into_response)
+    run_body(&state, &body, &caller, started)
+        .await
+        .map(Answer::into_response)
 }
 
 /// What `POST /wasm/run` does once its body is read. The MCP tool `run_wasm` calls it too.
-pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, ApiError> {
+pub async fn run_body(
+    state: &AppState,
+    body: &request::Body,
+    caller: &Caller,
+    started: std::time::Instant,
+) -> Result<Answer, ApiError> {
     // An id this instance does not hold may be in the shared directory (`wasm.cache_dir`).
     if let Some(Value::String(id)) = body.get("moduleId") {
         state.modules.load(id).await;
     }
-    let RunRequest { job, module } = match parse_run(state, body) {
+    let RunRequest { mut job, module } = match parse_run(state, body) {
         Ok(r) => r,
         Err(answer) => return answer,
     };
+    job.timeout_ms = caller.limit_timeout(
+        job.timeout_ms,
+        body.get("timeout").is_some_and(|v| !v.is_null()),
+    )?;
     let timeout_ms = job.timeout_ms;
     let entry = job.entry.clone();
     let deadline = Duration::from_millis(timeout_ms + state.config().limits.kill_grace_ms);
+    state.auth.admit(caller, std::time::SystemTime::now())?;
     let called = std::time::Instant::now();
-    let (outcome, pid) = match state.pool.call_wasm(job, &module.artifact, deadline).await {
+    let mut meter = Meter::default();
+    let tenant = super::execute::tenant(caller);
+    let call = state
+        .pool
+        .call_wasm(job, &module.artifact, deadline, &tenant, &mut meter);
+    let (outcome, pid) = match call.await {
         Ok((WorkerMessage::WasmRan(o), pid)) => (o, Some(pid)),
         Ok(_) => return Err(ApiError::Internal),
         Err(e) => {
             let (kind, _, message) = match pool_failure(&e, timeout_ms, Subject::Module) {
                 Ok(failure) => failure,
                 Err(busy) => {
+                    state.auth.refund(caller, std::time::SystemTime::now());
                     let busy_kind = Some(ErrorKind::Busy.as_str());
                     state.metrics.record(
-                        ("-", state.key()),
+                        ("-", &caller.name),
                         "wasmtime",
                         "wasm",
                         busy_kind,
@@ -776,16 +808,28 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
                 )
             } else {
                 state.metrics.record(
-                    ("-", state.key()),
+                    ("-", &caller.name),
                     "wasmtime",
                     "wasm",
                     Some(kind.as_str()),
                     called.elapsed(),
                 );
+                let usage = Usage {
+                    wall_ms: millis(started),
+                    ..Usage::default()
+                };
+                super::settle(
+                    state,
+                    caller,
+                    ("-", "/wasm/run", "wasm"),
+                    Some(kind.as_str()),
+                    &usage,
+                );
                 let mut extra = Map::new();
                 if let PoolError::Crashed(pid) = e {
                     extra.insert("worker".into(), json!(pid));
                 }
+                extra.insert("usage".into(), json!(usage));
                 return Ok(failure(failure_status(kind), kind.as_str(), message, extra));
             }
         }
@@ -799,6 +843,18 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
         .then(|| String::from_utf8_lossy(&outcome.stderr));
     let (exports, exports_truncated) = listed_exports(&module);
     let entry = clip(&entry, ECHOED_NAME_MAX);
+    let cpu_ms = match (pid, meter.killed_cpu_ns) {
+        (_, Some(ns)) => ns as f64 / 1e6,
+        (Some(_), None) => outcome.cpu_us as f64 / 1e3,
+        (None, None) => 0.0,
+    };
+    let usage = Usage {
+        cpu_ms: (cpu_ms * 1000.0).round() / 1000.0,
+        wall_ms: millis(started),
+        heap_peak_bytes: s.memory_bytes,
+        fetches: 0,
+        egress_bytes: 0,
+    };
     let mut answer = RunAnswer {
         success: true,
         result: None,
@@ -819,6 +875,7 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
         stderr: stderr.as_deref(),
         output_truncated: outcome.wasi.then_some(outcome.output_truncated),
         stubbed_imports: &outcome.stubbed_imports,
+        usage,
     };
     let mut fields = LogFields {
         preset: Some("wasm"),
@@ -867,19 +924,31 @@ pub async fn run_body(state: &AppState, body: &request::Body) -> Result<Answer, 
                  result and output were dropped",
                 reply.body.len()
             ),
-            Map::new(),
+            Map::from_iter([("usage".to_string(), json!(usage))]),
         )
     } else {
         reply
     };
     state.metrics.record(
-        ("-", state.key()),
+        ("-", &caller.name),
         "wasmtime",
         "wasm",
         fields.error_type,
         called.elapsed(),
     );
+    super::settle(
+        state,
+        caller,
+        ("-", "/wasm/run", "wasm"),
+        fields.error_type,
+        &usage,
+    );
     Ok(reply.with_fields(fields))
+}
+
+/// Milliseconds since `started`, to the microsecond.
+fn millis(started: std::time::Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ mod server;
 mod wasm;
 mod workers;
 
-pub use auth::AuthConfig;
+pub use auth::{valid_key_name, AuthConfig, KeyConfig, Scope};
 pub use cors::CorsConfig;
 pub use fetch::{FetchConfig, SecretHeader};
 pub use limits::LimitsConfig;

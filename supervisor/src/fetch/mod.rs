@@ -21,7 +21,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 
 use crate::config::FetchConfig;
-use policy::{AddressPolicy, Cidr, HostPattern, HostSet};
+pub use policy::HostSet;
+use policy::{AddressPolicy, Cidr, HostPattern};
 
 /// Why the egress service could not be set up (checked at start-up).
 #[derive(Debug, thiserror::Error)]
@@ -274,6 +275,8 @@ struct State {
     started: Option<Instant>,
     count: u32,
     audit: Vec<FetchAudit>,
+    /// Request and response body bytes of the fetches that went out.
+    egress_bytes: u64,
 }
 
 /// The fetch state of one execution: its allowlist, its deadline, its count and its audit.
@@ -318,6 +321,13 @@ impl FetchContext {
         self.lock().audit.clone()
     }
 
+    /// Fetch calls the code made (refused ones included), and the request and response body
+    /// bytes of those that went out.
+    pub fn usage(&self) -> (u64, u64) {
+        let state = self.lock();
+        (u64::from(state.count), state.egress_bytes)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -355,6 +365,7 @@ impl FetchContext {
         let budget = Duration::from_millis(limits.timeout_ms).min(remaining + EXECUTION_SLACK);
         let method = request.method.clone();
         let url = request.url.clone();
+        let sent = request.body.len() as u64;
         let outcome = if count > limits.max_requests {
             Err(FetchFailure::TooMany(limits.max_requests))
         } else {
@@ -379,6 +390,16 @@ impl FetchContext {
             Err(FetchFailure::Denied { .. } | FetchFailure::TooMany(_)) => "denied",
             Err(_) => "error",
         });
+        let went_out = match &outcome {
+            Ok((response, _)) => sent + response.body.len() as u64,
+            Err(
+                FetchFailure::Denied { .. }
+                | FetchFailure::TooMany(_)
+                | FetchFailure::RequestTooLarge(_),
+            ) => 0,
+            Err(_) => sent,
+        };
+        self.lock().egress_bytes += went_out;
         let result = match outcome {
             Ok((response, redirects)) => {
                 entry.status = Some(response.status);

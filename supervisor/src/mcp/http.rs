@@ -29,6 +29,7 @@ use rmcp_actix_web::transport::StreamableHttpService;
 use super::stdio::id_from_prefix;
 use super::tools::Catalog;
 use super::McpServer;
+use crate::api::auth::Caller;
 use crate::api::AppState;
 
 /// The longest a client may take to send one POST body to `/mcp`.
@@ -82,13 +83,25 @@ impl HttpTransport {
         let any_host = config.mcp.allowed_hosts.iter().any(|h| h == "*");
         let service = StreamableHttpService::builder()
             .service_factory(Arc::new(move || {
-                Ok(McpServer::new(factory_state.clone(), Arc::clone(&catalog)))
+                Ok(McpServer::new(
+                    factory_state.clone(),
+                    Arc::clone(&catalog),
+                    None,
+                ))
             }))
             .session_manager(sessions)
             .stateful_mode(true)
             .max_request_body_bytes(super::message_limit(config))
             .allowed_hosts(if any_host { Vec::new() } else { hosts })
             .sse_keep_alive(Duration::from_secs(15))
+            // Each call runs under the key its request was authorised with.
+            .on_request(Arc::new(
+                |req: &actix_web::HttpRequest, ext: &mut rmcp::model::Extensions| {
+                    if let Some(caller) = req.extensions().get::<Caller>() {
+                        ext.insert(Arc::clone(caller));
+                    }
+                },
+            ))
             .build();
         HttpTransport {
             service: Some(service),
@@ -108,7 +121,9 @@ impl HttpTransport {
                 // Outermost: the user token, decided on the scope the router chose.
                 .wrap(from_fn(
                     |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| {
-                        crate::api::routes::authorise(crate::api::routes::Access::User, req, next)
+                        let access =
+                            crate::api::routes::Access::Scope(crate::api::routes::Scope::Mcp);
+                        crate::api::routes::authorise(access, req, next)
                     },
                 ))
                 .service(service.clone().scope()),

@@ -17,6 +17,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use super::tools::{self, Catalog};
+use crate::api::auth::Caller;
 use crate::api::AppState;
 
 /// The MCP handler of one session.
@@ -26,16 +27,40 @@ pub struct McpServer {
     catalog: Arc<Catalog>,
     /// The level the client asked for with `logging/setLevel`; `None` sends no log messages.
     log_level: Arc<Mutex<Option<LoggingLevel>>>,
+    /// The key of every call on a transport without keys (standard input); `None` over HTTP,
+    /// where each call runs under the key its request was authorised with.
+    local: Option<Caller>,
 }
 
 impl McpServer {
-    /// A handler for a new session over the shared state and tool catalog.
-    pub fn new(state: web::Data<AppState>, catalog: Arc<Catalog>) -> McpServer {
+    /// A handler for a new session over the shared state and tool catalog. `local`: see the
+    /// field.
+    pub fn new(
+        state: web::Data<AppState>,
+        catalog: Arc<Catalog>,
+        local: Option<Caller>,
+    ) -> McpServer {
         McpServer {
             state,
             catalog,
             log_level: Arc::new(Mutex::new(None)),
+            local,
         }
+    }
+
+    /// The key a call runs under: the local one, or the one the HTTP request that carried the
+    /// call was authorised with (the route's middleware put it in the request's extensions,
+    /// which the transport hands on). `None` over HTTP without one: the call is refused.
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Option<Caller> {
+        if let Some(local) = &self.local {
+            return Some(Arc::clone(local));
+        }
+        context
+            .extensions
+            .get::<::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<rmcp::model::Extensions>())
+            .and_then(|ext| ext.get::<Caller>())
+            .cloned()
     }
 
     fn log_level(&self) -> Option<LoggingLevel> {
@@ -84,11 +109,19 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let Some(caller) = self.caller(&context) else {
+            tracing::error!("an MCP call over HTTP arrived without its request's key");
+            return Err(ErrorData::new(
+                ErrorCode::INTERNAL_ERROR,
+                "the call carries no authorised key",
+                None,
+            ));
+        };
         let call = tools::call(
             &self.state,
             &self.catalog,
-            &request.name,
-            request.arguments.unwrap_or_default(),
+            (&request.name, request.arguments.unwrap_or_default()),
+            &caller,
             self.log_level(),
             &context.peer,
         );

@@ -294,7 +294,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let limit = super::message_limit(&config);
     let state = crate::start_state(config)?;
     let catalog = Arc::new(Catalog::new(state.config()));
-    let server = McpServer::new(state.clone(), catalog);
+    let server = McpServer::new(
+        state.clone(),
+        catalog,
+        Some(crate::api::auth::Key::local("stdio")),
+    );
     let transport = LineTransport::new(tokio::io::stdin(), tokio::io::stdout(), limit);
     tracing::info!(limit, "serving MCP on stdin and stdout");
     let result = tokio::select! {

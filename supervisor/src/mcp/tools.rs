@@ -13,6 +13,7 @@
 // protocol revision, and rmcp marks its types so; clients of the current revisions use it.
 #![allow(deprecated)]
 
+use crate::api::auth::Caller;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -213,6 +214,20 @@ fn error_schema() -> Value {
     })
 }
 
+fn usage_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "What the run used.",
+        "properties": {
+            "cpuMs": { "type": "number", "description": "CPU milliseconds the worker process spent on the run." },
+            "wallMs": { "type": "number", "description": "Milliseconds from the call's arrival to its answer." },
+            "heapPeakBytes": { "type": "integer", "description": "The most bytes the run's heap held." },
+            "fetches": { "type": "integer", "description": "Fetch calls made (agent preset)." },
+            "egressBytes": { "type": "integer", "description": "Bytes those fetches sent and received." },
+        },
+    })
+}
+
 fn logs_schema() -> Value {
     json!({
         "type": "array",
@@ -247,6 +262,7 @@ fn execution_output_schema() -> Value {
                 },
             },
             "fetches": { "type": "array", "items": { "type": "object" }, "description": "agent preset: each fetch made and whether it was allowed." },
+            "usage": usage_schema(),
             "error": error_schema(),
         },
         "required": ["success"],
@@ -402,6 +418,7 @@ MODULE_NOT_FOUND, NO_CALLABLE_EXPORT, INVALID_ARGS or LINK_ERROR.",
             "moduleId": { "type": "string" },
             "entry": { "type": "string" },
             "stats": { "type": "object" },
+            "usage": usage_schema(),
             "exitCode": { "type": ["integer", "null"] },
             "stdout": { "type": "string" },
             "stderr": { "type": "string" },
@@ -468,6 +485,16 @@ fn refused(e: ApiError) -> ErrorData {
         ApiError::UnknownPreset(_) => Some(json!({
             "presets": Preset::ALL.iter().map(|p| p.name()).collect::<Vec<_>>(),
         })),
+        ApiError::QuotaExceeded {
+            name,
+            limit,
+            used,
+            resets_at,
+            ..
+        } => Some(json!({
+            "quota": { "name": name, "limit": limit, "used": used, "resetsAt": resets_at },
+        })),
+        ApiError::RateLimited { retry_after } => Some(json!({ "retryAfter": retry_after })),
         _ => None,
     };
     ErrorData::invalid_params(e.to_string(), data)
@@ -493,8 +520,8 @@ fn service_failure(e: &ApiError) -> CallToolResult {
 pub async fn call(
     state: &web::Data<AppState>,
     catalog: &Catalog,
-    name: &str,
-    args: JsonObject,
+    (name, args): (&str, JsonObject),
+    caller: &Caller,
     log_level: Option<LoggingLevel>,
     peer: &Peer<RoleServer>,
 ) -> Result<CallToolResult, ErrorData> {
@@ -522,10 +549,13 @@ pub async fn call(
     }
     let id = uuid::Uuid::new_v4().to_string();
     let answer = match name {
-        RUN_JAVASCRIPT => execute::execute_body(state, &args, &id, started).await,
-        VALIDATE_CODE => execute::validate_body(state, &args).await,
-        COMPILE_WASM => wasm::compile_body(state, args).await,
-        _ => wasm::run_body(state, &args).await,
+        RUN_JAVASCRIPT => {
+            let route = "mcp run_javascript";
+            execute::execute_body(state, &args, &id, started, caller, route).await
+        }
+        VALIDATE_CODE => execute::validate_body(state, &args, caller).await,
+        COMPILE_WASM => wasm::compile_body(state, args, caller).await,
+        _ => wasm::run_body(state, &args, caller, started).await,
     };
     let result = match answer {
         Ok(answer) => {

@@ -2,7 +2,8 @@
 //!
 //! * [`Pool::call`] takes a slot (at most `workers.max_concurrent` at once; up to
 //!   `workers.queue_size` requests may wait for one, for at most `workers.queue_timeout_ms`;
-//!   beyond either bound the answer is [`PoolError::Busy`]), checks out an idle worker (or asks
+//!   beyond either bound the answer is [`PoolError::Busy`]; waiting keys are served in turn,
+//!   see [`fair`]), checks out an idle worker (or asks
 //!   for a new one), sends the job and waits for the answer until the hard deadline.
 //! * Past the deadline the worker is SIGKILLed through its pidfd and dropped; a worker that
 //!   crashed, spoke out of turn, asked to be recycled or reached `workers.recycle_after`
@@ -15,6 +16,7 @@
 //! * The [`zygote`] manager thread keeps `workers.prewarm` idle workers ready and replaces
 //!   dropped ones in the background, so a request waits for a fork only when the pool is dry.
 
+pub mod fair;
 pub mod zygote;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -34,10 +36,11 @@ use isolate_shared::zygote::{LockdownReport, ZygoteReport};
 use nix::libc;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
 
 use crate::config::{SandboxSettings, WorkersConfig};
 use crate::fetch::FetchContext;
+pub use fair::Tenant;
 
 /// Why a job got no answer from a worker.
 #[derive(Debug, thiserror::Error)]
@@ -159,8 +162,10 @@ impl Worker {
         deadline: Duration,
         fetch: Option<&FetchContext>,
         frame_limit: usize,
+        meter: &mut Meter,
     ) -> Result<WorkerMessage, PoolError> {
         let frame = frame::encode(msg).map_err(|e| PoolError::Protocol(e.to_string()))?;
+        let cpu_before = crate::procfs::cpu_ns(self.pid);
         let std = self.stream.take().ok_or(PoolError::Crashed(self.pid))?;
         let mut stream =
             tokio::net::UnixStream::from_std(std).map_err(|_| PoolError::Crashed(self.pid))?;
@@ -187,6 +192,10 @@ impl Worker {
         self.stream = stream.into_std().ok();
         match result {
             Err(_) => {
+                // The job's CPU time, read from the kernel before the process goes.
+                meter.killed_cpu_ns = crate::procfs::cpu_ns(self.pid)
+                    .zip(cpu_before)
+                    .map(|(after, before)| after.saturating_sub(before));
                 let _ = sys::pidfd_send_signal(&self.pidfd, Signal::SIGKILL);
                 Err(PoolError::Deadline(deadline))
             }
@@ -252,6 +261,14 @@ enum Command {
     Shutdown,
 }
 
+/// What the pool measured of one call besides the worker's answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Meter {
+    /// CPU nanoseconds of a worker killed at its deadline, from the kernel's accounting of the
+    /// process (`/proc/<pid>/schedstat`) between the job's start and the kill.
+    pub killed_cpu_ns: Option<u64>,
+}
+
 /// Counters shown by `/stats` and `/health`.
 #[derive(Debug, Default)]
 pub struct PoolCounters {
@@ -310,8 +327,7 @@ pub struct Pool {
     /// answer carries the compiled artifact): [`crate::config::Config::worker_frame_bytes`].
     frame_limit: usize,
     idle: Mutex<VecDeque<Worker>>,
-    slots: Semaphore,
-    queued: AtomicUsize,
+    slots: fair::Slots,
     busy: AtomicUsize,
     commands: Mutex<mpsc::Sender<Command>>,
     manager: Mutex<Option<JoinHandle<()>>>,
@@ -336,10 +352,13 @@ impl Pool {
         let (tx, rx) = mpsc::channel();
         let pool = Arc::new(Pool {
             frame_limit,
-            slots: Semaphore::new(config.max_concurrent),
+            slots: fair::Slots::new(
+                config.max_concurrent,
+                config.queue_size,
+                Duration::from_millis(config.queue_timeout_ms),
+            ),
             config,
             idle: Mutex::new(VecDeque::new()),
-            queued: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
             commands: Mutex::new(tx),
             manager: Mutex::new(None),
@@ -384,8 +403,10 @@ impl Pool {
         msg: &SupervisorMessage,
         deadline: Duration,
         fetch: Option<&FetchContext>,
+        tenant: &Tenant,
+        meter: &mut Meter,
     ) -> Result<(WorkerMessage, u32), PoolError> {
-        let _slot = self.acquire_slot().await?;
+        let _slot = self.acquire_slot(tenant).await?;
         let _busy = CountGuard::new(&self.busy);
         let mut worker = self.checkout().await?;
         let pid = worker.pid;
@@ -394,7 +415,7 @@ impl Pool {
             SupervisorMessage::WasmCompile(_) => MAX_FRAME_BYTES,
             _ => self.frame_limit,
         };
-        let result = worker.call(msg, deadline, fetch, limit).await;
+        let result = worker.call(msg, deadline, fetch, limit, meter).await;
         // A worker that ran an `agent` job is always replaced (a fresh process per execution).
         let fresh = fetch.is_some()
             || matches!(msg, SupervisorMessage::Execute(job) if job.preset.fresh_process());
@@ -410,8 +431,10 @@ impl Pool {
         mut job: WasmRunJob,
         artifact: &[u8],
         deadline: Duration,
+        tenant: &Tenant,
+        meter: &mut Meter,
     ) -> Result<(WorkerMessage, u32), PoolError> {
-        let _slot = self.acquire_slot().await?;
+        let _slot = self.acquire_slot(tenant).await?;
         let _busy = CountGuard::new(&self.busy);
         let mut worker = self.checkout().await?;
         let pid = worker.pid;
@@ -421,13 +444,17 @@ impl Pool {
             job.artifact = Some(artifact.to_vec());
         }
         let mut msg = SupervisorMessage::WasmRun(job);
-        let mut result = worker.call(&msg, deadline, None, self.frame_limit).await;
+        let mut result = worker
+            .call(&msg, deadline, None, self.frame_limit, meter)
+            .await;
         if matches!(&result, Ok(WorkerMessage::WasmRan(o)) if o.needs_artifact) {
             worker.modules.remove(&key);
             if let SupervisorMessage::WasmRun(job) = &mut msg {
                 job.artifact = Some(artifact.to_vec());
             }
-            result = worker.call(&msg, deadline, None, self.frame_limit).await;
+            result = worker
+                .call(&msg, deadline, None, self.frame_limit, meter)
+                .await;
         }
         if let Ok(WorkerMessage::WasmRan(o)) = &result {
             for gone in &o.evicted {
@@ -494,33 +521,25 @@ impl Pool {
         self.send(Command::Replenish);
     }
 
-    async fn acquire_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, PoolError> {
+    async fn acquire_slot(&self, tenant: &Tenant) -> Result<fair::Permit, PoolError> {
         if self.shutting_down.load(Ordering::Relaxed) {
             return Err(PoolError::ShuttingDown);
         }
-        if let Ok(permit) = self.slots.try_acquire() {
+        let busy = |e| match e {
+            fair::SlotError::Closed => PoolError::ShuttingDown,
+            fair::SlotError::Busy => {
+                self.counters.busy.fetch_add(1, Ordering::Relaxed);
+                PoolError::Busy(self.config.max_concurrent)
+            }
+        };
+        if let Some(permit) = self.slots.try_acquire(tenant).map_err(busy)? {
             crate::telemetry::queue_wait(Duration::ZERO);
             return Ok(permit);
         }
         let queued_at = Instant::now();
-        let busy = || {
-            self.counters.busy.fetch_add(1, Ordering::Relaxed);
-            PoolError::Busy(self.config.max_concurrent)
-        };
-        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.config.queue_size {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(busy());
-        }
-        let _queued = DecrementOnDrop(&self.queued);
-        let wait = Duration::from_millis(self.config.queue_timeout_ms);
-        match tokio::time::timeout(wait, self.slots.acquire()).await {
-            Ok(Ok(permit)) => {
-                crate::telemetry::queue_wait(queued_at.elapsed());
-                Ok(permit)
-            }
-            Ok(Err(_)) => Err(PoolError::ShuttingDown),
-            Err(_) => Err(busy()),
-        }
+        let permit = self.slots.acquire(tenant).await.map_err(busy)?;
+        crate::telemetry::queue_wait(queued_at.elapsed());
+        Ok(permit)
     }
 
     async fn checkout(&self) -> Result<Worker, PoolError> {
@@ -556,7 +575,7 @@ impl Pool {
         PoolSnapshot {
             idle: lock(&self.idle).len(),
             busy: self.busy.load(Ordering::Relaxed),
-            queued: self.queued.load(Ordering::Relaxed),
+            queued: self.slots.queued(),
             prewarm: self.config.prewarm,
             max_concurrent: self.config.max_concurrent,
             queue_size: self.config.queue_size,
@@ -805,14 +824,6 @@ const ARCH_KILL_LIST: &[(&str, i64)] = &[];
 /// section is a single push, pop or read).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-struct DecrementOnDrop<'a>(&'a AtomicUsize);
-
-impl Drop for DecrementOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 struct CountGuard<'a>(&'a AtomicUsize);

@@ -17,6 +17,7 @@
 
 pub mod console;
 pub mod fetch;
+mod heap;
 pub mod prelude;
 pub mod presets;
 mod random;
@@ -74,12 +75,15 @@ pub struct Prepared {
     deadline: Rc<Cell<Option<Instant>>>,
     timed_out: Arc<AtomicBool>,
     host: fetch::HostSlot,
+    heap: heap::HeapMeter,
 }
 
 impl Prepared {
     /// Builds a runtime and context for `preset`.
     pub fn new(preset: Preset) -> Result<Prepared, JobError> {
-        let rt = Runtime::new().map_err(|e| internal(format!("cannot create a runtime: {e}")))?;
+        let heap = heap::HeapMeter::default();
+        let rt = Runtime::new_with_alloc(heap::CountingAllocator(heap.clone()))
+            .map_err(|e| internal(format!("cannot create a runtime: {e}")))?;
         let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
         let timed_out = Arc::new(AtomicBool::new(false));
         let (d, flag) = (Rc::clone(&deadline), Arc::clone(&timed_out));
@@ -112,6 +116,7 @@ impl Prepared {
             deadline,
             timed_out,
             host,
+            heap,
         })
     }
 
@@ -156,8 +161,10 @@ pub fn execute_retiring(
         Some(p) => Ok(p),
         None => Prepared::new(job.preset),
     };
+    let mut heap_peak_bytes = 0;
     let (result, logs, logs_truncated, used) = match prepared {
         Ok(p) => {
+            p.heap.restart();
             let deadline = start + Duration::from_millis(job.timeout_ms);
             *p.sink.borrow_mut() =
                 LogSink::new(job.limits.max_log_entries, job.limits.max_log_bytes);
@@ -165,6 +172,7 @@ pub fn execute_retiring(
             let result = run(&p, job, deadline);
             p.host.borrow_mut().take();
             let sink = std::mem::take(&mut *p.sink.borrow_mut());
+            heap_peak_bytes = p.heap.peak() as u64;
             (result, sink.entries, sink.truncated, Some(p))
         }
         Err(e) => (Err(e), Vec::new(), false, None),
@@ -176,6 +184,8 @@ pub fn execute_retiring(
         logs,
         logs_truncated,
         elapsed_us: start.elapsed().as_micros() as u64,
+        cpu_us: 0,
+        heap_peak_bytes,
         recycle,
     };
     (outcome, Retired(used))
