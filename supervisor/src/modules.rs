@@ -1,25 +1,48 @@
 //! The module store: compiled WebAssembly artifacts by module id, bounded by count and bytes
-//! (least recently used first out), optionally persisted to `wasm.cache_dir`.
+//! (least recently used first out), optionally backed by the directory `wasm.cache_dir`, which
+//! several instances may share.
+//!
+//! **Two levels.** Memory holds what this instance runs; the directory holds every module any
+//! instance sharing it compiled. A module is written to the directory when it is compiled, and
+//! read from it when a run or a compile names an id that memory does not hold ([`ModuleStore::load`]),
+//! so a module compiled on one replica runs on another by its id. Evicting a module from memory
+//! never deletes its file; the directory is kept within the same bounds (`wasm.max_modules`,
+//! `wasm.max_store_bytes`) by whichever instance writes, which removes the records written or
+//! used longest ago ([`sweep`]). An instance whose file was removed by another keeps running
+//! its copy in memory; one that never held it answers as for any unknown id.
+//!
+//! **Files.** One record per module, `<stem>.module`, where the stem is the SHA-256 of this
+//! build's version and the id, so no id names a path and builds with other engines never read
+//! each other's artifacts. A record is a header line, one line of JSON (the interface, the
+//! source hash and the SHA-256 and length of the artifact) and the artifact. It is written to
+//! a temporary file with a random name (created exclusively, mode 0600, never through a
+//! symlink), synced, and published in one step: a hard link that fails if the name exists when
+//! the id may not be replaced (two instances compiling the same id at once: the first wins,
+//! the other checks that it holds the same bytes), a rename otherwise. Readers therefore see a
+//! whole record or none.
 //!
 //! **Trust model.** An artifact is native code produced by wasmtime inside a sandboxed worker
 //! from untrusted input. The supervisor treats it as opaque bytes: it never deserialises or
 //! maps it, it only stores it and sends it to workers, which load it (`Module::deserialize`)
-//! behind their seccomp and landlock walls. On disk an artifact lives only in the store's own
-//! directory, in files the store created (`<hash>.cwasm`, beside a `<hash>.meta` JSON record
-//! holding the interface and the SHA-256 of the artifact as written). On start the store loads a
-//! record only when its file is a regular file (not a symlink) owned by the service's user and
-//! its hash still matches; anything else is skipped and logged. That guards against corruption
-//! and stray files, not against someone who can already write the directory as the service's
-//! user, and the sandbox bounds what a forged artifact could do.
+//! behind their seccomp and landlock walls. The store reads a record only when it is a regular
+//! file (opened without following symlinks) owned by the service's user, no larger than the
+//! store allows, whose header parses and whose artifact has the recorded length and hash;
+//! anything else is refused (logged, never sent to a worker) and not read again until the file
+//! changes. Every instance sharing a directory must therefore run as the same user id. That
+//! guards against corruption, truncation and stray files, not against someone who can already
+//! write the directory as the service's user, and the sandbox bounds what a forged artifact
+//! could do.
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
+use isolate_shared::frame::MAX_FRAME_BYTES;
 use isolate_shared::message::{WasmExtern, WasmImport, WasmKind, WasmType};
 use nix::fcntl::OFlag;
 use nix::unistd::geteuid;
@@ -42,6 +65,9 @@ pub enum StoreError {
     /// One artifact does not fit the store at all.
     #[error("the compiled module ({0} bytes) is larger than the store (wasm.max_store_bytes)")]
     TooLarge(u64),
+    /// Another instance sharing the directory stored other bytes under this id first.
+    #[error("another instance stored other bytes under module id {0:?}")]
+    Taken(String),
 }
 
 /// One compiled module.
@@ -89,9 +115,9 @@ impl StoredModule {
 pub struct StoreSnapshot {
     /// Always true in this build.
     pub available: bool,
-    /// Modules held.
+    /// Modules held in memory.
     pub modules: usize,
-    /// Bytes of artifacts held.
+    /// Bytes of artifacts held in memory.
     pub bytes: u64,
     /// Look-ups that found their module (runs, and compiles answered from the store).
     pub hits: u64,
@@ -99,15 +125,22 @@ pub struct StoreSnapshot {
     pub misses: u64,
     /// Modules compiled by workers.
     pub compiles: u64,
-    /// Modules evicted to stay within the bounds.
+    /// Modules evicted from memory to stay within the bounds.
     pub evictions: u64,
-    /// Whether the store persists to a directory.
+    /// Whether the store has a directory (`wasm.cache_dir`).
     pub persistent: bool,
+    /// Modules read from the directory on demand (compiled by another instance, or evicted
+    /// from memory earlier).
+    pub loads: u64,
+    /// Files in the directory refused as corrupt, truncated, too large or not the service's.
+    pub refused: u64,
 }
 
 struct Slot {
     module: Arc<StoredModule>,
     used: u64,
+    /// When this instance last refreshed the file's modification time (its recency on disk).
+    touched: Instant,
 }
 
 #[derive(Default)]
@@ -116,6 +149,29 @@ struct Inner {
     bytes: u64,
     tick: u64,
 }
+
+/// A file as `fstat` saw it: a refused file is not read again until one of these changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+}
+
+/// Disk look-ups that may run at once (each in a blocking thread): ids that exist nowhere
+/// cost one `open` each, and at most this many at a time.
+const DISK_LOOKUPS: usize = 4;
+/// Refused files remembered (by stamp); the memory is cleared when it is full.
+const REFUSED_MAX: usize = 1024;
+/// How often a module in use refreshes its file's modification time.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// Temporary files older than this are a crashed writer's, removed by [`sweep`].
+const STALE_TMP: Duration = Duration::from_secs(600);
+/// The most a record's header line may take.
+const META_MAX: u64 = 16 << 20;
+/// The first line of every record: the format's name and version.
+const MAGIC: &[u8] = b"isolate-service module 1\n";
 
 /// The store. Cheap to share (`Arc`); every operation takes one short lock.
 pub struct ModuleStore {
@@ -127,7 +183,12 @@ pub struct ModuleStore {
     misses: AtomicU64,
     compiles: AtomicU64,
     evictions: AtomicU64,
+    loads: AtomicU64,
+    refusals: AtomicU64,
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    lookups: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    disk: tokio::sync::Semaphore,
+    refused: Mutex<HashMap<String, Stamp>>,
 }
 
 /// Whether `id` may name a module: 1 to 128 characters of `A-Z a-z 0-9 . _ -`, not starting
@@ -145,8 +206,32 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The entry of `map` for `key`, dropping entries nobody holds, so the map stays as small as
+/// the operations in flight.
+fn turn_of(
+    map: &Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    key: &str,
+) -> Arc<tokio::sync::Mutex<()>> {
+    let mut map = lock(map);
+    map.retain(|_, t| Arc::strong_count(t) > 1);
+    Arc::clone(map.entry(key.to_string()).or_default())
+}
+
+/// What reading one record gave.
+enum Lookup {
+    Found(StoredModule),
+    Absent,
+    Refused(String, Option<Stamp>),
+    Known,
+}
+
 impl ModuleStore {
-    /// Opens the store; with a directory, creates it if missing and loads what it holds.
+    /// Opens the store; with a directory, creates it if missing and loads the most recently
+    /// used records it holds, as many as memory takes.
     pub fn open(
         dir: Option<&str>,
         max_modules: usize,
@@ -161,7 +246,12 @@ impl ModuleStore {
             misses: AtomicU64::new(0),
             compiles: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            loads: AtomicU64::new(0),
+            refusals: AtomicU64::new(0),
             turns: Mutex::new(HashMap::new()),
+            lookups: Mutex::new(HashMap::new()),
+            disk: tokio::sync::Semaphore::new(DISK_LOOKUPS),
+            refused: Mutex::new(HashMap::new()),
         };
         if let Some(dir) = &store.dir {
             prepare_dir(dir)?;
@@ -171,10 +261,11 @@ impl ModuleStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 
-    /// The module with this id, counted as a hit or a miss.
+    /// The module with this id in memory, counted as a hit or a miss. Call [`Self::load`]
+    /// first to look in the directory too.
     pub fn get(&self, id: &str) -> Option<Arc<StoredModule>> {
         let mut inner = self.lock();
         inner.tick += 1;
@@ -182,8 +273,17 @@ impl ModuleStore {
         match inner.slots.get_mut(id) {
             Some(slot) => {
                 slot.used = tick;
+                let touch = self.dir.is_some() && slot.touched.elapsed() >= TOUCH_EVERY;
+                if touch {
+                    slot.touched = Instant::now();
+                }
+                let module = Arc::clone(&slot.module);
+                drop(inner);
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(Arc::clone(&slot.module))
+                if let (true, Some(dir)) = (touch, &self.dir) {
+                    touch_record(&record_path(dir, id));
+                }
+                Some(module)
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
@@ -192,15 +292,78 @@ impl ModuleStore {
         }
     }
 
-    /// The module with this id, without counting or refreshing it (compile's duplicate check).
+    /// The module with this id in memory, without counting or refreshing it (compile's
+    /// duplicate check).
     pub fn peek(&self, id: &str) -> Option<Arc<StoredModule>> {
         self.lock().slots.get(id).map(|s| Arc::clone(&s.module))
     }
 
-    /// Adds a freshly compiled module (replacing one with the same id), evicting the least
-    /// recently used ones to stay within the bounds, and persists it when the store has a
-    /// directory. A module that cannot be written stays in memory (logged).
-    pub fn insert(&self, module: StoredModule) -> Result<Arc<StoredModule>, StoreError> {
+    /// Makes sure memory holds the module with this id if the directory has a valid record of
+    /// it (written by this instance or another sharing the directory). Does nothing without a
+    /// directory, for an id memory holds, and for one that is not valid id syntax (no path is
+    /// ever built from it). Concurrent look-ups of one id read the file once; at most
+    /// [`DISK_LOOKUPS`] run at once; a refused file is not read again until it changes.
+    pub async fn load(&self, id: &str) {
+        let Some(dir) = &self.dir else { return };
+        if !valid_id(id) || self.peek(id).is_some() {
+            return;
+        }
+        let turn = turn_of(&self.lookups, id);
+        let _turn = turn.lock().await;
+        if self.peek(id).is_some() {
+            return;
+        }
+        let Ok(_permit) = self.disk.acquire().await else {
+            return;
+        };
+        let stem = file_stem(id);
+        let known = lock(&self.refused).get(&stem).copied();
+        let (dir, max_bytes, wanted) = (dir.clone(), self.max_bytes, id.to_string());
+        let read = tokio::task::spawn_blocking(move || {
+            let path = record_path(&dir, &wanted);
+            let read = read_record(&path, &stem, max_bytes, known);
+            if let Lookup::Found(_) = read {
+                touch_record(&path);
+            }
+            (stem, read)
+        })
+        .await;
+        match read {
+            Ok((_, Lookup::Found(module))) if module.id == id => {
+                // A compile of this id that finished during the read wins over the file.
+                if self.put_unless_held(Arc::new(module)) {
+                    self.loads.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok((stem, Lookup::Refused(problem, stamp))) => self.refuse(&stem, &problem, stamp),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot look up a stored module"),
+        }
+    }
+
+    fn refuse(&self, stem: &str, problem: &str, stamp: Option<Stamp>) {
+        self.refusals.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(file = %stem, problem = %problem, "refusing a stored module");
+        if let Some(stamp) = stamp {
+            let mut refused = lock(&self.refused);
+            if refused.len() >= REFUSED_MAX {
+                refused.clear();
+            }
+            refused.insert(stem.to_string(), stamp);
+        }
+    }
+
+    /// Adds a freshly compiled module (replacing one with the same id in memory), evicting the
+    /// least recently used ones from memory to stay within the bounds, and publishes it in the
+    /// directory when the store has one. Without `replace`, a record another instance
+    /// published under this id first wins: the same bytes are fine, other bytes are
+    /// [`StoreError::Taken`] (and that record is loaded instead). A module that cannot be
+    /// written stays in memory (logged). Blocking: call it off the async threads.
+    pub fn insert(
+        &self,
+        module: StoredModule,
+        replace: bool,
+    ) -> Result<Arc<StoredModule>, StoreError> {
         let size = module.artifact.len() as u64;
         if size > self.max_bytes {
             return Err(StoreError::TooLarge(size));
@@ -208,30 +371,50 @@ impl ModuleStore {
         self.compiles.fetch_add(1, Ordering::Relaxed);
         let module = Arc::new(module);
         if let Some(dir) = &self.dir {
-            if let Err(e) = write_record(dir, &module) {
-                tracing::warn!(error = %e, module = %module.id, "cannot persist a compiled module");
+            match publish(dir, &module, replace, self.max_bytes) {
+                Ok(Published::Written) | Ok(Published::Same) => {}
+                Ok(Published::Other(existing)) => {
+                    let id = existing.id.clone();
+                    self.put(Arc::new(existing));
+                    return Err(StoreError::Taken(id));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, module = %module.id, "cannot persist a compiled module")
+                }
             }
+            sweep(
+                dir,
+                self.max_modules,
+                self.max_bytes,
+                &file_stem(&module.id),
+            );
         }
-        let evicted = self.put(Arc::clone(&module));
-        for id in evicted {
-            self.evictions.fetch_add(1, Ordering::Relaxed);
-            if let Some(dir) = &self.dir {
-                remove_record(dir, &id);
-            }
-        }
+        self.put(Arc::clone(&module));
         Ok(module)
     }
 
-    /// Puts a module in memory; returns the ids evicted.
-    fn put(&self, module: Arc<StoredModule>) -> Vec<String> {
-        let mut inner = self.lock();
+    /// Puts a module in memory unless memory already holds its id; whether it did.
+    fn put_unless_held(&self, module: Arc<StoredModule>) -> bool {
+        let inner = self.lock();
+        if inner.slots.contains_key(&module.id) {
+            return false;
+        }
+        self.put_locked(inner, module);
+        true
+    }
+
+    /// Puts a module in memory, evicting the least recently used ones (their files stay).
+    fn put(&self, module: Arc<StoredModule>) {
+        self.put_locked(self.lock(), module);
+    }
+
+    fn put_locked(&self, mut inner: std::sync::MutexGuard<'_, Inner>, module: Arc<StoredModule>) {
         inner.tick += 1;
         let tick = inner.tick;
         let size = module.artifact.len() as u64;
         if let Some(old) = inner.slots.remove(&module.id) {
             inner.bytes -= old.module.artifact.len() as u64;
         }
-        let mut evicted = Vec::new();
         while !inner.slots.is_empty()
             && (inner.slots.len() >= self.max_modules || inner.bytes + size > self.max_bytes)
         {
@@ -246,13 +429,17 @@ impl ModuleStore {
             if let Some(slot) = inner.slots.remove(&oldest) {
                 inner.bytes -= slot.module.artifact.len() as u64;
             }
-            evicted.push(oldest);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
         inner.bytes += size;
-        inner
-            .slots
-            .insert(module.id.clone(), Slot { module, used: tick });
-        evicted
+        inner.slots.insert(
+            module.id.clone(),
+            Slot {
+                module,
+                used: tick,
+                touched: Instant::now(),
+            },
+        );
     }
 
     /// Counts an answer served from the store without compiling.
@@ -265,16 +452,13 @@ impl ModuleStore {
         self.misses.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The lock that serialises compilations under one id. Entries nobody waits on are dropped
-    /// whenever a new one is handed out, so the map stays as small as the compilations in
-    /// flight.
+    /// The lock that serialises compilations under one id in this instance (instances sharing
+    /// a directory are ordered by [`Self::insert`]'s publication instead).
     pub fn compile_turn(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
-        turns.retain(|_, t| Arc::strong_count(t) > 1);
-        Arc::clone(turns.entry(id.to_string()).or_default())
+        turn_of(&self.turns, id)
     }
 
-    /// Drops a module whose artifact a worker could not load.
+    /// Drops a module whose artifact a worker could not load, from memory and the directory.
     pub fn remove(&self, id: &str) {
         let mut inner = self.lock();
         if let Some(slot) = inner.slots.remove(id) {
@@ -282,7 +466,7 @@ impl ModuleStore {
         }
         drop(inner);
         if let Some(dir) = &self.dir {
-            remove_record(dir, id);
+            let _ = fs::remove_file(record_path(dir, id));
         }
     }
 
@@ -298,31 +482,35 @@ impl ModuleStore {
             compiles: self.compiles.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
             persistent: self.dir.is_some(),
+            loads: self.loads.load(Ordering::Relaxed),
+            refused: self.refusals.load(Ordering::Relaxed),
         }
     }
 
+    /// Loads the most recently used records, as many as fit in memory.
     fn load_all(&self, dir: &Path) -> Result<(), StoreError> {
-        let entries = fs::read_dir(dir).map_err(|source| StoreError::Directory {
+        let mut records = records(dir).map_err(|source| StoreError::Directory {
             path: dir.display().to_string(),
             source,
         })?;
-        let mut loaded = 0usize;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".meta")) else {
+        records.sort_by_key(|r| std::cmp::Reverse(r.modified));
+        let (mut count, mut bytes, mut loaded) = (0usize, 0u64, 0usize);
+        for r in records {
+            if count >= self.max_modules {
+                break;
+            }
+            if bytes + r.size > self.max_bytes.saturating_add(META_MAX) {
                 continue;
-            };
-            match read_record(dir, stem, self.max_bytes) {
-                Ok(module) => {
-                    let evicted = self.put(Arc::new(module));
-                    for id in evicted {
-                        remove_record(dir, &id);
-                    }
+            }
+            match read_record(&dir.join(&r.name), &r.stem, self.max_bytes, None) {
+                Lookup::Found(module) => {
+                    count += 1;
+                    bytes += module.artifact.len() as u64;
+                    self.put(Arc::new(module));
                     loaded += 1;
                 }
-                Err(problem) => {
-                    tracing::warn!(file = %stem, problem = %problem, "skipping a stored module");
-                }
+                Lookup::Refused(problem, stamp) => self.refuse(&r.stem, &problem, stamp),
+                Lookup::Absent | Lookup::Known => {}
             }
         }
         if loaded > 0 {
@@ -357,9 +545,31 @@ fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// File names are derived from the id's SHA-256, so no id can name a path.
+/// A record's file stem: the SHA-256 of this build's version and the id, so no id can name a
+/// path, and builds whose artifacts may differ keep apart.
 fn file_stem(id: &str) -> String {
-    sha256_hex(id.as_bytes())
+    sha256_hex(format!("{}\0{id}", env!("CARGO_PKG_VERSION")).as_bytes())
+}
+
+fn record_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{}.module", file_stem(id)))
+}
+
+/// Refreshes a record's modification time, its recency for [`sweep`]. A file another
+/// instance removed is no error: this one keeps its copy in memory.
+fn touch_record(path: &Path) {
+    use nix::sys::stat::{utimensat, UtimensatFlags};
+    use nix::sys::time::TimeSpec;
+    let now = TimeSpec::UTIME_NOW;
+    if let Err(e) = utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &now,
+        &now,
+        UtimensatFlags::NoFollowSymlink,
+    ) {
+        tracing::debug!(error = %e, "cannot refresh a stored module's time");
+    }
 }
 
 fn kind_from(name: &str) -> Option<WasmKind> {
@@ -387,14 +597,16 @@ fn type_from(name: &str) -> Option<WasmType> {
     .find(|t| t.as_str() == name)
 }
 
-/// The JSON record kept beside each artifact (`<hash>.meta`): the module's interface and the
-/// hash of the artifact as written. Kinds and types are kept by name.
+/// The JSON header of a record: the module's interface and the hash and length of the
+/// artifact that follows it. Kinds and types are kept by name.
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Record {
     id: Option<String>,
+    version: Option<String>,
     source_sha256: Option<String>,
     artifact_sha256: Option<String>,
+    artifact_bytes: Option<u64>,
     #[serde(default)]
     byte_size: u64,
     #[serde(default)]
@@ -436,12 +648,14 @@ fn types_from(names: &[String]) -> Vec<WasmType> {
     names.iter().filter_map(|t| type_from(t)).collect()
 }
 
-fn write_record(dir: &Path, m: &StoredModule) -> std::io::Result<()> {
-    let stem = file_stem(&m.id);
+/// A record's bytes: the header line, the JSON line, the artifact.
+fn encode(m: &StoredModule) -> std::io::Result<Vec<u8>> {
     let record = Record {
         id: Some(m.id.clone()),
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
         source_sha256: Some(m.source_sha256.clone()),
         artifact_sha256: Some(sha256_hex(&m.artifact)),
+        artifact_bytes: Some(m.artifact.len() as u64),
         byte_size: m.byte_size,
         compile_us: m.compile_us,
         exports: m
@@ -464,70 +678,251 @@ fn write_record(dir: &Path, m: &StoredModule) -> std::io::Result<()> {
             })
             .collect(),
     };
+    // serde_json writes no raw newline: strings escape theirs.
     let meta = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
-    // The artifact first, then its record: a record always describes a complete artifact.
-    write_new(dir, &format!("{stem}.cwasm"), &m.artifact)?;
-    write_new(dir, &format!("{stem}.meta"), &meta)
+    if meta.len() as u64 > META_MAX {
+        return Err(std::io::Error::other(
+            "the module's interface is too large to store",
+        ));
+    }
+    let mut bytes = Vec::with_capacity(MAGIC.len() + meta.len() + 1 + m.artifact.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&meta);
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&m.artifact);
+    Ok(bytes)
 }
 
-/// Writes a file through a fresh temporary name (created exclusively, mode 0600) and renames
-/// it into place.
-fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+/// What [`publish`] did.
+enum Published {
+    /// The record is in place.
+    Written,
+    /// A record of the same bytes under this id was there already.
+    Same,
+    /// A valid record of other bytes under this id was there already (and stays).
+    Other(StoredModule),
+}
+
+/// Writes `m`'s record through a temporary file and publishes it: with `replace`, by a
+/// rename over whatever is there; without, by a hard link that fails when the name exists, so
+/// that of two instances publishing one id at once the first wins. An existing file that is
+/// not a valid record (corrupt, truncated, another user's) is replaced.
+fn publish(
+    dir: &Path,
+    m: &StoredModule,
+    replace: bool,
+    max_bytes: u64,
+) -> std::io::Result<Published> {
+    let stem = file_stem(&m.id);
+    let path = dir.join(format!("{stem}.module"));
+    let tmp = dir.join(format!(".{stem}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let written = write_tmp(&tmp, &encode(m)?).and_then(|()| {
+        if replace {
+            return fs::rename(&tmp, &path).map(|()| Published::Written);
+        }
+        match fs::hard_link(&tmp, &path) {
+            Ok(()) => Ok(Published::Written),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                match read_record(&path, &stem, max_bytes, None) {
+                    Lookup::Found(existing) if existing.source_sha256 == m.source_sha256 => {
+                        Ok(Published::Same)
+                    }
+                    Lookup::Found(existing) if existing.id == m.id => {
+                        Ok(Published::Other(existing))
+                    }
+                    _ => fs::rename(&tmp, &path).map(|()| Published::Written),
+                }
+            }
+            // A file system without hard links: a rename, after the look-up that found no
+            // record under this id.
+            Err(_) => fs::rename(&tmp, &path).map(|()| Published::Written),
+        }
+    });
     let _ = fs::remove_file(&tmp);
+    let written = written?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(written)
+}
+
+/// Creates `tmp` exclusively (mode 0600, never through a symlink), writes `bytes` and syncs.
+fn write_tmp(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(OFlag::O_NOFOLLOW.bits())
-        .open(&tmp)?;
+        .open(tmp)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, dir.join(name))
+    file.sync_all()
 }
 
-fn remove_record(dir: &Path, id: &str) {
-    let stem = file_stem(id);
-    let _ = fs::remove_file(dir.join(format!("{stem}.meta")));
-    let _ = fs::remove_file(dir.join(format!("{stem}.cwasm")));
+/// One record file found in the directory.
+struct Listed {
+    name: String,
+    stem: String,
+    size: u64,
+    modified: SystemTime,
 }
 
-/// Reads a file the store wrote: a regular file (not a symlink), owned by this user.
-fn read_own(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(OFlag::O_NOFOLLOW.bits())
-        .open(path)
-        .map_err(|e| format!("cannot open: {e}"))?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
+/// The record files in the directory that are regular files of the service's user (others are
+/// never read or removed).
+fn records(dir: &Path) -> std::io::Result<Vec<Listed>> {
     let uid = geteuid().as_raw();
-    if !meta.is_file() || meta.uid() != uid {
-        return Err("not a regular file owned by the service's user".into());
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)?.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some(stem) = name.strip_suffix(".module") else {
+            continue;
+        };
+        if stem.len() != 64 || !stem.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() || meta.uid() != uid {
+            continue;
+        }
+        out.push(Listed {
+            stem: stem.to_string(),
+            name,
+            size: meta.len(),
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        });
     }
+    Ok(out)
+}
+
+/// Keeps the directory within the store's bounds: removes the records written or used longest
+/// ago (never `keep`, the one just written) until at most `max_modules` remain and they take
+/// at most `max_bytes` (plus their headers), and temporary files a crashed writer left. An
+/// instance that still holds a removed module in memory keeps running it.
+fn sweep(dir: &Path, max_modules: usize, max_bytes: u64, keep: &str) {
+    let Ok(mut records) = records(dir) else {
+        return;
+    };
+    records.sort_by_key(|r| r.modified);
+    let mut count = records.len();
+    let mut bytes: u64 = records.iter().map(|r| r.size).sum();
+    let budget = max_bytes.saturating_add(META_MAX);
+    for r in &records {
+        if count <= max_modules && bytes <= budget {
+            break;
+        }
+        if r.stem == keep {
+            continue;
+        }
+        if fs::remove_file(dir.join(&r.name)).is_ok() {
+            count -= 1;
+            bytes -= r.size;
+        }
+    }
+    let uid = geteuid().as_raw();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with('.') && name.ends_with(".tmp")) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_TMP);
+        if meta.is_file() && meta.uid() == uid && old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Reads one record file. `Absent` when there is no such file; `Known` when it is the file
+/// refused before (same stamp), without reading it; `Refused` with the reason (and the stamp,
+/// when the file could be opened) when it is not a valid record of the service's user.
+fn read_record(path: &Path, stem: &str, max_bytes: u64, known: Option<Stamp>) -> Lookup {
+    // O_NONBLOCK: a FIFO planted under a record's name must not block the reader (regular
+    // files read as usual; anything else is refused below, unread).
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Absent,
+        // A symlink (or anything else that cannot be opened) is remembered by the stamp of
+        // the name itself, so that asking again neither retries nor logs again.
+        Err(e) => {
+            let stamp = fs::symlink_metadata(path).ok().map(|m| stamp_of(&m));
+            if stamp.is_some() && stamp == known {
+                return Lookup::Known;
+            }
+            return Lookup::Refused(format!("cannot open: {e}"), stamp);
+        }
+    };
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return Lookup::Refused(e.to_string(), None),
+    };
+    let stamp = stamp_of(&meta);
+    if known == Some(stamp) {
+        return Lookup::Known;
+    }
+    let refuse = |why: &str| Lookup::Refused(why.to_string(), Some(stamp));
+    if !meta.is_file() || meta.uid() != geteuid().as_raw() {
+        return refuse("not a regular file owned by the service's user");
+    }
+    // An artifact larger than the store (say, after wasm.max_store_bytes was lowered), or than
+    // a run's frame can carry, is refused, as `insert` would refuse it.
+    let artifact_max = max_bytes.min(MAX_FRAME_BYTES as u64);
+    let limit = MAGIC.len() as u64 + META_MAX + 1 + artifact_max;
     if meta.len() > limit {
-        return Err("larger than the store allows".into());
+        return refuse("larger than the store allows");
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limit)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    Ok(bytes)
+    if let Err(e) = file.take(limit).read_to_end(&mut bytes) {
+        return refuse(&format!("cannot read: {e}"));
+    }
+    match decode(&bytes, stem, artifact_max) {
+        Ok(m) => Lookup::Found(m),
+        Err(why) => refuse(why),
+    }
 }
 
-fn read_record(dir: &Path, stem: &str, max_bytes: u64) -> Result<StoredModule, String> {
-    let meta = read_own(&dir.join(format!("{stem}.meta")), 16 << 20)?;
-    let record: Record = serde_json::from_slice(&meta).map_err(|_| "unreadable record")?;
+fn stamp_of(meta: &fs::Metadata) -> Stamp {
+    Stamp {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.len(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+    }
+}
+
+/// Parses and checks a record's bytes.
+fn decode(bytes: &[u8], stem: &str, artifact_max: u64) -> Result<StoredModule, &'static str> {
+    let rest = bytes.strip_prefix(MAGIC).ok_or("not a module record")?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("truncated: no end of header")?;
+    let record: Record = serde_json::from_slice(&rest[..end]).map_err(|_| "unreadable header")?;
+    let artifact = &rest[end + 1..];
+    if record.version.as_deref() != Some(env!("CARGO_PKG_VERSION")) {
+        return Err("written by another version");
+    }
     let id = record.id.filter(|i| valid_id(i)).ok_or("bad id")?;
     if file_stem(&id) != stem {
-        return Err("the record does not belong to this file name".into());
+        return Err("the record does not belong to this file name");
     }
-    let artifact_sha = record.artifact_sha256.ok_or("no artifact hash")?;
-    // An artifact larger than the store (say, after wasm.max_store_bytes was lowered) is
-    // skipped, as `insert` would refuse it.
-    let artifact = read_own(&dir.join(format!("{stem}.cwasm")), max_bytes)?;
-    if sha256_hex(&artifact) != artifact_sha {
-        return Err("the artifact does not match the hash recorded when it was written".into());
+    if record.artifact_bytes != Some(artifact.len() as u64) {
+        return Err("truncated: the artifact is not the recorded length");
+    }
+    if artifact.len() as u64 > artifact_max {
+        return Err("larger than the store allows");
+    }
+    if record.artifact_sha256.as_deref() != Some(sha256_hex(artifact).as_str()) {
+        return Err("the artifact does not match the hash recorded when it was written");
     }
     let exports = record
         .exports
@@ -561,7 +956,7 @@ fn read_record(dir: &Path, stem: &str, max_bytes: u64) -> Result<StoredModule, S
         compile_us: record.compile_us,
         exports,
         imports,
-        artifact: Arc::new(artifact),
+        artifact: Arc::new(artifact.to_vec()),
     })
 }
 
@@ -570,9 +965,13 @@ mod tests {
     use super::*;
 
     fn module(id: &str, size: usize) -> StoredModule {
+        module_of(id, id, size)
+    }
+
+    fn module_of(id: &str, source: &str, size: usize) -> StoredModule {
         StoredModule {
             id: id.into(),
-            source_sha256: sha256_hex(id.as_bytes()),
+            source_sha256: sha256_hex(source.as_bytes()),
             byte_size: 10,
             compile_us: 5,
             exports: vec![WasmExtern {
@@ -584,6 +983,46 @@ mod tests {
             imports: vec![],
             artifact: Arc::new(vec![7; size]),
         }
+    }
+
+    /// A fresh directory for one test, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("isolate-store-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            Scratch(dir)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+
+        fn record(&self, id: &str) -> PathBuf {
+            record_path(&self.0, id)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// Looks `id` up the way the routes do: the directory first, then memory.
+    fn find(store: &ModuleStore, id: &str) -> Option<Arc<StoredModule>> {
+        block_on(store.load(id));
+        store.get(id)
     }
 
     #[test]
@@ -599,51 +1038,204 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_by_count_and_bytes() {
         let store = ModuleStore::open(None, 2, 100).unwrap();
-        store.insert(module("a", 10)).unwrap();
-        store.insert(module("b", 10)).unwrap();
+        store.insert(module("a", 10), false).unwrap();
+        store.insert(module("b", 10), false).unwrap();
         assert!(store.get("a").is_some()); // b is now the oldest
-        store.insert(module("c", 10)).unwrap();
+        store.insert(module("c", 10), false).unwrap();
         assert!(store.get("b").is_none());
         assert!(store.get("a").is_some() && store.get("c").is_some());
-        store.insert(module("d", 95)).unwrap(); // bytes force out everything else
+        store.insert(module("d", 95), false).unwrap(); // bytes force out everything else
         let s = store.snapshot();
         assert_eq!((s.modules, s.bytes, s.evictions), (1, 95, 3));
         assert!(matches!(
-            store.insert(module("e", 101)),
+            store.insert(module("e", 101), false),
             Err(StoreError::TooLarge(101))
         ));
     }
 
     #[test]
-    fn persists_and_refuses_tampered_artifacts() {
-        let dir = std::env::temp_dir().join(format!("isolate-store-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let path = dir.to_str().unwrap();
+    fn persists_and_refuses_tampered_or_truncated_records() {
+        let dir = Scratch::new("tamper");
         {
-            let store = ModuleStore::open(Some(path), 8, 1 << 20).unwrap();
-            store.insert(module("kept", 10)).unwrap();
-            store.insert(module("tampered", 10)).unwrap();
+            let store = ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap();
+            for id in ["kept", "tampered", "truncated", "garbage"] {
+                store.insert(module(id, 10), false).unwrap();
+            }
         }
-        fs::write(
-            dir.join(format!("{}.cwasm", file_stem("tampered"))),
-            b"evil",
-        )
-        .unwrap();
-        let small = ModuleStore::open(Some(path), 8, 5).unwrap();
+        let mut bytes = fs::read(dir.record("tampered")).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(dir.record("tampered"), &bytes).unwrap();
+        let full = fs::read(dir.record("truncated")).unwrap();
+        fs::write(dir.record("truncated"), &full[..full.len() - 3]).unwrap();
+        fs::write(dir.record("garbage"), b"not a record").unwrap();
+        let small = ModuleStore::open(Some(dir.path()), 8, 5).unwrap();
         assert_eq!(
             small.snapshot().bytes,
             0,
             "artifacts larger than the store are not loaded"
         );
         drop(small);
-        let store = ModuleStore::open(Some(path), 8, 1 << 20).unwrap();
+        let store = ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap();
         let kept = store.get("kept").expect("kept survives a restart");
         assert_eq!(kept.exports[0].params, vec![WasmType::I32, WasmType::I32]);
         assert_eq!(kept.artifact.len(), 10);
-        assert!(
-            store.get("tampered").is_none(),
-            "a changed artifact is not loaded"
-        );
-        fs::remove_dir_all(&dir).unwrap();
+        for bad in ["tampered", "truncated", "garbage"] {
+            assert!(find(&store, bad).is_none(), "{bad} is not loaded");
+        }
+        assert_eq!(store.snapshot().refused, 3);
+        // A refused file is not read again until it changes.
+        assert!(find(&store, "tampered").is_none());
+        assert_eq!(store.snapshot().refused, 3);
+    }
+
+    #[test]
+    fn a_module_written_by_one_instance_is_found_by_another() {
+        let dir = Scratch::new("shared");
+        let a = ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap();
+        let b = ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap();
+        assert!(find(&b, "late").is_none());
+        a.insert(module("late", 10), false).unwrap();
+        let found = find(&b, "late").expect("b reads what a wrote");
+        assert_eq!((found.id.as_str(), found.artifact.len()), ("late", 10));
+        assert_eq!(b.snapshot().loads, 1);
+        // Evicting from memory leaves the file: an instance with room for one module takes
+        // turns reading both.
+        a.insert(module("other", 10), false).unwrap();
+        let tiny = ModuleStore::open(Some(dir.path()), 1, 1 << 20).unwrap();
+        for id in ["late", "other", "late"] {
+            assert!(
+                find(&tiny, id).is_some(),
+                "{id} read back after an eviction"
+            );
+        }
+        let s = tiny.snapshot();
+        assert_eq!((s.modules, s.evictions), (1, 3), "{s:?}");
+        assert!(dir.record("late").exists() && dir.record("other").exists());
+    }
+
+    #[test]
+    fn ids_that_are_no_id_never_touch_the_disk() {
+        let dir = Scratch::new("ids");
+        let store = ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap();
+        // A file named like the id, planted in and around the directory, is never read.
+        fs::write(dir.0.join("x.module"), b"x").unwrap();
+        for id in ["../x", "/etc/passwd", "x.module", ".x", "", "a/../../b"] {
+            assert!(find(&store, id).is_none(), "{id}");
+        }
+        let s = store.snapshot();
+        assert_eq!((s.loads, s.refused), (0, 0));
+    }
+
+    #[test]
+    fn symlinks_huge_files_and_other_users_files_are_refused() {
+        let dir = Scratch::new("hostile");
+        let a = ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap();
+        a.insert(module("real", 10), false).unwrap();
+        // A symlink under another id's name, pointing at a valid record, is not followed.
+        std::os::unix::fs::symlink(dir.record("real"), dir.record("link")).unwrap();
+        // A sparse file far larger than the store is refused by its size, unread.
+        fs::File::create(dir.record("huge"))
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        // A FIFO under a record's name is refused without blocking the reader.
+        nix::unistd::mkfifo(&dir.record("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let b = ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap();
+        assert!(find(&b, "link").is_none());
+        assert!(find(&b, "huge").is_none());
+        assert!(find(&b, "fifo").is_none());
+        assert_eq!(b.snapshot().refused, 3);
+        // Asked again, none of them is read or counted again.
+        for id in ["link", "huge", "fifo"] {
+            assert!(find(&b, id).is_none());
+        }
+        assert_eq!(b.snapshot().refused, 3);
+        if geteuid().is_root() {
+            // A valid record that another user owns is not trusted.
+            nix::unistd::chown(
+                &dir.record("real"),
+                Some(nix::unistd::Uid::from_raw(4321)),
+                None,
+            )
+            .unwrap();
+            let c = ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap();
+            assert_eq!(c.snapshot().modules, 0);
+            assert!(find(&c, "real").is_none());
+        }
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_id_publish_one_whole_record() {
+        let dir = Scratch::new("race");
+        let stores: Vec<_> = (0..4)
+            .map(|_| Arc::new(ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap()))
+            .collect();
+        // The same bytes from every instance at once: all succeed, one record stays.
+        let threads: Vec<_> = stores
+            .iter()
+            .map(|s| {
+                let s = Arc::clone(s);
+                std::thread::spawn(move || s.insert(module("same", 100_000), false).is_ok())
+            })
+            .collect();
+        assert!(threads.into_iter().all(|t| t.join().unwrap()));
+        // Other bytes under one explicit id: exactly one instance wins, the others are told.
+        let threads: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let s = Arc::clone(s);
+                std::thread::spawn(move || {
+                    s.insert(module_of("named", &format!("bytes {i}"), 1000 + i), false)
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "{results:?}");
+        assert!(results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, StoreError::Taken(id) if id == "named")));
+        let fresh = ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap();
+        assert_eq!(fresh.snapshot().refused, 0, "no torn record");
+        let named = fresh.get("named").unwrap();
+        assert_eq!(named.source_sha256, won[0].source_sha256);
+        assert_eq!(fresh.get("same").unwrap().artifact.len(), 100_000);
+        let leftovers: Vec<_> = fs::read_dir(&dir.0)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+        // With `replace`, the newer record wins.
+        stores[0]
+            .insert(module_of("named", "replacement", 5), true)
+            .unwrap();
+        let fresh = ModuleStore::open(Some(dir.path()), 8, 1 << 20).unwrap();
+        assert_eq!(fresh.get("named").unwrap().artifact.len(), 5);
+    }
+
+    #[test]
+    fn the_directory_keeps_the_bounds_and_a_vanished_file_is_no_error() {
+        let dir = Scratch::new("bounds");
+        let a = ModuleStore::open(Some(dir.path()), 3, 1 << 20).unwrap();
+        let b = ModuleStore::open(Some(dir.path()), 3, 1 << 20).unwrap();
+        a.insert(module("m0", 10), false).unwrap();
+        // Distinct modification times, so that the oldest is well defined.
+        std::thread::sleep(Duration::from_millis(20));
+        for i in 1..5 {
+            b.insert(module(&format!("m{i}"), 10), false).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let on_disk = records(&dir.0).unwrap();
+        assert_eq!(on_disk.len(), 3, "the directory holds at most max_modules");
+        assert!(!dir.record("m0").exists() && !dir.record("m1").exists());
+        // a still runs m0 from memory although b removed its file, and drops it cleanly.
+        assert!(a.get("m0").is_some());
+        a.remove("m0");
+        assert!(find(&a, "m0").is_none());
+        assert!(find(&a, "m4").is_some());
     }
 }

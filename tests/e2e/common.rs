@@ -285,7 +285,8 @@ pub fn request(
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> Response {
+/// Parses a raw HTTP/1.1 answer (headers, and a plain or chunked body).
+pub fn parse_response(raw: &[u8]) -> Response {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

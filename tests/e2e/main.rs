@@ -18,6 +18,7 @@ mod layout;
 mod lifecycle;
 mod mcp;
 mod metrics;
+mod openapi;
 mod pool;
 mod status;
 mod typescript;

@@ -811,3 +811,148 @@ fn wasi_output_is_bounded_in_the_encoded_answer() {
     assert_eq!(out["stdout"].as_str().map(str::len), Some(1000 / 6));
     assert_eq!(out["outputTruncated"], true, "{out}");
 }
+
+/// The record file of `id` in a shared `wasm.cache_dir` (`<sha256(version NUL id)>.module`).
+fn record_file(dir: &std::path::Path, id: &str) -> std::path::PathBuf {
+    use sha2::Digest;
+    let stem = sha2::Sha256::digest(format!("{}\0{id}", env!("CARGO_PKG_VERSION")));
+    dir.join(format!("{}.module", hex::encode(stem)))
+}
+
+#[test]
+fn two_instances_sharing_a_cache_dir_run_each_others_modules() {
+    let dir = std::env::temp_dir().join(format!("isolate-wasm-shared-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = format!("[wasm]\ncache_dir = {:?}\n", dir.to_str().unwrap());
+    let a = Service::with_config(&config);
+    let b = Service::with_config(&config);
+
+    // Compiled on a, run on b by its id: content hash and explicit id alike.
+    let id = compile_id(&a, ADD);
+    let named = a.post(
+        "/wasm/compile",
+        &json!({"bytes": b64(ADD), "id": "shared-add"}).to_string(),
+    );
+    assert_eq!(named.status, 200, "{}", named.body);
+    assert_eq!(
+        run(&b, json!({"moduleId": id, "args": [40, 2]}), 200)["result"],
+        42
+    );
+    assert_eq!(
+        run(&b, json!({"moduleId": "shared-add", "args": [1, 2]}), 200)["result"],
+        3
+    );
+    let wasm = b.get("/stats").json()["wasm"].clone();
+    assert_eq!(
+        (wasm["loads"].clone(), wasm["compiles"].clone()),
+        (json!(2), json!(0)),
+        "{wasm}"
+    );
+    // The same bytes on b are answered from the shared store, other bytes under a's id refused.
+    assert_eq!(compile(&b, ADD)["cached"], true);
+    let other = b.post(
+        "/wasm/compile",
+        &json!({"bytes": b64(ECHO), "id": "shared-add"}).to_string(),
+    );
+    assert_eq!(other.status, 409, "{}", other.body);
+    assert_eq!(other.json()["type"], "MODULE_EXISTS");
+    assert_eq!(b.get("/stats").json()["wasm"]["compiles"], 0);
+
+    // Ids in neither place, and ids that are no id (never a path), answer as unknown.
+    for unknown in [
+        "nowhere",
+        "../../etc/passwd",
+        "/etc/passwd",
+        ".module",
+        "a/b",
+    ] {
+        let out = run(&b, json!({"moduleId": unknown}), 422);
+        assert_eq!(out["error"]["type"], "MODULE_NOT_FOUND", "{unknown}: {out}");
+    }
+
+    // A corrupt record is refused, never run; the instance that compiled it keeps its copy.
+    let spin = compile_id(
+        &a,
+        r#"(module (func (export "seven") (result i32) i32.const 7))"#,
+    );
+    let path = record_file(&dir, &spin);
+    let mut bytes = std::fs::read(&path).expect("the record is in the shared directory");
+    let n = bytes.len();
+    bytes[n - 8] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let out = run(&b, json!({"moduleId": spin}), 422);
+    assert_eq!(out["error"]["type"], "MODULE_NOT_FOUND", "{out}");
+    assert_eq!(b.get("/stats").json()["wasm"]["refused"], 1);
+    // Truncated: refused the same way, and asked again, not read again until it changes.
+    std::fs::write(&path, &bytes[..n / 2]).unwrap();
+    for _ in 0..3 {
+        run(&b, json!({"moduleId": spin}), 422);
+    }
+    assert_eq!(b.get("/stats").json()["wasm"]["refused"], 2);
+    assert_eq!(run(&a, json!({"moduleId": spin}), 200)["result"], 7);
+
+    // A record removed under a (as another instance's eviction would) is no error for a.
+    std::fs::remove_file(record_file(&dir, &id)).unwrap();
+    assert_eq!(
+        run(&a, json!({"moduleId": id, "args": [2, 2]}), 200)["result"],
+        4
+    );
+    drop((a, b));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn two_instances_compiling_one_module_at_once_agree() {
+    let dir = std::env::temp_dir().join(format!("isolate-wasm-race-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = format!("[wasm]\ncache_dir = {:?}\n", dir.to_str().unwrap());
+    let services = [Service::with_config(&config), Service::with_config(&config)];
+    let race = |bodies: [String; 2]| -> Vec<Value> {
+        let threads: Vec<_> = services
+            .iter()
+            .zip(bodies)
+            .map(|(s, body)| {
+                let addr = s.addr;
+                std::thread::spawn(move || {
+                    let res = request(addr, "POST", "/wasm/compile", &[], body.as_bytes());
+                    json!({"status": res.status, "body": res.json()})
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    };
+    // The same new module on both at once: both succeed with the same id.
+    let body = json!({ "bytes": b64(ECHO) }).to_string();
+    let both = race([body.clone(), body]);
+    assert!(both.iter().all(|r| r["status"] == 200), "{both:?}");
+    assert_eq!(both[0]["body"]["moduleId"], both[1]["body"]["moduleId"]);
+    // Other bytes under one new explicit id on both at once: exactly one wins.
+    let both = race([
+        json!({"bytes": b64(ADD), "id": "contested"}).to_string(),
+        json!({"bytes": b64(ECHO), "id": "contested"}).to_string(),
+    ]);
+    let mut statuses: Vec<_> = both.iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{both:?}");
+    // Whichever won, both instances now run the same module under the id.
+    let winner = &both.iter().find(|r| r["status"] == 200).unwrap()["body"];
+    let names: Vec<_> = winner["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].clone())
+        .collect();
+    for s in &services {
+        let out = run(s, json!({"moduleId": "contested", "args": [1, 1]}), 200);
+        assert_eq!(out["stats"]["exports"], json!(names), "{out}");
+    }
+    let stray: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".module"))
+        .collect();
+    assert!(stray.is_empty(), "left in the shared directory: {stray:?}");
+    drop(services);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod browser;
 pub mod error;
 pub mod execute;
+mod openapi;
 pub mod request;
 pub mod routes;
 #[cfg(feature = "sandbox-selftest")]

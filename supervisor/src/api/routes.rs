@@ -16,7 +16,7 @@ use actix_web::{web, HttpMessage, ResponseError, Route};
 pub use super::auth::{Access, Scope};
 use super::auth::{Auth, Caller};
 use super::error::ApiError;
-use super::{execute, status, ui, wasm};
+use super::{execute, openapi, status, ui, wasm};
 
 /// One route of the API.
 pub struct RouteSpec {
@@ -31,7 +31,7 @@ pub struct RouteSpec {
 
 /// Every route, in the order the 404 answer lists them. `/mcp` is mounted by
 /// [`crate::mcp::HttpTransport`] with the `mcp` scope when it is enabled.
-pub static ROUTES: [RouteSpec; 12] = [
+pub static ROUTES: [RouteSpec; 13] = [
     RouteSpec {
         method: Method::POST,
         path: "/execute",
@@ -103,6 +103,14 @@ pub static ROUTES: [RouteSpec; 12] = [
         path: "/ui/app.css",
         access: Access::Public,
         handler: || web::route().to(ui::style),
+    },
+    // The API's description: open to any valid key like the 404 answer, which lists the
+    // routes, so that a client without a key learns nothing of them (docs/api.md).
+    RouteSpec {
+        method: Method::GET,
+        path: "/openapi.json",
+        access: Access::Any,
+        handler: || web::route().to(openapi::document),
     },
 ];
 
@@ -215,7 +223,7 @@ mod tests {
             let expected = match r.path {
                 "/health" | "/ui" | "/ui/app.js" | "/ui/app.css" => Access::Public,
                 "/status" | "/metrics" => Access::Scope(Scope::Admin),
-                "/stats" => Access::Any,
+                "/stats" | "/openapi.json" => Access::Any,
                 "/wasm/compile" | "/wasm/run" => Access::Scope(Scope::Wasm),
                 _ => Access::Scope(Scope::Execute),
             };

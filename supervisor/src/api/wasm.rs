@@ -271,6 +271,8 @@ pub async fn compile_body(
         Some(id) => id,
         None => source_sha256.clone(),
     };
+    // An id this instance does not hold may be in the shared directory (`wasm.cache_dir`).
+    state.modules.load(&id).await;
     let cached = |state: &AppState| {
         state
             .modules
@@ -372,7 +374,7 @@ pub async fn compile_body(
     }
     let stored = {
         let state = state.clone();
-        web::block(move || state.modules.insert(stored))
+        web::block(move || state.modules.insert(stored, replace))
             .await
             .map_err(|_| ApiError::Internal)?
     };
@@ -382,6 +384,14 @@ pub async fn compile_body(
             StatusCode::PAYLOAD_TOO_LARGE,
             "MODULE_TOO_LARGE",
             e.to_string(),
+        )),
+        // Another instance sharing the directory published other bytes under this id first.
+        Err(StoreError::Taken(id)) => Ok(compile_failure(
+            StatusCode::CONFLICT,
+            "MODULE_EXISTS",
+            format!(
+                "module \"{id}\" already holds other bytes; send \"replace\": true to replace it"
+            ),
         )),
         Err(e) => {
             tracing::error!(error = %e, "cannot store a module");
@@ -748,6 +758,10 @@ pub async fn run_body(
     caller: &Caller,
     started: std::time::Instant,
 ) -> Result<Answer, ApiError> {
+    // An id this instance does not hold may be in the shared directory (`wasm.cache_dir`).
+    if let Some(Value::String(id)) = body.get("moduleId") {
+        state.modules.load(id).await;
+    }
     let RunRequest { mut job, module } = match parse_run(state, body) {
         Ok(r) => r,
         Err(answer) => return answer,
