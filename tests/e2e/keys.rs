@@ -39,6 +39,22 @@ fn call(s: &Service, method: &str, path: &str, secret: &str, body: &Value) -> Re
     )
 }
 
+/// `POST /execute` of `body` with `secret` on a thread of its own; the thread answers the
+/// result of the 200 it expects.
+fn execute_on_a_thread(
+    addr: std::net::SocketAddr,
+    secret: &str,
+    body: &str,
+) -> std::thread::JoinHandle<Value> {
+    let (auth, body) = (format!("Bearer {secret}"), body.to_string());
+    std::thread::spawn(move || {
+        let headers = [("Authorization", auth.as_str())];
+        let r = request(addr, "POST", "/execute", &headers, body.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["result"].clone()
+    })
+}
+
 #[test]
 fn keys_new_prints_the_secret_alone_then_a_block_that_configures_it() {
     let (secret, block) = new_key("agent-1");
@@ -268,22 +284,8 @@ fn a_flooding_key_does_not_delay_another_keys_first_request_behind_its_queue() {
     let addr = s.addr;
     let slow = json!({"code": "await new Promise((r) => setTimeout(r, 250)); Date.now()", "timeout": 5000})
         .to_string();
-    let auth_a = format!("Bearer {a}");
     let flood: Vec<_> = (0..16)
-        .map(|_| {
-            let (body, auth) = (slow.clone(), auth_a.clone());
-            std::thread::spawn(move || {
-                let r = request(
-                    addr,
-                    "POST",
-                    "/execute",
-                    &[("Authorization", &auth)],
-                    body.as_bytes(),
-                );
-                assert_eq!(r.status, 200, "{}", r.body);
-                r.json()["result"].as_u64().unwrap()
-            })
-        })
+        .map(|_| execute_on_a_thread(addr, &a, &slow))
         .collect();
     // Wait until the flood is queued behind the two slots.
     assert!(eventually(Duration::from_secs(10), || {
@@ -295,7 +297,10 @@ fn a_flooding_key_does_not_delay_another_keys_first_request_behind_its_queue() {
     let r = call(&s, "POST", "/execute", &b, &json!({"code": "Date.now()"}));
     assert_eq!(r.status, 200, "{}", r.body);
     let b_done = r.json()["result"].as_u64().unwrap();
-    let a_done: Vec<u64> = flood.into_iter().map(|t| t.join().unwrap()).collect();
+    let a_done: Vec<u64> = flood
+        .into_iter()
+        .map(|t| t.join().unwrap().as_u64().unwrap())
+        .collect();
     let after = a_done.iter().filter(|t| **t > b_done).count();
     // In arrival order b would run after all sixteen; in turn it runs after at most one of
     // flood's queued requests per slot.
@@ -309,27 +314,18 @@ fn max_concurrent_caps_what_one_key_holds() {
         "[workers]\nmax_concurrent = 4\nprewarm = 4\n{block}max_concurrent = 1\nrate_limit_per_minute = 0\n"
     ));
     let addr = s.addr;
-    let auth = format!("Bearer {a}");
     let code = json!({"code": "const s = Date.now(); await new Promise((r) => setTimeout(r, 150)); [s, Date.now()]"})
         .to_string();
     let runs: Vec<_> = (0..3)
-        .map(|_| {
-            let (code, auth) = (code.clone(), auth.clone());
-            std::thread::spawn(move || {
-                let r = request(
-                    addr,
-                    "POST",
-                    "/execute",
-                    &[("Authorization", &auth)],
-                    code.as_bytes(),
-                );
-                assert_eq!(r.status, 200, "{}", r.body);
-                let v = r.json()["result"].clone();
-                (v[0].as_u64().unwrap(), v[1].as_u64().unwrap())
-            })
+        .map(|_| execute_on_a_thread(addr, &a, &code))
+        .collect();
+    let mut spans: Vec<(u64, u64)> = runs
+        .into_iter()
+        .map(|t| {
+            let v = t.join().unwrap();
+            (v[0].as_u64().unwrap(), v[1].as_u64().unwrap())
         })
         .collect();
-    let mut spans: Vec<(u64, u64)> = runs.into_iter().map(|t| t.join().unwrap()).collect();
     spans.sort();
     for w in spans.windows(2) {
         assert!(

@@ -158,6 +158,24 @@ pub struct Usage {
     pub egress_bytes: u64,
 }
 
+impl Usage {
+    /// The CPU milliseconds of a job, to the microsecond: the kernel's count for a worker
+    /// killed at its deadline, else the worker's own measurement when it answered (`answered`),
+    /// else 0.
+    pub fn cpu_ms(answered: bool, meter: &crate::pool::Meter, worker_cpu_us: u64) -> f64 {
+        match (meter.killed_cpu_ns, answered) {
+            (Some(ns), _) => (ns / 1000) as f64 / 1e3,
+            (None, true) => worker_cpu_us as f64 / 1e3,
+            (None, false) => 0.0,
+        }
+    }
+
+    /// Milliseconds since `started`, to the microsecond.
+    pub fn millis_since(started: Instant) -> f64 {
+        started.elapsed().as_micros() as f64 / 1e3
+    }
+}
+
 /// A key's counts since the service started, as `/status` shows them.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -140,6 +140,26 @@ pub fn fetch_hosts(
     }
 }
 
+/// The fetch context of an `agent` execution (`None` for other presets): the hosts of
+/// [`fetch_hosts`], within the execution's timeout.
+fn fetch_context(
+    state: &AppState,
+    caller: &Caller,
+    preset: Preset,
+    request: Option<Vec<String>>,
+    timeout_ms: u64,
+) -> Result<Option<FetchContext>, ApiError> {
+    if preset != Preset::Agent {
+        return Ok(None);
+    }
+    let hosts = fetch_hosts(state, caller, request)?;
+    Ok(Some(
+        state
+            .egress()
+            .context(hosts, Duration::from_millis(timeout_ms)),
+    ))
+}
+
 fn request_id(req: &HttpRequest) -> String {
     req.extensions()
         .get::<RequestId>()
@@ -196,16 +216,7 @@ pub async fn execute_body(
     let timeout_ms = caller.limit_timeout(request::timeout(body, limits)?, asks_timeout(body))?;
     let language = request::language(body)?;
     let allow = request::fetch_allow(body)?;
-    let fetch = if preset == Preset::Agent {
-        let hosts = fetch_hosts(state, caller, allow)?;
-        Some(
-            state
-                .egress()
-                .context(hosts, Duration::from_millis(timeout_ms)),
-        )
-    } else {
-        None
-    };
+    let fetch = fetch_context(state, caller, preset, allow, timeout_ms)?;
     let job = ExecuteJob {
         code: code.to_string(),
         preset,
@@ -248,16 +259,7 @@ pub async fn deno(
         data_json: Some(data_json),
     };
     // `net` is the agent preset under the configured egress policy (narrowed by the key's).
-    let fetch = if net {
-        let hosts = fetch_hosts(&state, &caller, None)?;
-        Some(
-            state
-                .egress()
-                .context(hosts, Duration::from_millis(timeout_ms)),
-        )
-    } else {
-        None
-    };
+    let fetch = fetch_context(&state, &caller, preset, None, timeout_ms)?;
     run(
         &state,
         &request_id(&req),
@@ -341,14 +343,9 @@ async fn run(
 
     let fetches = fetch.as_ref().map(|f| f.audit());
     let (fetch_count, egress_bytes) = fetch.as_ref().map_or((0, 0), |f| f.usage());
-    let cpu_ms = match (pid.is_some(), meter.killed_cpu_ns) {
-        (_, Some(ns)) => ns as f64 / 1e6,
-        (true, None) => outcome.cpu_us as f64 / 1e3,
-        (false, None) => 0.0,
-    };
     let usage = Usage {
-        cpu_ms: (cpu_ms * 1000.0).round() / 1000.0,
-        wall_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        cpu_ms: Usage::cpu_ms(pid.is_some(), &meter, outcome.cpu_us),
+        wall_ms: Usage::millis_since(started),
         heap_peak_bytes: outcome.heap_peak_bytes,
         fetches: fetch_count,
         egress_bytes,

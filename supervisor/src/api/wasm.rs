@@ -815,7 +815,7 @@ pub async fn run_body(
                     called.elapsed(),
                 );
                 let usage = Usage {
-                    wall_ms: millis(started),
+                    wall_ms: Usage::millis_since(started),
                     ..Usage::default()
                 };
                 super::settle(
@@ -843,14 +843,9 @@ pub async fn run_body(
         .then(|| String::from_utf8_lossy(&outcome.stderr));
     let (exports, exports_truncated) = listed_exports(&module);
     let entry = clip(&entry, ECHOED_NAME_MAX);
-    let cpu_ms = match (pid, meter.killed_cpu_ns) {
-        (_, Some(ns)) => ns as f64 / 1e6,
-        (Some(_), None) => outcome.cpu_us as f64 / 1e3,
-        (None, None) => 0.0,
-    };
     let usage = Usage {
-        cpu_ms: (cpu_ms * 1000.0).round() / 1000.0,
-        wall_ms: millis(started),
+        cpu_ms: Usage::cpu_ms(pid.is_some(), &meter, outcome.cpu_us),
+        wall_ms: Usage::millis_since(started),
         heap_peak_bytes: s.memory_bytes,
         fetches: 0,
         egress_bytes: 0,
@@ -944,11 +939,6 @@ pub async fn run_body(
         &usage,
     );
     Ok(reply.with_fields(fields))
-}
-
-/// Milliseconds since `started`, to the microsecond.
-fn millis(started: std::time::Instant) -> f64 {
-    (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
 #[cfg(test)]
