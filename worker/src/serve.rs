@@ -121,7 +121,7 @@ fn serve(
                 continue;
             }
         }
-        let (answer, recycle, retired) = match msg {
+        let (mut answer, recycle, retired) = match msg {
             SupervisorMessage::WasmCompile(job) => {
                 let outcome = catch_unwind(AssertUnwindSafe(|| wasm::compile(&job)))
                     .unwrap_or_else(|_| WasmCompileOutcome {
@@ -148,7 +148,6 @@ fn serve(
             }
             other => answer(other, prepared, host),
         };
-        let mut answer = answer;
         let cpu_us = cpu_time_us().saturating_sub(cpu_start);
         match &mut answer {
             WorkerMessage::Executed(o) => o.cpu_us = cpu_us,

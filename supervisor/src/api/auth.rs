@@ -159,17 +159,6 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// The CPU milliseconds of a job, to the microsecond: the kernel's count for a worker
-    /// killed at its deadline, else the worker's own measurement when it answered (`answered`),
-    /// else 0.
-    pub fn cpu_ms(answered: bool, meter: &crate::pool::Meter, worker_cpu_us: u64) -> f64 {
-        match (meter.killed_cpu_ns, answered) {
-            (Some(ns), _) => (ns / 1000) as f64 / 1e3,
-            (None, true) => worker_cpu_us as f64 / 1e3,
-            (None, false) => 0.0,
-        }
-    }
-
     /// Milliseconds since `started`, to the microsecond.
     pub fn millis_since(started: Instant) -> f64 {
         started.elapsed().as_micros() as f64 / 1e3
@@ -266,6 +255,11 @@ impl KeySet {
         });
         KeySet { keys, open }
     }
+
+    /// Every key a request can run under: the configured ones, then `open`.
+    fn all(&self) -> impl Iterator<Item = &Caller> {
+        self.keys.iter().chain(self.open.iter())
+    }
 }
 
 /// Checks keys, rate limits and quotas, and keeps each key's ledger. Its keys can be replaced
@@ -339,12 +333,12 @@ impl Auth {
     }
 
     /// Puts the keys of `config` in force (a reload). Requests already authorised keep the key
-    /// they were authorised with; ledgers of names that stay are kept, the rest dropped. A
-    /// kept name's rate bucket starts again when its limit changed.
+    /// they were authorised with; ledgers of names that stay are kept (a kept bucket refills at
+    /// the new rate, up to the new burst), the rest dropped.
     pub fn replace(&self, config: &AuthConfig) {
         let next = Arc::new(KeySet::new(config));
         let mut ledgers = self.lock();
-        ledgers.retain(|name, _| next.keys.iter().any(|k| &k.name == name));
+        ledgers.retain(|name, _| next.all().any(|k| &k.name == name));
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = next;
     }
 
@@ -486,12 +480,16 @@ impl Auth {
     }
 
     /// Books one answered execution of `key`: its outcome (`None` for success, else the error
-    /// type) and what it used, in the totals, the day's CPU and the exported metrics.
+    /// type) and what it used, in the totals, the day's CPU and the exported metrics. The
+    /// ledger is the one [`Auth::admit`] opened; when a reload has removed the key since, only
+    /// the metrics count it.
     pub fn settle(&self, key: &Key, failure: Option<&'static str>, usage: &Usage, now: SystemTime) {
         crate::telemetry::key_execution(&key.name, failure.unwrap_or("ok"), usage.egress_bytes);
         let (day, _) = utc_day(now);
         let mut ledgers = self.lock();
-        let ledger = ledgers.entry(Arc::clone(&key.name)).or_default();
+        let Some(ledger) = ledgers.get_mut(&key.name) else {
+            return;
+        };
         ledger.roll(day);
         ledger.day_cpu_ms += usage.cpu_ms;
         let t = &mut ledger.totals;
@@ -508,9 +506,7 @@ impl Auth {
     pub fn cpu_totals(&self) -> Vec<(String, f64)> {
         let set = self.set();
         let ledgers = self.lock();
-        set.keys
-            .iter()
-            .chain(set.open.iter())
+        set.all()
             .map(|k| {
                 let ms = ledgers.get(&k.name).map_or(0.0, |l| l.totals.cpu_ms);
                 (k.name.to_string(), ms)
@@ -524,9 +520,7 @@ impl Auth {
         let set = self.set();
         let (day, _) = utc_day(now);
         let ledgers = self.lock();
-        set.keys
-            .iter()
-            .chain(set.open.iter())
+        set.all()
             .map(|k| {
                 let ledger = ledgers.get(&k.name);
                 let totals = ledger.map(|l| l.totals.clone()).unwrap_or_default();
@@ -790,6 +784,7 @@ mod tests {
             .authorise(user, Some(b"Bearer old-token-1"))
             .unwrap()
             .unwrap();
+        auth.admit(&key, SystemTime::now()).unwrap();
         auth.settle(&key, Some("TIMEOUT"), &Usage::default(), SystemTime::now());
         auth.replace(&with_token("new-token-1", Some("new-admin-1"), 0));
         assert!(matches!(
@@ -807,5 +802,8 @@ mod tests {
             name(auth.authorise(Access::Scope(Scope::Admin), None)),
             "open"
         );
+        // A request of the removed key that ends after the reload leaves no ledger behind.
+        auth.settle(&key, None, &Usage::default(), SystemTime::now());
+        assert!(!auth.lock().contains_key("default"));
     }
 }

@@ -255,7 +255,7 @@ pub fn pool_failure(
     use crate::pool::PoolError;
     Ok(match e {
         PoolError::Busy(_) | PoolError::ShuttingDown => return Err(ApiError::Busy),
-        PoolError::Deadline(_) => (
+        PoolError::Deadline { .. } => (
             ErrorKind::Timeout,
             "TimeoutError",
             format!(

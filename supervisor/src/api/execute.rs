@@ -17,7 +17,7 @@ use super::auth::{Caller, Usage};
 use super::error::ApiError;
 use super::{request, AppState, LogFields, RequestId};
 use crate::fetch::{FetchAudit, FetchContext};
-use crate::pool::{Meter, PoolError, Tenant};
+use crate::pool::{PoolError, Tenant};
 
 #[derive(Serialize)]
 struct LogOut<'a> {
@@ -100,11 +100,6 @@ pub fn tenant(caller: &Caller) -> Tenant {
         name: std::sync::Arc::clone(&caller.name),
         max_concurrent: caller.max_concurrent,
     }
-}
-
-/// Whether the body names a timeout of its own.
-fn asks_timeout(body: &request::Body) -> bool {
-    body.get("timeout").is_some_and(|v| !v.is_null())
 }
 
 /// The hosts an `agent` execution of `caller` may fetch: the service's allowlist, narrowed to
@@ -213,7 +208,8 @@ pub async fn execute_body(
     caller.check_preset(preset)?;
     let env_json = request::env(body)?;
     let limits = &state.config().limits;
-    let timeout_ms = caller.limit_timeout(request::timeout(body, limits)?, asks_timeout(body))?;
+    let timeout_ms =
+        caller.limit_timeout(request::timeout(body, limits)?, request::asks_timeout(body))?;
     let language = request::language(body)?;
     let allow = request::fetch_allow(body)?;
     let fetch = fetch_context(state, caller, preset, allow, timeout_ms)?;
@@ -244,8 +240,10 @@ pub async fn deno(
     let data_json = request::data(&body)?;
     let net = request::permissions(&body)?;
     let limits = &state.config().limits;
-    let timeout_ms =
-        caller.limit_timeout(request::deno_timeout(&body, limits)?, asks_timeout(&body))?;
+    let timeout_ms = caller.limit_timeout(
+        request::deno_timeout(&body, limits)?,
+        request::asks_timeout(&body),
+    )?;
     let preset = if net { Preset::Agent } else { Preset::Data };
     caller.check_preset(preset)?;
     let job = ExecuteJob {
@@ -287,11 +285,10 @@ async fn run(
     let hard_deadline = Duration::from_millis(timeout_ms + limits.kill_grace_ms);
     state.auth.admit(caller, std::time::SystemTime::now())?;
     let called = Instant::now();
-    let mut meter = Meter::default();
     let tenant = tenant(caller);
     let call = state
         .pool
-        .call(&job, hard_deadline, fetch.as_ref(), &tenant, &mut meter);
+        .call(&job, hard_deadline, fetch.as_ref(), &tenant);
     let (outcome, pid) = match call.await {
         Ok((WorkerMessage::Executed(outcome), pid)) => (outcome, Some(pid)),
         Ok((other, pid)) => {
@@ -325,7 +322,11 @@ async fn run(
                 _ => None,
             };
             match super::error::pool_failure(&e, timeout_ms, super::error::Subject::Code) {
-                Ok((kind, name, message)) => (failed(kind, name, message), pid),
+                Ok((kind, name, message)) => {
+                    let mut outcome = failed(kind, name, message);
+                    outcome.cpu_us = e.killed_cpu_us();
+                    (outcome, pid)
+                }
                 Err(busy) => {
                     state.auth.refund(caller, std::time::SystemTime::now());
                     state.metrics.record(
@@ -344,7 +345,7 @@ async fn run(
     let fetches = fetch.as_ref().map(|f| f.audit());
     let (fetch_count, egress_bytes) = fetch.as_ref().map_or((0, 0), |f| f.usage());
     let usage = Usage {
-        cpu_ms: Usage::cpu_ms(pid.is_some(), &meter, outcome.cpu_us),
+        cpu_ms: outcome.cpu_us as f64 / 1e3,
         wall_ms: Usage::millis_since(started),
         heap_peak_bytes: outcome.heap_peak_bytes,
         fetches: fetch_count,
@@ -366,18 +367,11 @@ async fn run(
         worker_pid: pid,
         fetches: fetches.as_ref().map(Vec::len),
     };
-    state.metrics.record(
-        (id, &caller.name),
-        "quickjs",
-        preset.name(),
-        fields.error_type,
-        called.elapsed(),
-    );
     super::settle(
         state,
         caller,
-        (id, route, preset.name()),
-        fields.error_type,
+        (id, route, "quickjs", preset.name()),
+        (fields.error_type, called.elapsed()),
         &usage,
     );
     Ok(answer.with_fields(fields))
@@ -526,12 +520,7 @@ pub async fn validate_body(
     });
     let limits = &state.config().limits;
     let deadline = Duration::from_millis(limits.default_timeout_ms + limits.kill_grace_ms);
-    let mut meter = Meter::default();
-    match state
-        .pool
-        .call(&job, deadline, None, &tenant(caller), &mut meter)
-        .await
-    {
+    match state.pool.call(&job, deadline, None, &tenant(caller)).await {
         Ok((WorkerMessage::Validated(outcome), _)) => Ok(match outcome.error {
             None => Answer::json(StatusCode::OK, &serde_json::json!({ "valid": true })),
             Some(e) => Answer::json(
@@ -545,7 +534,7 @@ pub async fn validate_body(
             ),
         }),
         Err(PoolError::Busy(_) | PoolError::ShuttingDown) => Err(ApiError::Busy),
-        Err(PoolError::Deadline(_)) => Ok(Answer::json(
+        Err(PoolError::Deadline { .. }) => Ok(Answer::json(
             StatusCode::UNPROCESSABLE_ENTITY,
             &serde_json::json!({
                 "valid": false,

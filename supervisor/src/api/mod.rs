@@ -235,16 +235,21 @@ impl Metrics {
     }
 }
 
-/// Books an answered execution to its key (totals, quotas, metrics) and writes its audit line:
-/// the key's name, the route, the preset, the outcome, the CPU and the time it took; never
-/// the secret, the code or `env`. `what` is the execution id, the route and the preset.
+/// Books an answered execution: in the recent list and the counters of `/status` and
+/// `/metrics`, and in its key's ledger (totals, quotas); then writes its audit line (the key's
+/// name, the route, the preset, the outcome, the CPU and the time it took; never the secret,
+/// the code or `env`). `what` is the execution id, the route, the engine and the preset;
+/// `how` its error type (`None`: it succeeded) and how long its call to the pool took.
 pub fn settle(
     state: &AppState,
     caller: &auth::Caller,
-    (id, route, preset): (&str, &str, &str),
-    failure: Option<&'static str>,
+    (id, route, engine, preset): (&str, &str, &'static str, &'static str),
+    (failure, took): (Option<&'static str>, std::time::Duration),
     usage: &auth::Usage,
 ) {
+    state
+        .metrics
+        .record((id, &caller.name), engine, preset, failure, took);
     state
         .auth
         .settle(caller, failure, usage, std::time::SystemTime::now());

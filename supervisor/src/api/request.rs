@@ -128,6 +128,11 @@ pub fn deno_timeout(body: &Body, limits: &LimitsConfig) -> Result<u64, ApiError>
     )
 }
 
+/// Whether the body names a `timeout` of its own (rather than taking the route's default).
+pub fn asks_timeout(body: &Body) -> bool {
+    body.get("timeout").is_some_and(|v| !v.is_null())
+}
+
 fn timeout_within(body: &Body, default_ms: u64, max_ms: u64) -> Result<u64, ApiError> {
     match body.get("timeout") {
         None | Some(Value::Null) => Ok(default_ms),

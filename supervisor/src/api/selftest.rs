@@ -38,11 +38,8 @@ pub async fn probe(
     };
     let mut syscall = None;
     let tenant = crate::pool::Tenant::named("selftest");
-    let mut meter = crate::pool::Meter::default();
     let msg = SupervisorMessage::Probe(job);
-    let call = state
-        .pool
-        .call(&msg, Duration::from_secs(5), None, &tenant, &mut meter);
+    let call = state.pool.call(&msg, Duration::from_secs(5), None, &tenant);
     let (outcome, errno) = match call.await {
         Ok((WorkerMessage::Probed(ProbeOutcome::Succeeded), _)) => ("succeeded", None),
         Ok((WorkerMessage::Probed(ProbeOutcome::Failed(e)), _)) => ("failed", Some(e)),

@@ -24,7 +24,7 @@ use super::error::{failure_status, pool_failure, ApiError, Subject};
 use super::{request, AppState, LogFields};
 use crate::config::Config;
 use crate::modules::{sha256_hex, valid_id, StoreError, StoredModule};
-use crate::pool::{Meter, PoolError};
+use crate::pool::PoolError;
 
 fn ms(us: u64) -> String {
     format!("{:.3}ms", us as f64 / 1000.0)
@@ -312,17 +312,12 @@ pub async fn compile_body(
     let job = SupervisorMessage::WasmCompile(WasmCompileJob { bytes });
     let deadline =
         Duration::from_millis(wasm.compile_timeout_ms + state.config().limits.kill_grace_ms);
-    let mut meter = Meter::default();
     let tenant = super::execute::tenant(caller);
-    let outcome = match state
-        .pool
-        .call(&job, deadline, None, &tenant, &mut meter)
-        .await
-    {
+    let outcome = match state.pool.call(&job, deadline, None, &tenant).await {
         Ok((WorkerMessage::WasmCompiled(outcome), _)) => outcome,
         Ok(_) => return Err(ApiError::Internal),
         Err(PoolError::Busy(_) | PoolError::ShuttingDown) => return Err(ApiError::Busy),
-        Err(PoolError::Deadline(_)) => {
+        Err(PoolError::Deadline { .. }) => {
             return Ok(compile_failure(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "TIMEOUT",
@@ -766,20 +761,16 @@ pub async fn run_body(
         Ok(r) => r,
         Err(answer) => return answer,
     };
-    job.timeout_ms = caller.limit_timeout(
-        job.timeout_ms,
-        body.get("timeout").is_some_and(|v| !v.is_null()),
-    )?;
+    job.timeout_ms = caller.limit_timeout(job.timeout_ms, request::asks_timeout(body))?;
     let timeout_ms = job.timeout_ms;
     let entry = job.entry.clone();
     let deadline = Duration::from_millis(timeout_ms + state.config().limits.kill_grace_ms);
     state.auth.admit(caller, std::time::SystemTime::now())?;
     let called = std::time::Instant::now();
-    let mut meter = Meter::default();
     let tenant = super::execute::tenant(caller);
     let call = state
         .pool
-        .call_wasm(job, &module.artifact, deadline, &tenant, &mut meter);
+        .call_wasm(job, &module.artifact, deadline, &tenant);
     let (outcome, pid) = match call.await {
         Ok((WorkerMessage::WasmRan(o), pid)) => (o, Some(pid)),
         Ok(_) => return Err(ApiError::Internal),
@@ -801,19 +792,11 @@ pub async fn run_body(
             };
             // A timeout answers as a run, with its statistics (all zero); every other
             // failure of the pool answers here.
-            if let PoolError::Deadline(_) = e {
-                (
-                    WasmRunOutcome::failed(WasmErrorKind::Timeout, message),
-                    None,
-                )
+            if let PoolError::Deadline { .. } = e {
+                let mut outcome = WasmRunOutcome::failed(WasmErrorKind::Timeout, message);
+                outcome.cpu_us = e.killed_cpu_us();
+                (outcome, None)
             } else {
-                state.metrics.record(
-                    ("-", &caller.name),
-                    "wasmtime",
-                    "wasm",
-                    Some(kind.as_str()),
-                    called.elapsed(),
-                );
                 let usage = Usage {
                     wall_ms: Usage::millis_since(started),
                     ..Usage::default()
@@ -821,8 +804,8 @@ pub async fn run_body(
                 super::settle(
                     state,
                     caller,
-                    ("-", "/wasm/run", "wasm"),
-                    Some(kind.as_str()),
+                    ("-", "/wasm/run", "wasmtime", "wasm"),
+                    (Some(kind.as_str()), called.elapsed()),
                     &usage,
                 );
                 let mut extra = Map::new();
@@ -844,7 +827,7 @@ pub async fn run_body(
     let (exports, exports_truncated) = listed_exports(&module);
     let entry = clip(&entry, ECHOED_NAME_MAX);
     let usage = Usage {
-        cpu_ms: Usage::cpu_ms(pid.is_some(), &meter, outcome.cpu_us),
+        cpu_ms: outcome.cpu_us as f64 / 1e3,
         wall_ms: Usage::millis_since(started),
         heap_peak_bytes: s.memory_bytes,
         fetches: 0,
@@ -924,18 +907,11 @@ pub async fn run_body(
     } else {
         reply
     };
-    state.metrics.record(
-        ("-", &caller.name),
-        "wasmtime",
-        "wasm",
-        fields.error_type,
-        called.elapsed(),
-    );
     super::settle(
         state,
         caller,
-        ("-", "/wasm/run", "wasm"),
-        fields.error_type,
+        ("-", "/wasm/run", "wasmtime", "wasm"),
+        (fields.error_type, called.elapsed()),
         &usage,
     );
     Ok(reply.with_fields(fields))

@@ -232,7 +232,7 @@ impl Slots {
     }
 
     /// Takes a slot for `tenant` now when one is free to it, else `None` (nothing queued).
-    pub fn try_acquire(&self, tenant: &Tenant) -> Result<Option<Permit>, SlotError> {
+    fn try_acquire(&self, tenant: &Tenant) -> Result<Option<Permit>, SlotError> {
         let mut st = lock(&self.state);
         if st.closed {
             return Err(SlotError::Closed);

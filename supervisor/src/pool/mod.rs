@@ -49,8 +49,14 @@ pub enum PoolError {
     #[error("all {0} execution slots are busy and the queue is full")]
     Busy(usize),
     /// The worker did not answer before the hard deadline and was killed.
-    #[error("the worker did not answer within {0:?} and was killed")]
-    Deadline(Duration),
+    #[error("the worker did not answer within {after:?} and was killed")]
+    Deadline {
+        /// The deadline.
+        after: Duration,
+        /// The CPU nanoseconds the worker spent on the job until the kill, from the kernel's
+        /// accounting of the process (`/proc/<pid>/schedstat`); `None` when it could not be read.
+        cpu_ns: Option<u64>,
+    },
     /// The worker process died while running the job.
     #[error("the worker process (pid {0}) died while running the code")]
     Crashed(u32),
@@ -81,6 +87,19 @@ pub enum PoolError {
     HostCall,
 }
 
+impl PoolError {
+    /// The CPU microseconds a worker killed at its deadline spent on the job (0 for any other
+    /// error, or when the kernel's count could not be read).
+    pub fn killed_cpu_us(&self) -> u64 {
+        match self {
+            PoolError::Deadline {
+                cpu_ns: Some(ns), ..
+            } => ns / 1000,
+            _ => 0,
+        }
+    }
+}
+
 /// What `/status` shows of one live worker.
 #[derive(Debug, Clone)]
 pub struct WorkerInfo {
@@ -108,6 +127,9 @@ pub struct Worker {
     registry: Registry,
     /// Worker-cache keys of the WebAssembly modules this worker holds loaded.
     modules: HashSet<String>,
+    /// `/proc/<pid>/schedstat`, opened when the worker is made (off the request path), so that
+    /// a job's CPU baseline is one `pread`.
+    schedstat: Option<std::fs::File>,
 }
 
 impl Worker {
@@ -134,7 +156,13 @@ impl Worker {
             executions: 0,
             registry: Arc::clone(registry),
             modules: HashSet::new(),
+            schedstat: std::fs::File::open(format!("/proc/{pid}/schedstat")).ok(),
         }
+    }
+
+    /// The CPU nanoseconds the process has used so far.
+    fn cpu_ns(&self) -> Option<u64> {
+        self.schedstat.as_ref().and_then(crate::procfs::cpu_ns)
     }
 
     fn set_busy(&self, busy: bool) {
@@ -162,10 +190,9 @@ impl Worker {
         deadline: Duration,
         fetch: Option<&FetchContext>,
         frame_limit: usize,
-        meter: &mut Meter,
     ) -> Result<WorkerMessage, PoolError> {
         let frame = frame::encode(msg).map_err(|e| PoolError::Protocol(e.to_string()))?;
-        let cpu_before = crate::procfs::cpu_ns(self.pid);
+        let cpu_before = self.cpu_ns();
         let std = self.stream.take().ok_or(PoolError::Crashed(self.pid))?;
         let mut stream =
             tokio::net::UnixStream::from_std(std).map_err(|_| PoolError::Crashed(self.pid))?;
@@ -193,11 +220,15 @@ impl Worker {
         match result {
             Err(_) => {
                 // The job's CPU time, read from the kernel before the process goes.
-                meter.killed_cpu_ns = crate::procfs::cpu_ns(self.pid)
+                let cpu_ns = self
+                    .cpu_ns()
                     .zip(cpu_before)
                     .map(|(after, before)| after.saturating_sub(before));
                 let _ = sys::pidfd_send_signal(&self.pidfd, Signal::SIGKILL);
-                Err(PoolError::Deadline(deadline))
+                Err(PoolError::Deadline {
+                    after: deadline,
+                    cpu_ns,
+                })
             }
             Ok(Err(FrameError::Closed | FrameError::Truncated | FrameError::Io(_))) => {
                 Err(PoolError::Crashed(self.pid))
@@ -259,14 +290,6 @@ enum Command {
     Spawn(oneshot::Sender<Result<Worker, PoolError>>),
     Replenish,
     Shutdown,
-}
-
-/// What the pool measured of one call besides the worker's answer.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Meter {
-    /// CPU nanoseconds of a worker killed at its deadline, from the kernel's accounting of the
-    /// process (`/proc/<pid>/schedstat`) between the job's start and the kill.
-    pub killed_cpu_ns: Option<u64>,
 }
 
 /// Counters shown by `/stats` and `/health`.
@@ -404,7 +427,6 @@ impl Pool {
         deadline: Duration,
         fetch: Option<&FetchContext>,
         tenant: &Tenant,
-        meter: &mut Meter,
     ) -> Result<(WorkerMessage, u32), PoolError> {
         let _slot = self.acquire_slot(tenant).await?;
         let _busy = CountGuard::new(&self.busy);
@@ -415,7 +437,7 @@ impl Pool {
             SupervisorMessage::WasmCompile(_) => MAX_FRAME_BYTES,
             _ => self.frame_limit,
         };
-        let result = worker.call(msg, deadline, fetch, limit, meter).await;
+        let result = worker.call(msg, deadline, fetch, limit).await;
         // A worker that ran an `agent` job is always replaced (a fresh process per execution).
         let fresh = fetch.is_some()
             || matches!(msg, SupervisorMessage::Execute(job) if job.preset.fresh_process());
@@ -432,7 +454,6 @@ impl Pool {
         artifact: &[u8],
         deadline: Duration,
         tenant: &Tenant,
-        meter: &mut Meter,
     ) -> Result<(WorkerMessage, u32), PoolError> {
         let _slot = self.acquire_slot(tenant).await?;
         let _busy = CountGuard::new(&self.busy);
@@ -444,17 +465,13 @@ impl Pool {
             job.artifact = Some(artifact.to_vec());
         }
         let mut msg = SupervisorMessage::WasmRun(job);
-        let mut result = worker
-            .call(&msg, deadline, None, self.frame_limit, meter)
-            .await;
+        let mut result = worker.call(&msg, deadline, None, self.frame_limit).await;
         if matches!(&result, Ok(WorkerMessage::WasmRan(o)) if o.needs_artifact) {
             worker.modules.remove(&key);
             if let SupervisorMessage::WasmRun(job) = &mut msg {
                 job.artifact = Some(artifact.to_vec());
             }
-            result = worker
-                .call(&msg, deadline, None, self.frame_limit, meter)
-                .await;
+            result = worker.call(&msg, deadline, None, self.frame_limit).await;
         }
         if let Ok(WorkerMessage::WasmRan(o)) = &result {
             for gone in &o.evicted {
@@ -490,7 +507,7 @@ impl Pool {
                     lock(&self.idle).push_back(worker);
                 }
             }
-            Err(PoolError::Deadline(_)) => {
+            Err(PoolError::Deadline { .. }) => {
                 self.counters.killed.fetch_add(1, Ordering::Relaxed);
                 self.retire(worker);
             }
@@ -532,10 +549,6 @@ impl Pool {
                 PoolError::Busy(self.config.max_concurrent)
             }
         };
-        if let Some(permit) = self.slots.try_acquire(tenant).map_err(busy)? {
-            crate::telemetry::queue_wait(Duration::ZERO);
-            return Ok(permit);
-        }
         let queued_at = Instant::now();
         let permit = self.slots.acquire(tenant).await.map_err(busy)?;
         crate::telemetry::queue_wait(queued_at.elapsed());

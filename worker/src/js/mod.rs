@@ -161,8 +161,7 @@ pub fn execute_retiring(
         Some(p) => Ok(p),
         None => Prepared::new(job.preset),
     };
-    let mut heap_peak_bytes = 0;
-    let (result, logs, logs_truncated, used) = match prepared {
+    let (result, logs, logs_truncated, heap_peak_bytes, used) = match prepared {
         Ok(p) => {
             p.heap.restart();
             let deadline = start + Duration::from_millis(job.timeout_ms);
@@ -172,10 +171,10 @@ pub fn execute_retiring(
             let result = run(&p, job, deadline);
             p.host.borrow_mut().take();
             let sink = std::mem::take(&mut *p.sink.borrow_mut());
-            heap_peak_bytes = p.heap.peak() as u64;
-            (result, sink.entries, sink.truncated, Some(p))
+            let peak = p.heap.peak() as u64;
+            (result, sink.entries, sink.truncated, peak, Some(p))
         }
-        Err(e) => (Err(e), Vec::new(), false, None),
+        Err(e) => (Err(e), Vec::new(), false, 0, None),
     };
     let recycle = matches!(&result, Err(e) if matches!(e.kind,
         ErrorKind::MemoryLimit | ErrorKind::StackOverflow | ErrorKind::Internal | ErrorKind::Timeout));
