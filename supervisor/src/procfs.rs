@@ -14,19 +14,11 @@ pub fn status(pid: u32) -> Option<BTreeMap<String, String>> {
     )
 }
 
-/// CPU time a process's main thread has used, in nanoseconds: the first field of its
-/// `/proc/<pid>/schedstat`, read from the start of that open file. Workers are
-/// single-threaded, so it is the process's.
-pub fn cpu_ns(schedstat: &std::fs::File) -> Option<u64> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = [0u8; 64];
-    let n = schedstat.read_at(&mut buf, 0).ok()?;
-    std::str::from_utf8(&buf[..n])
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+/// CPU time a process's main thread has used, in nanoseconds: the first field of
+/// `/proc/<pid>/schedstat`. Workers are single-threaded, so it is the process's.
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// Resident set size in bytes, from a parsed status.

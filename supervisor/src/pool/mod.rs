@@ -127,9 +127,6 @@ pub struct Worker {
     registry: Registry,
     /// Worker-cache keys of the WebAssembly modules this worker holds loaded.
     modules: HashSet<String>,
-    /// `/proc/<pid>/schedstat`, opened when the worker is made (off the request path), so that
-    /// a job's CPU baseline is one `pread`.
-    schedstat: Option<std::fs::File>,
 }
 
 impl Worker {
@@ -156,13 +153,12 @@ impl Worker {
             executions: 0,
             registry: Arc::clone(registry),
             modules: HashSet::new(),
-            schedstat: std::fs::File::open(format!("/proc/{pid}/schedstat")).ok(),
         }
     }
 
     /// The CPU nanoseconds the process has used so far.
     fn cpu_ns(&self) -> Option<u64> {
-        self.schedstat.as_ref().and_then(crate::procfs::cpu_ns)
+        crate::procfs::cpu_ns(self.pid)
     }
 
     fn set_busy(&self, busy: bool) {
