@@ -2,8 +2,8 @@
 //! `URL`/`URLSearchParams`, `structuredClone`, `DOMException` and `crypto` (`getRandomValues`,
 //! `randomUUID`, `subtle`).
 //!
-//! The classes are JavaScript ([`SOURCE`], compiled to bytecode once per process like the
-//! prelude) over a small set of native functions defined here, which do the byte-level work with
+//! The classes are JavaScript (`web.js` and the scripts of [`GROUPS`], compiled to bytecode once
+//! per process like the prelude) over a small set of native functions defined here, which do the byte-level work with
 //! well-kept crates: the RustCrypto hashes, `hmac`, `aes-gcm`, `pbkdf2` and `hkdf` for Web
 //! Crypto, `url` for WHATWG URL parsing and `application/x-www-form-urlencoded`, and `base64`.
 //! The natives receive only values the script has already checked and normalised (a
@@ -11,7 +11,9 @@
 //! the QuickJS heap, so it counts against the job's memory limit.
 //!
 //! [`install`] is the one entry point: the `data` context is the `compute` context plus this
-//! call, and `agent` is the `data` context plus its own.
+//! call, and `agent` is the `data` context plus its own. It runs only the small base script;
+//! each group of classes is read into the context the first time code reads one of its
+//! globals, so a job pays only for the Web APIs it uses.
 
 use aes_gcm::aead::consts::{U12, U13, U14, U15, U16};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -32,13 +34,33 @@ use url::Url;
 
 use super::script::Script;
 
-/// The JavaScript half, compiled once per process.
-static SCRIPT: Script = Script::new(c"web.js", SOURCE);
+/// The JavaScript half's base, compiled once per process: the helpers every group shares,
+/// `DOMException`, and an accessor per global of [`GROUPS`] that reads its group on first use.
+static SCRIPT: Script = Script::new(c"web.js", include_str!("web.js"));
 
-/// Defines the classes and globals over the natives it is called with. Natives answer
-/// `undefined` (a Rust `None`) where the script expects a missing value, and the script tests
-/// for it with `== null`.
-const SOURCE: &str = include_str!("web.js");
+/// The groups of globals that a context reads only when code first touches one of them, by the
+/// name `web.js` asks for them with (`n.load(name)`). Each script is a factory that defines its
+/// classes over the natives and the base's helpers. Natives answer `undefined` (a Rust `None`)
+/// where a script expects a missing value, and the script tests for it with `== null`.
+static GROUPS: [(&str, Script); 5] = [
+    (
+        "encoding",
+        Script::new(c"web/encoding.js", include_str!("encoding.js")),
+    ),
+    (
+        "buffer",
+        Script::new(c"web/buffer.js", include_str!("buffer.js")),
+    ),
+    ("url", Script::new(c"web/url.js", include_str!("url.js"))),
+    (
+        "clone",
+        Script::new(c"web/clone.js", include_str!("clone.js")),
+    ),
+    (
+        "crypto",
+        Script::new(c"web/crypto.js", include_str!("crypto.js")),
+    ),
+];
 
 /// The most bytes PBKDF2 (`deriveBits`/`deriveKey`) and `generateKey` may produce in one call.
 const MAX_DERIVED_BYTES: usize = 1 << 16;
@@ -47,12 +69,27 @@ const MAX_DERIVED_BYTES: usize = 1 << 16;
 /// and `agent` context only loads it.
 pub fn warm() {
     SCRIPT.warm();
+    for (_, group) in &GROUPS {
+        group.warm();
+    }
 }
 
 /// Installs the `data` preset's Web APIs in `ctx` (after the prelude, so the script sees the
 /// frozen built-ins; it freezes its own classes before returning).
+///
+/// The base script gets two natives: `load(name)`, the factory of a group of [`GROUPS`], and
+/// `natives()`, the object of natives the groups work with, made on the first load only.
 pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
-    let n = Object::new(ctx.clone())?;
+    let base = Object::new(ctx.clone())?;
+    base.set("load", Func::from(load_group))?;
+    base.set("natives", Func::from(natives))?;
+    let factory: Function = SCRIPT.run(ctx)?;
+    factory.call::<_, ()>((base,))
+}
+
+/// The natives of the groups of [`GROUPS`].
+fn natives<'js>(ctx: Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    let n = Object::new(ctx)?;
     n.set("utf8Encode", Func::from(utf8_encode))?;
     n.set("utf8EncodeInto", Func::from(utf8_encode_into))?;
     n.set("utf8Decode", Func::from(utf8_decode))?;
@@ -76,8 +113,15 @@ pub fn install(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     n.set("formParse", Func::from(form_parse))?;
     n.set("formSerialize", Func::from(form_serialize))?;
     n.set("maxDerivedBytes", MAX_DERIVED_BYTES as u32)?;
-    let factory: Function = SCRIPT.run(ctx)?;
-    factory.call::<_, ()>((n,))
+    Ok(n)
+}
+
+/// The factory of the group `name` of [`GROUPS`], read into the calling context now.
+fn load_group<'js>(ctx: Ctx<'js>, name: String) -> rquickjs::Result<Function<'js>> {
+    match GROUPS.iter().find(|(n, _)| *n == name) {
+        Some((_, group)) => group.run(&ctx),
+        None => Err(Exception::throw_internal(&ctx, "no such group of Web APIs")),
+    }
 }
 
 /// A copy of the bytes a `Uint8Array` views (empty when its buffer is detached).

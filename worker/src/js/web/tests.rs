@@ -606,3 +606,42 @@ fn classes_are_frozen_and_globals_hidden() {
         );
     }
 }
+
+/// The groups of Web APIs are read into a context on first use; until then each global is an
+/// accessor, and afterwards it is the plain, frozen value that an eager install would give.
+#[test]
+fn web_apis_load_on_first_use_and_end_as_plain_frozen_globals() {
+    let kind = "(name) => { const d = Object.getOwnPropertyDescriptor(globalThis, name); \
+                return d === undefined ? 'absent' : 'get' in d ? 'accessor' : \
+                [d.writable, d.enumerable, d.configurable].join() }";
+    // Nothing is loaded before a global is read; reading one loads its whole group only.
+    check(
+        &format!(
+            "const kind = {kind};\n\
+             const before = ['TextEncoder', 'URL', 'crypto'].map(kind);\n\
+             const t = typeof TextDecoder;\n\
+             [before, t, ['TextEncoder', 'TextDecoder', 'btoa', 'atob', 'URL', 'Buffer', 'crypto'].map(kind)]"
+        ),
+        r#"[["accessor","accessor","accessor"],"function",["true,false,true","true,false,true","true,false,true","true,false,true","accessor","accessor","accessor"]]"#,
+    );
+    // What it exposes is frozen, as are the prototypes; DOMException is there from the start.
+    check(
+        "[Object.isFrozen(URL), Object.isFrozen(URL.prototype), Object.isFrozen(crypto), \
+          Object.isFrozen(Buffer.prototype), typeof DOMException, 'structuredClone' in globalThis]",
+        "[true,true,true,true,\"function\",true]",
+    );
+    // A global assigned or deleted before its group loads stays as the code left it.
+    check(
+        "TextEncoder = 7; delete globalThis.atob;\n\
+         const d = new TextDecoder().decode(new Uint8Array([104, 105]));\n\
+         [TextEncoder, typeof atob, d, btoa('hi')]",
+        r#"[7,"undefined","hi","aGk="]"#,
+    );
+    // The groups use the built-ins captured before the code ran, not what it put in their place.
+    check(
+        "Uint8Array = null; Object = null; Reflect = null; Map = undefined;\n\
+         [new TextEncoder().encode('ab').length, new URL('https://a.example/x?y=1').searchParams.get('y'),\n\
+          structuredClone({a: [1]}).a[0], crypto.randomUUID().length]",
+        r#"[2,"1",1,36]"#,
+    );
+}
