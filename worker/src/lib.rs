@@ -19,5 +19,9 @@ pub mod lockdown;
 pub mod selftest;
 pub mod serve;
 pub use isolate_shared::sys;
+#[cfg(feature = "wasm")]
+pub mod wasm;
+#[cfg(not(feature = "wasm"))]
+#[path = "wasm_disabled.rs"]
 pub mod wasm;
 pub mod zygote;
