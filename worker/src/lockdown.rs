@@ -114,7 +114,35 @@ pub fn compile_policy(policy: &str) -> Result<Filters, String> {
     let allow = map
         .remove("worker")
         .ok_or("the seccomp policy has no worker filter")?;
-    Ok(Filters { kill, allow })
+    Ok(Filters {
+        kill: uncached(kill),
+        allow: uncached(allow),
+    })
+}
+
+/// `program` preceded by one load of the first system call argument, which changes nothing in
+/// what it decides (every program seccompiler emits loads what it tests first).
+///
+/// Installing a filter makes the kernel compute its action cache: it emulates the program for
+/// every system call number of every architecture, with the signal lock held, and that was
+/// most of a worker's lockdown time and about a sixth of the CPU of a fresh-process (`agent`)
+/// execution. The emulation gives up at the first load of an argument, so this instruction
+/// ends it at once. The price is that no system call of the worker is answered from the cache:
+/// each one runs the two JIT-compiled filters, some tens of instructions, and a worker makes
+/// few system calls.
+fn uncached(mut program: BpfProgram) -> BpfProgram {
+    const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const ARGS_OFFSET: u32 = 16; // offsetof(struct seccomp_data, args)
+    program.insert(
+        0,
+        seccompiler::sock_filter {
+            code: BPF_LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: ARGS_OFFSET,
+        },
+    );
+    program
 }
 
 /// SHA-256 of a policy, as hex.
