@@ -637,6 +637,12 @@ fn web_apis_load_on_first_use_and_end_as_plain_frozen_globals() {
          [TextEncoder, typeof atob, d, btoa('hi')]",
         r#"[7,"undefined","hi","aGk="]"#,
     );
+    // A global object frozen before a group loads leaves the accessors in place, still working.
+    check(
+        "Object.freeze(globalThis); TextDecoder = 1;\n\
+         [new TextEncoder().encode('ab').length, typeof TextDecoder, new URL('https://a.example/').host]",
+        r#"[2,"function","a.example"]"#,
+    );
     // The groups use the built-ins captured before the code ran, not what it put in their place.
     check(
         "Uint8Array = null; Object = null; Reflect = null; Map = undefined;\n\

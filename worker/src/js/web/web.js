@@ -98,7 +98,9 @@
           freeze(value);
           if (typeof value === 'function' && value.prototype) freeze(value.prototype);
           const d = getOwnPropertyDescriptor(g, name);
-          if (d !== undefined && d.get !== undefined && d.get === getters.get(name)) define(g, name, value);
+          // Reflect's form fails quietly where the global object was frozen meanwhile; the
+          // accessor then stays and keeps answering the loaded value.
+          if (d !== undefined && d.get !== undefined && d.get === getters.get(name)) apply(Reflect.defineProperty, Reflect, [g, name, { value, writable: true, enumerable: false, configurable: true }]);
         }
         values = loaded;
       }
@@ -107,7 +109,7 @@
     for (const name of names) {
       const get = () => load()[name];
       getters.set(name, get);
-      defineProperty(g, name, { get, set: (v) => define(g, name, v), enumerable: false, configurable: true });
+      defineProperty(g, name, { get, set: (v) => { apply(Reflect.defineProperty, Reflect, [g, name, { value: v, writable: true, enumerable: false, configurable: true }]); }, enumerable: false, configurable: true });
     }
   };
   lazy('encoding', ['TextEncoder', 'TextDecoder', 'btoa', 'atob']);
