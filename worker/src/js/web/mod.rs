@@ -3,12 +3,12 @@
 //! `randomUUID`, `subtle`).
 //!
 //! The classes are JavaScript (`web.js` and the scripts of [`GROUPS`], compiled to bytecode once
-//! per process like the prelude) over a small set of native functions defined here, which do the byte-level work with
-//! well-kept crates: the RustCrypto hashes, `hmac`, `aes-gcm`, `pbkdf2` and `hkdf` for Web
-//! Crypto, `url` for WHATWG URL parsing and `application/x-www-form-urlencoded`, and `base64`.
-//! The natives receive only values the script has already checked and normalised (a
-//! `Uint8Array`, a canonical algorithm name), and every byte array they return is allocated on
-//! the QuickJS heap, so it counts against the job's memory limit.
+//! per process like the prelude) over a small set of native functions defined here, which do the
+//! byte-level work with well-kept crates: the RustCrypto hashes, `hmac`, `aes-gcm`, `pbkdf2` and
+//! `hkdf` for Web Crypto, `url` for WHATWG URL parsing and `application/x-www-form-urlencoded`, and
+//! `base64`. The natives receive only values the script has already checked and normalised (a
+//! `Uint8Array`, a canonical algorithm name), and every byte array they return is allocated on the
+//! QuickJS heap, so it counts against the job's memory limit.
 //!
 //! [`install`] is the one entry point: the `data` context is the `compute` context plus this
 //! call, and `agent` is the `data` context plus its own. It runs only the small base script;

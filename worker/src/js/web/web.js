@@ -100,7 +100,7 @@
           const d = getOwnPropertyDescriptor(g, name);
           // Reflect's form fails quietly where the global object was frozen meanwhile; the
           // accessor then stays and keeps answering the loaded value.
-          if (d !== undefined && d.get !== undefined && d.get === getters.get(name)) apply(Reflect.defineProperty, Reflect, [g, name, { value, writable: true, enumerable: false, configurable: true }]);
+          if (d !== undefined && d.get === getters.get(name)) apply(Reflect.defineProperty, Reflect, [g, name, { value, writable: true, enumerable: false, configurable: true }]);
         }
         values = loaded;
       }
