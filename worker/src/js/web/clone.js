@@ -5,12 +5,10 @@
   'use strict';
   const { Object, Array, Uint8Array, Int8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array,
     Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array, DataView, ArrayBuffer,
-    SharedArrayBuffer, Map, Set, WeakMap, Date, RegExp, Error, EvalError, RangeError,
-    ReferenceError, SyntaxError, TypeError, URIError, Symbol, Math, Number, String, Boolean,
-    BigInt, Reflect, Float16Array, defineProperty, freeze, getPrototypeOf, setPrototypeOf,
-    getOwnPropertyDescriptor, keys, apply, getter, define, TypedArray, taTag, taBuffer, taOffset,
-    taLength, dvBuffer, dvOffset, dvLength, abLength, sabLength, brand, typedName, isArrayBuffer,
-    isDataView, isView, view, source, copy, wellFormed, DOMException, fail, need } = h;
+    Map, Set, WeakMap, Date, RegExp, Error, EvalError, RangeError, ReferenceError, SyntaxError,
+    TypeError, URIError, Number, String, Boolean, BigInt, Float16Array, freeze,
+    getOwnPropertyDescriptor, keys, apply, getter, define, taBuffer, taOffset, taLength, dvBuffer,
+    dvOffset, dvLength, abLength, brand, typedName, isArrayBuffer, isDataView, source, fail, need } = h;
   const out = { __proto__: null };
   const expose = (name, value) => { out[name] = value; };
 
