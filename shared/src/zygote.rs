@@ -61,6 +61,9 @@ pub struct ZygoteReport {
     pub namespace_error: Option<String>,
     /// SHA-256 (hex) of the seccomp policy compiled for the workers, when seccomp is on.
     pub seccomp_policy_sha256: Option<String>,
+    /// Why the zygote could not install its own seccomp filters, which its workers inherit
+    /// (each worker then installs the whole policy itself).
+    pub zygote_seccomp_error: Option<String>,
     /// The landlock ABI the kernel offers (0: none).
     pub landlock_kernel_abi: i32,
 }

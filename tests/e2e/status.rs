@@ -33,9 +33,10 @@ fn every_worker_is_filtered_and_in_its_own_network_namespace() {
             Some("1"),
             "worker {pid}"
         );
+        // The zygote's two, inherited, and the worker's two narrowing ones.
         assert_eq!(
             proc_field(pid, "Seccomp_filters").as_deref(),
-            Some("2"),
+            Some("4"),
             "worker {pid}"
         );
         let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
@@ -44,8 +45,13 @@ fn every_worker_is_filtered_and_in_its_own_network_namespace() {
             "worker {pid} shares the supervisor's network"
         );
     }
+    // The zygote runs under the filters its workers inherit.
+    assert_eq!(proc_field(zygote, "Seccomp").as_deref(), Some("2"));
+    assert_eq!(proc_field(zygote, "Seccomp_filters").as_deref(), Some("2"));
     let status = s.get("/status").json();
     let sandbox = &status["sandbox"];
+    assert_eq!(sandbox["seccomp"]["zygoteFiltered"], true, "{status}");
+    assert!(sandbox["seccomp"]["zygoteError"].is_null(), "{status}");
     for layer in ["seccomp", "landlock", "namespaces", "noNewPrivs"] {
         assert_eq!(sandbox[layer]["active"], true, "{layer}: {status}");
     }

@@ -98,6 +98,11 @@ fn every_forbidden_operation_fails_or_kills_inside_a_locked_down_worker() {
         ("tcp_connect", failed(Errno::EPERM)),
         ("unix_connect", failed(Errno::EPERM)),
         ("kill_supervisor", failed(Errno::EPERM)),
+        // What the zygote may call and its workers may not.
+        ("socketpair", failed(Errno::EPERM)),
+        ("pidfd_open", failed(Errno::EPERM)),
+        ("prctl", failed(Errno::EPERM)),
+        ("seccomp", failed(Errno::EPERM)),
         // The kill list: the call never runs, the worker reports which call it was and exits.
         // (glibc's fork() is the clone system call.)
         ("execve", killed("execve")),

@@ -97,26 +97,98 @@ fn violation_template() -> Vec<u8> {
     isolate_shared::frame::encode(&msg).unwrap_or_default()
 }
 
-/// Compiled seccomp filters, in installation order.
+/// The policy's filters, compiled, in the two ways it can be installed.
+///
+/// The zygote installs the broad pair once, before its first fork, and every worker inherits
+/// it: `zygote_kill` (the kill list less the calls the zygote itself makes) and `zygote`
+/// (the worker allowlist plus those calls). Each worker then only adds `narrow`, at most two
+/// small filters: the zygote's calls that are on the kill list trap, and the rest of them fail
+/// with the allowlist's errno. The kernel applies the most severe action of all installed
+/// filters, so what a worker may do is exactly the `worker` and `worker_kill` policy, while a
+/// fork no longer compiles and installs the two large filters (about 7% of the CPU of a
+/// fresh-process execution) and the kernel's action cache is computed once, in the zygote.
 #[derive(Clone)]
 pub struct Filters {
-    kill: BpfProgram,
-    allow: BpfProgram,
+    zygote: Vec<BpfProgram>,
+    narrow: Vec<BpfProgram>,
+    /// `worker_kill` then `worker`, for a worker whose zygote could not install its pair.
+    full: Vec<BpfProgram>,
 }
 
-/// Compiles `policy` (seccompiler JSON with the `worker_kill` and `worker` filters).
+/// Compiles `policy` (seccompiler JSON with the `worker_kill`, `worker` and `zygote`
+/// filters), deriving the zygote's pair and each worker's narrowing filters from it.
 pub fn compile_policy(policy: &str) -> Result<Filters, String> {
-    let mut map = seccompiler::compile_from_json(policy.as_bytes(), ARCH)
-        .map_err(|e| format!("invalid seccomp policy: {e}"))?;
-    let kill = map
-        .remove("worker_kill")
-        .ok_or("the seccomp policy has no worker_kill filter")?;
-    let allow = map
-        .remove("worker")
-        .ok_or("the seccomp policy has no worker filter")?;
+    let invalid = |e: &dyn std::fmt::Display| format!("invalid seccomp policy: {e}");
+    let doc: serde_json::Value = serde_json::from_str(policy).map_err(|e| invalid(&e))?;
+    let filter = |name: &str| {
+        doc.get(name)
+            .ok_or_else(|| format!("the seccomp policy has no {name} filter"))
+    };
+    let (kill, allow, zygote) = (filter("worker_kill")?, filter("worker")?, filter("zygote")?);
+    let rules = |f: &serde_json::Value| -> Vec<serde_json::Value> {
+        f.get("filter")
+            .and_then(|r| r.as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let names = |f: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        rules(f)
+            .iter()
+            .filter_map(|r| r.get("syscall").and_then(|s| s.as_str()).map(String::from))
+            .collect()
+    };
+    let (killed, allowed, extra) = (names(kill), names(allow), names(zygote));
+    let named = |r: &serde_json::Value, set: &std::collections::BTreeSet<String>| {
+        r.get("syscall")
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| set.contains(s))
+    };
+    let with_rules = |f: &serde_json::Value, rules: Vec<serde_json::Value>| {
+        let mut f = f.clone();
+        f["filter"] = serde_json::Value::Array(rules);
+        f
+    };
+    let refused = allow
+        .get("default_action")
+        .cloned()
+        .ok_or("the seccomp policy's worker filter has no default_action")?;
+    let mut zygote_allow = rules(allow);
+    zygote_allow.extend(rules(zygote).into_iter().filter(|r| !named(r, &allowed)));
+    let narrow_refuse: Vec<_> = rules(zygote)
+        .into_iter()
+        .filter(|r| !named(r, &allowed) && !named(r, &killed))
+        .collect();
+    let derived = serde_json::json!({
+        "zygote_kill": with_rules(kill, rules(kill).into_iter().filter(|r| !named(r, &extra)).collect()),
+        "zygote_allow": with_rules(allow, zygote_allow),
+        "narrow_kill": with_rules(kill, rules(kill).into_iter().filter(|r| named(r, &extra)).collect()),
+        "narrow_refuse": {
+            "default_action": "allow",
+            "filter_action": refused,
+            "filter": narrow_refuse,
+        },
+        "worker_kill": kill,
+        "worker": allow,
+    });
+    let mut map = seccompiler::compile_from_json(derived.to_string().as_bytes(), ARCH)
+        .map_err(|e| invalid(&e))?;
+    let mut take = |name: &str| map.remove(name).ok_or_else(|| invalid(&name));
+    let zygote = vec![take("zygote_kill")?, take("zygote_allow")?];
+    let full = vec![uncached(take("worker_kill")?), uncached(take("worker")?)];
+    // A filter without rules would decide nothing: it is not installed.
+    let narrow = ["narrow_kill", "narrow_refuse"]
+        .into_iter()
+        .filter(|name| {
+            derived[*name]["filter"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        })
+        .map(&mut take)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Filters {
-        kill: uncached(kill),
-        allow: uncached(allow),
+        zygote,
+        narrow,
+        full,
     })
 }
 
@@ -124,12 +196,12 @@ pub fn compile_policy(policy: &str) -> Result<Filters, String> {
 /// what it decides (every program seccompiler emits loads what it tests first).
 ///
 /// Installing a filter makes the kernel compute its action cache: it emulates the program for
-/// every system call number of every architecture, with the signal lock held, and that was
-/// most of a worker's lockdown time and about a sixth of the CPU of a fresh-process (`agent`)
-/// execution. The emulation gives up at the first load of an argument, so this instruction
-/// ends it at once. The price is that no system call of the worker is answered from the cache:
-/// each one runs the two JIT-compiled filters, some tens of instructions, and a worker makes
-/// few system calls.
+/// every system call number still allowed by the filters before it, with the signal lock
+/// held. For the two large filters of a worker whose zygote has none, that was most of the
+/// lockdown time; the emulation gives up at the first load of an argument, so this
+/// instruction ends it at once (and that worker's system calls run the filters instead of a
+/// cache lookup). The zygote's pair is installed with the cache, once; the narrowing filters
+/// are emulated only for the few calls the zygote's pair allows.
 fn uncached(mut program: BpfProgram) -> BpfProgram {
     const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const ARGS_OFFSET: u32 = 16; // offsetof(struct seccomp_data, args)
@@ -155,11 +227,15 @@ pub fn policy_hash(policy: &str) -> String {
 pub struct Lockdown {
     config: SandboxConfig,
     filters: Option<Filters>,
+    /// Whether the zygote runs under its pair of filters, which every worker inherits.
+    zygote_filtered: bool,
 }
 
 impl Lockdown {
-    /// Prepares the layers in the zygote: enters the namespaces (when asked) and compiles the
-    /// seccomp policy. Fails only when the policy itself is broken.
+    /// Prepares the layers in the zygote: enters the namespaces (when asked), compiles the
+    /// seccomp policy and installs the zygote's pair of filters (see [`Filters`]), which every
+    /// later fork inherits. Fails only when the policy itself is broken; when the pair cannot
+    /// be installed, the report says why and each worker installs the whole policy itself.
     pub fn prepare(config: SandboxConfig) -> Result<(Lockdown, ZygoteReport), String> {
         VIOLATION_FRAME.get_or_init(violation_template);
         let filters = if config.seccomp {
@@ -175,13 +251,36 @@ impl Lockdown {
         } else {
             (Vec::new(), None)
         };
+        let landlock_kernel_abi = landlock_kernel_abi();
+        // Last: the pair refuses the namespace and landlock set-up above.
+        let zygote_seccomp_error = filters.as_ref().and_then(|f| {
+            set_no_new_privs()
+                .map_err(|e| format!("no_new_privs: {e}"))
+                .and_then(|()| {
+                    f.zygote
+                        .iter()
+                        .try_for_each(|p| seccompiler::apply_filter(p))
+                        .map_err(|e| e.to_string())
+                })
+                .err()
+                .map(|e| format!("the zygote's seccomp filters: {e}"))
+        });
         let report = ZygoteReport {
             namespaces: namespaces.into_iter().map(String::from).collect(),
             namespace_error,
             seccomp_policy_sha256: config.seccomp.then(|| policy_hash(SECCOMP_POLICY)),
-            landlock_kernel_abi: landlock_kernel_abi(),
+            zygote_seccomp_error: zygote_seccomp_error.clone(),
+            landlock_kernel_abi,
         };
-        Ok((Lockdown { config, filters }, report))
+        let zygote_filtered = filters.is_some() && zygote_seccomp_error.is_none();
+        Ok((
+            Lockdown {
+                config,
+                filters,
+                zygote_filtered,
+            },
+            report,
+        ))
     }
 
     /// No layer at all (used when the supervisor sent no configuration).
@@ -194,6 +293,7 @@ impl Lockdown {
                 rlimits: None,
             },
             filters: None,
+            zygote_filtered: false,
         }
     }
 
@@ -235,10 +335,17 @@ impl Lockdown {
                     .errors
                     .push(format!("seccomp: cannot install the SIGSYS handler: {e}"));
             }
-            // The kill list first: once the allowlist is in place, installing a filter is
-            // itself refused.
-            let installed = seccompiler::apply_filter(&filters.kill)
-                .and_then(|()| seccompiler::apply_filter(&filters.allow));
+            // Under the zygote's pair, only the narrowing filters; otherwise the whole policy,
+            // the kill list first (once the allowlist is in place, installing a filter is
+            // itself refused).
+            let programs = if self.zygote_filtered {
+                &filters.narrow
+            } else {
+                &filters.full
+            };
+            let installed = programs
+                .iter()
+                .try_for_each(|p| seccompiler::apply_filter(p));
             match installed {
                 Ok(()) => report.seccomp_mode = 2,
                 Err(e) => report.errors.push(format!("seccomp: {e}")),

@@ -160,6 +160,38 @@ pub fn run(job: &ProbeJob) -> ProbeOutcome {
                 c"isolate-selftest".as_ptr(),
                 0,
             ) as libc::c_int),
+            // Calls the zygote may make and a worker may not (see the policy's `zygote` filter).
+            "socketpair" => {
+                let mut fds = [0; 2];
+                errno(libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_STREAM,
+                    0,
+                    fds.as_mut_ptr(),
+                ))
+            }
+            "pidfd_open" => errno(libc::syscall(libc::SYS_pidfd_open, target, 0) as libc::c_int),
+            "prctl" => errno(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0)),
+            "seccomp" => {
+                // Installing a filter that allows everything would loosen nothing, but the
+                // call itself must be refused.
+                let allow = libc::sock_filter {
+                    code: 0x06, // BPF_RET | BPF_K
+                    jt: 0,
+                    jf: 0,
+                    k: 0x7fff_0000, // SECCOMP_RET_ALLOW
+                };
+                let prog = libc::sock_fprog {
+                    len: 1,
+                    filter: &allow as *const libc::sock_filter as *mut libc::sock_filter,
+                };
+                errno(libc::syscall(
+                    libc::SYS_seccomp,
+                    1, // SECCOMP_SET_MODE_FILTER
+                    0,
+                    &prog as *const libc::sock_fprog,
+                ) as libc::c_int)
+            }
             // A control: an allowed call must still work.
             "getpid" => errno(libc::getpid()),
             other => ProbeOutcome::Unsupported(format!("no probe named {other:?}")),

@@ -56,6 +56,12 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     let own_net = procfs::namespace(None, "net");
     let me = std::process::id();
     let me_status = procfs::status(me).unwrap_or_default();
+    // Read from the kernel: whether the zygote runs under the filters its workers inherit.
+    let zygote_pid = pool.zygote_pid;
+    let zygote_filtered = (zygote_pid != 0)
+        .then(|| procfs::status(zygote_pid))
+        .flatten()
+        .is_some_and(|st| procfs::number(&st, "Seccomp") == Some(2));
 
     let mut workers = Vec::new();
     let (mut seccomp_on, mut nnp_on, mut net_isolated, mut counted) = (0, 0, 0, 0);
@@ -135,6 +141,8 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
                 "active": all(seccomp_on),
                 "workersFiltered": seccomp_on,
                 "policySha256": zygote.as_ref().and_then(|z| z.seccomp_policy_sha256.clone()),
+                "zygoteFiltered": zygote_filtered,
+                "zygoteError": zygote.as_ref().and_then(|z| z.zygote_seccomp_error.clone()),
             },
             "noNewPrivs": { "active": all(nnp_on) },
             "landlock": {
