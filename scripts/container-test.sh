@@ -107,7 +107,8 @@ import json, sys
 s = json.loads(sys.argv[1])["sandbox"]
 ns = s["namespaces"]
 print(" ".join(n + "=" + str(s[n]["active"]).lower() for n in ["seccomp", "noNewPrivs", "landlock", "namespaces"])
-      + (" (namespaces: " + str(ns.get("error")) + ")" if not ns["active"] else ""))
+      + (" (namespaces: " + str(ns.get("error")) + ")" if not ns["active"] else "")
+      + " zygote=" + ("filtered" if s["seccomp"].get("zygoteFiltered") else "unfiltered"))
 ' "$status" >"$work/$label.layers"
   step "$label: GET /status sandbox layers: $(cat "$work/$label.layers")"
   # The container's PID 1 is tini; the service is its only child.

@@ -112,7 +112,8 @@ probe() {
 import json, sys
 s = json.load(sys.stdin)["sandbox"]
 layers = " ".join(n + "=" + str(s[n]["active"]).lower() for n in ["seccomp", "noNewPrivs", "landlock", "namespaces"])
-print(layers)
+zygote = "filtered" if s["seccomp"].get("zygoteFiltered") else "unfiltered"
+print(layers + " zygote=" + zygote)
 sys.exit(1 if "false" in layers else 0)'
 }
 layers=$(probe) || fail "under the unit: $layers"
