@@ -8,6 +8,7 @@
 //! is reported, never silently skipped: the supervisor decides whether that is acceptable
 //! (`sandbox.require`).
 
+use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::sync::OnceLock;
@@ -22,6 +23,7 @@ use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::{getgid, getuid};
 use seccompiler::{BpfProgram, TargetArch};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The seccomp policy for this architecture, compiled into the binary from `policies/`.
@@ -115,53 +117,63 @@ pub struct Filters {
     full: Vec<BpfProgram>,
 }
 
+impl Filters {
+    /// Installs the zygote's pair on the calling process, after `PR_SET_NO_NEW_PRIVS`, which
+    /// installing a filter without `CAP_SYS_ADMIN` requires.
+    fn install_in_zygote(&self) -> Result<(), String> {
+        let failed = |e: &dyn std::fmt::Display| format!("the zygote's seccomp filters: {e}");
+        set_no_new_privs().map_err(|e| failed(&format!("no_new_privs: {e}")))?;
+        self.zygote
+            .iter()
+            .try_for_each(|p| seccompiler::apply_filter(p))
+            .map_err(|e| failed(&e))
+    }
+}
+
 /// Compiles `policy` (seccompiler JSON with the `worker_kill`, `worker` and `zygote`
 /// filters), deriving the zygote's pair and each worker's narrowing filters from it.
 pub fn compile_policy(policy: &str) -> Result<Filters, String> {
     let invalid = |e: &dyn std::fmt::Display| format!("invalid seccomp policy: {e}");
-    let doc: serde_json::Value = serde_json::from_str(policy).map_err(|e| invalid(&e))?;
+    let doc: Value = serde_json::from_str(policy).map_err(|e| invalid(&e))?;
     let filter = |name: &str| {
         doc.get(name)
             .ok_or_else(|| format!("the seccomp policy has no {name} filter"))
     };
     let (kill, allow, zygote) = (filter("worker_kill")?, filter("worker")?, filter("zygote")?);
-    let rules = |f: &serde_json::Value| -> Vec<serde_json::Value> {
-        f.get("filter")
-            .and_then(|r| r.as_array())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let names = |f: &serde_json::Value| -> std::collections::BTreeSet<String> {
-        rules(f)
-            .iter()
-            .filter_map(|r| r.get("syscall").and_then(|s| s.as_str()).map(String::from))
-            .collect()
-    };
-    let (killed, allowed, extra) = (names(kill), names(allow), names(zygote));
-    let named = |r: &serde_json::Value, set: &std::collections::BTreeSet<String>| {
-        r.get("syscall")
-            .and_then(|s| s.as_str())
-            .is_some_and(|s| set.contains(s))
-    };
-    let with_rules = |f: &serde_json::Value, rules: Vec<serde_json::Value>| {
-        let mut f = f.clone();
-        f["filter"] = serde_json::Value::Array(rules);
-        f
-    };
     let refused = allow
         .get("default_action")
-        .cloned()
         .ok_or("the seccomp policy's worker filter has no default_action")?;
-    let mut zygote_allow = rules(allow);
-    zygote_allow.extend(rules(zygote).into_iter().filter(|r| !named(r, &allowed)));
-    let narrow_refuse: Vec<_> = rules(zygote)
+    // What the zygote calls beyond the allowlist: allowed in the zygote, taken back in workers.
+    let allowed = names(&rules(allow));
+    let zygote_only: Vec<Value> = rules(zygote)
         .into_iter()
-        .filter(|r| !named(r, &allowed) && !named(r, &killed))
+        .filter(|r| !allowed.contains(syscall(r)))
         .collect();
+    let extra = names(&zygote_only);
+    let (narrow_kill, zygote_kill): (Vec<_>, Vec<_>) = rules(kill)
+        .into_iter()
+        .partition(|r| extra.contains(syscall(r)));
+    let killed = names(&rules(kill));
+    let narrow_refuse: Vec<Value> = zygote_only
+        .iter()
+        .filter(|r| !killed.contains(syscall(r)))
+        .cloned()
+        .collect();
+    let mut zygote_allow = rules(allow);
+    zygote_allow.extend(zygote_only);
+    // A filter without rules would decide nothing: it is left out.
+    let narrow_names: Vec<&str> = [
+        ("narrow_kill", &narrow_kill),
+        ("narrow_refuse", &narrow_refuse),
+    ]
+    .into_iter()
+    .filter(|(_, rules)| !rules.is_empty())
+    .map(|(name, _)| name)
+    .collect();
     let derived = serde_json::json!({
-        "zygote_kill": with_rules(kill, rules(kill).into_iter().filter(|r| !named(r, &extra)).collect()),
+        "zygote_kill": with_rules(kill, zygote_kill),
         "zygote_allow": with_rules(allow, zygote_allow),
-        "narrow_kill": with_rules(kill, rules(kill).into_iter().filter(|r| named(r, &extra)).collect()),
+        "narrow_kill": with_rules(kill, narrow_kill),
         "narrow_refuse": {
             "default_action": "allow",
             "filter_action": refused,
@@ -173,23 +185,40 @@ pub fn compile_policy(policy: &str) -> Result<Filters, String> {
     let mut map = seccompiler::compile_from_json(derived.to_string().as_bytes(), ARCH)
         .map_err(|e| invalid(&e))?;
     let mut take = |name: &str| map.remove(name).ok_or_else(|| invalid(&name));
-    let zygote = vec![take("zygote_kill")?, take("zygote_allow")?];
-    let full = vec![uncached(take("worker_kill")?), uncached(take("worker")?)];
-    // A filter without rules would decide nothing: it is not installed.
-    let narrow = ["narrow_kill", "narrow_refuse"]
-        .into_iter()
-        .filter(|name| {
-            derived[*name]["filter"]
-                .as_array()
-                .is_some_and(|r| !r.is_empty())
-        })
-        .map(&mut take)
-        .collect::<Result<Vec<_>, _>>()?;
     Ok(Filters {
-        zygote,
-        narrow,
-        full,
+        zygote: vec![take("zygote_kill")?, take("zygote_allow")?],
+        narrow: narrow_names
+            .into_iter()
+            .map(&mut take)
+            .collect::<Result<_, _>>()?,
+        full: vec![uncached(take("worker_kill")?), uncached(take("worker")?)],
     })
+}
+
+/// The rules of one filter of a seccompiler JSON policy.
+fn rules(filter: &Value) -> Vec<Value> {
+    filter
+        .get("filter")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The system call a rule names ("" when it names none; seccompiler then rejects it).
+fn syscall(rule: &Value) -> &str {
+    rule.get("syscall").and_then(Value::as_str).unwrap_or("")
+}
+
+/// The system calls named by `rules`.
+fn names(rules: &[Value]) -> BTreeSet<String> {
+    rules.iter().map(|r| syscall(r).to_string()).collect()
+}
+
+/// `filter` with its rules replaced by `rules`.
+fn with_rules(filter: &Value, rules: Vec<Value>) -> Value {
+    let mut filter = filter.clone();
+    filter["filter"] = Value::Array(rules);
+    filter
 }
 
 /// `program` preceded by one load of the first system call argument, which changes nothing in
@@ -253,26 +282,15 @@ impl Lockdown {
         };
         let landlock_kernel_abi = landlock_kernel_abi();
         // Last: the pair refuses the namespace and landlock set-up above.
-        let zygote_seccomp_error = filters.as_ref().and_then(|f| {
-            set_no_new_privs()
-                .map_err(|e| format!("no_new_privs: {e}"))
-                .and_then(|()| {
-                    f.zygote
-                        .iter()
-                        .try_for_each(|p| seccompiler::apply_filter(p))
-                        .map_err(|e| e.to_string())
-                })
-                .err()
-                .map(|e| format!("the zygote's seccomp filters: {e}"))
-        });
+        let zygote_seccomp_error = filters.as_ref().and_then(|f| f.install_in_zygote().err());
+        let zygote_filtered = filters.is_some() && zygote_seccomp_error.is_none();
         let report = ZygoteReport {
             namespaces: namespaces.into_iter().map(String::from).collect(),
             namespace_error,
             seccomp_policy_sha256: config.seccomp.then(|| policy_hash(SECCOMP_POLICY)),
-            zygote_seccomp_error: zygote_seccomp_error.clone(),
+            zygote_seccomp_error,
             landlock_kernel_abi,
         };
-        let zygote_filtered = filters.is_some() && zygote_seccomp_error.is_none();
         Ok((
             Lockdown {
                 config,
@@ -494,6 +512,35 @@ mod tests {
                 syscall_le: 59u32.to_le_bytes()
             }
         );
+    }
+
+    #[test]
+    fn the_narrowing_filters_take_back_exactly_the_zygote_only_calls() {
+        let policy = |zygote: &str| {
+            format!(
+                r#"{{"worker": {{"default_action": {{"errno": 1}}, "filter_action": "allow",
+                     "filter": [{{"syscall": "read"}}]}},
+                   "worker_kill": {{"default_action": "allow", "filter_action": "trap",
+                     "filter": [{{"syscall": "execve"}}, {{"syscall": "clone"}}]}},
+                   "zygote": {{"default_action": {{"errno": 1}}, "filter_action": "allow",
+                     "filter": [{zygote}]}}}}"#
+            )
+        };
+        let count = |zygote: &str| {
+            let f = compile_policy(&policy(zygote)).unwrap();
+            assert_eq!((f.zygote.len(), f.full.len()), (2, 2));
+            f.narrow.len()
+        };
+        // A kill-list call (trapped again) and one the allowlist lacks (refused again).
+        assert_eq!(
+            count(r#"{"syscall": "clone"}, {"syscall": "socketpair"}"#),
+            2
+        );
+        assert_eq!(count(r#"{"syscall": "socketpair"}"#), 1);
+        assert_eq!(count(r#"{"syscall": "clone"}"#), 1);
+        // Already allowed in workers: nothing to take back.
+        assert_eq!(count(r#"{"syscall": "read"}"#), 0);
+        assert_eq!(compile_policy(SECCOMP_POLICY).unwrap().narrow.len(), 2);
     }
 
     #[test]
