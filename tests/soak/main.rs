@@ -201,7 +201,8 @@ fn open_fds(pid: u32) -> i64 {
         .unwrap_or(0) as i64
 }
 
-/// Descriptors the supervisor holds beyond two per live worker (its socket and pidfd).
+/// Descriptors the supervisor holds beyond three per live worker (its socket, its pidfd and its
+/// `/proc/<pid>/schedstat`).
 ///
 /// The descriptor count and the worker list are two reads, and the pool may fork or retire a
 /// worker between them (it replenishes in the background), so a reading counts only when the
@@ -217,7 +218,7 @@ fn baseline_fds(s: &Service) -> i64 {
             .unwrap_or(0) as i64;
         std::thread::sleep(Duration::from_millis(20));
         let after = open_fds(s.pid());
-        last = before - 2 * workers;
+        last = before - 3 * workers;
         if before == after {
             return last;
         }

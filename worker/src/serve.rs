@@ -10,6 +10,7 @@
 //! rejects, and the worker exits without answering the job.
 
 use std::cell::{Cell, RefCell};
+use std::io::BufReader;
 use std::mem::ManuallyDrop;
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -34,6 +35,9 @@ pub const EXIT_SOCKET: i32 = 3;
 /// The preset a new worker prepares for (the API's default). After a job, a worker prepares for
 /// the preset that job used, so a client that keeps to one preset never waits for a context.
 const FIRST_PRESET: Preset = Preset::Compute;
+
+/// The socket's read buffer: a job frame up to this size arrives in one `read`.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// Serves jobs on `sock` until the supervisor closes it. Returns the exit code.
 ///
@@ -62,8 +66,10 @@ fn serve(
     lockdown: LockdownReport,
 ) -> i32 {
     let hello = WorkerMessage::Hello(Hello::current(), lockdown);
-    let sock = Rc::new(RefCell::new(sock));
-    if write_frame(&mut *sock.borrow_mut(), &hello).is_err() {
+    // Reads are buffered, so that a job's header and payload come in one system call; writes
+    // go straight to the socket (a frame is already written with one call).
+    let sock = Rc::new(RefCell::new(BufReader::with_capacity(READ_BUFFER, sock)));
+    if write_frame(sock.borrow_mut().get_mut(), &hello).is_err() {
         return EXIT_SOCKET;
     }
     let broken = Rc::new(Cell::new(false));
@@ -115,7 +121,7 @@ fn serve(
                 }
                 let answer =
                     WorkerMessage::Probed(isolate_shared::message::ProbeOutcome::Succeeded);
-                if write_frame(&mut *sock.borrow_mut(), &answer).is_err() {
+                if write_frame(sock.borrow_mut().get_mut(), &answer).is_err() {
                     return EXIT_SOCKET;
                 }
                 continue;
@@ -157,7 +163,7 @@ fn serve(
         if broken.get() {
             return EXIT_PROTOCOL;
         }
-        if write_frame(&mut *sock.borrow_mut(), &answer).is_err() {
+        if write_frame(sock.borrow_mut().get_mut(), &answer).is_err() {
             return EXIT_SOCKET;
         }
         if recycle {
@@ -185,13 +191,16 @@ fn take_spare(spares: &mut Vec<js::Prepared>, preset: Preset) -> Option<js::Prep
 
 /// The host call behind `fetch`: one `Fetch` frame out, one `FetchResult` frame back, on the
 /// job's socket. Anything else sets `broken` (the worker then exits instead of answering).
-fn host_fetch(sock: Rc<RefCell<UnixStream>>, broken: Rc<Cell<bool>>) -> js::fetch::HostFetch {
+fn host_fetch(
+    sock: Rc<RefCell<BufReader<UnixStream>>>,
+    broken: Rc<Cell<bool>>,
+) -> js::fetch::HostFetch {
     Box::new(move |request| {
         if broken.get() {
             return Err("fetch failed: the connection to the supervisor is broken".into());
         }
         let mut sock = sock.borrow_mut();
-        if write_frame(&mut *sock, &WorkerMessage::Fetch(request)).is_err() {
+        if write_frame(sock.get_mut(), &WorkerMessage::Fetch(request)).is_err() {
             broken.set(true);
             return Err("fetch failed: the supervisor cannot be reached".into());
         }

@@ -127,6 +127,9 @@ pub struct Worker {
     registry: Registry,
     /// Worker-cache keys of the WebAssembly modules this worker holds loaded.
     modules: HashSet<String>,
+    /// The kernel's count of the process's CPU time, opened once here (in the manager
+    /// thread) rather than on each job's path.
+    clock: Option<crate::procfs::CpuClock>,
 }
 
 impl Worker {
@@ -153,12 +156,13 @@ impl Worker {
             executions: 0,
             registry: Arc::clone(registry),
             modules: HashSet::new(),
+            clock: crate::procfs::CpuClock::open(pid),
         }
     }
 
     /// The CPU nanoseconds the process has used so far.
     fn cpu_ns(&self) -> Option<u64> {
-        crate::procfs::cpu_ns(self.pid)
+        self.clock.as_ref()?.ns()
     }
 
     fn set_busy(&self, busy: bool) {
@@ -193,6 +197,8 @@ impl Worker {
         let mut stream =
             tokio::net::UnixStream::from_std(std).map_err(|_| PoolError::Crashed(self.pid))?;
         let exchange = async {
+            // Buffered reads: an answer's header and payload come in one system call.
+            let mut stream = tokio::io::BufReader::with_capacity(READ_BUFFER, &mut stream);
             stream.write_all(&frame).await.map_err(FrameError::Io)?;
             if let Some(f) = fetch {
                 f.start();
@@ -257,8 +263,11 @@ impl Drop for Worker {
     }
 }
 
+/// The read buffer of one exchange with a worker: answers up to this size take one `read`.
+const READ_BUFFER: usize = 8 * 1024;
+
 async fn read_frame(
-    stream: &mut tokio::net::UnixStream,
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
     limit: usize,
 ) -> Result<WorkerMessage, FrameError> {
     let mut header = [0u8; HEADER_LEN];
