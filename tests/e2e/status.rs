@@ -33,10 +33,10 @@ fn every_worker_is_filtered_and_in_its_own_network_namespace() {
             Some("1"),
             "worker {pid}"
         );
-        // The zygote's two, inherited, and the worker's two narrowing ones.
+        // The zygote's two, inherited, and the worker's narrowing one.
         assert_eq!(
             proc_field(pid, "Seccomp_filters").as_deref(),
-            Some("4"),
+            Some("3"),
             "worker {pid}"
         );
         let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();

@@ -103,9 +103,9 @@ fn violation_template() -> Vec<u8> {
 ///
 /// The zygote installs the broad pair once, before its first fork, and every worker inherits
 /// it: `zygote_kill` (the kill list less the calls the zygote itself makes) and `zygote`
-/// (the worker allowlist plus those calls). Each worker then only adds `narrow`, at most two
-/// small filters: the zygote's calls that are on the kill list trap, and the rest of them fail
-/// with the allowlist's errno. The kernel applies the most severe action of all installed
+/// (the worker allowlist plus those calls). Each worker then only adds `narrow`, one small
+/// filter (two if they cannot be [`chain`]ed): the zygote's calls that are on the kill list
+/// trap, and the rest of them fail with the allowlist's errno. The kernel applies the most severe action of all installed
 /// filters, so what a worker may do is exactly the `worker` and `worker_kill` policy, while a
 /// fork no longer compiles and installs the two large filters (about 7% of the CPU of a
 /// fresh-process execution) and the kernel's action cache is computed once, in the zygote.
@@ -187,12 +187,98 @@ pub fn compile_policy(policy: &str) -> Result<Filters, String> {
     let mut take = |name: &str| map.remove(name).ok_or_else(|| invalid(&name));
     Ok(Filters {
         zygote: vec![take("zygote_kill")?, take("zygote_allow")?],
-        narrow: narrow_names
-            .into_iter()
-            .map(&mut take)
-            .collect::<Result<_, _>>()?,
+        narrow: merge(
+            narrow_names
+                .into_iter()
+                .map(&mut take)
+                .collect::<Result<_, _>>()?,
+        ),
         full: vec![uncached(take("worker_kill")?), uncached(take("worker")?)],
     })
+}
+
+/// `programs` as few filters as they can exactly be: each pair that [`chain`] can join, joined.
+fn merge(programs: Vec<BpfProgram>) -> Vec<BpfProgram> {
+    let mut merged: Vec<BpfProgram> = Vec::with_capacity(programs.len());
+    for program in programs {
+        let joined = match merged.last() {
+            Some(last) => chain(last, &program),
+            None => None,
+        };
+        match joined {
+            Some(one) => *merged.last_mut().expect("checked above") = one,
+            None => merged.push(program),
+        }
+    }
+    merged
+}
+
+/// One program that decides what installing `first` and then `second` decides, when it can be
+/// made exactly: `first`, with each of its `allow` returns turned into a jump to `second`
+/// past its architecture check (the same three instructions as `first`'s, which has passed
+/// by then). The kernel runs all installed filters and keeps the most severe action (on a
+/// tie, the last installed filter's value); the chain runs `second` only where `first`
+/// allows. The two agree when each other action `first` returns is strictly more severe than
+/// every action the rest of `second` returns, or the very same value. `None` when that does
+/// not hold, when the two do not begin with the same architecture check, or when either
+/// program returns anything but a constant.
+fn chain(first: &BpfProgram, second: &BpfProgram) -> Option<BpfProgram> {
+    const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const BPF_JMP_JA: u16 = 0x05; // BPF_JMP | BPF_JA
+    const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const BPF_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const ARCH_OFFSET: u32 = 4; // offsetof(struct seccomp_data, arch)
+    const RET_ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+    const BPF_CLASS_RET: u16 = 0x06;
+    // seccompiler's programs begin: load the architecture; equal: skip one; return the
+    // mismatch action.
+    let same = |a: &seccompiler::sock_filter, b: &seccompiler::sock_filter| {
+        (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k)
+    };
+    let check = first.get(..3)?;
+    let arch_check = check[0].code == BPF_LD_W_ABS
+        && check[0].k == ARCH_OFFSET
+        && (check[1].code, check[1].jt, check[1].jf) == (BPF_JEQ_K, 1, 0)
+        && check[2].code == BPF_RET_K;
+    if !arch_check || !check.iter().zip(second.get(..3)?).all(|(a, b)| same(a, b)) {
+        return None;
+    }
+    let rest = &second[3..];
+    // The kernel's order: the action bits compared as a signed number, lower is more severe.
+    let severity = |k: u32| (k & 0xffff_0000) as i32;
+    let returns = |p: &[seccompiler::sock_filter]| -> Option<Vec<u32>> {
+        p.iter()
+            .filter(|i| i.code & 0x07 == BPF_CLASS_RET)
+            .map(|i| (i.code == BPF_RET_K).then_some(i.k))
+            .collect()
+    };
+    let (ours, theirs) = (returns(first)?, returns(rest)?);
+    let exact = ours
+        .iter()
+        .filter(|&&k| k != RET_ALLOW)
+        .all(|&k| theirs.iter().all(|&t| k == t || severity(k) < severity(t)));
+    if !exact || first.len() + rest.len() > usize::from(u16::MAX) {
+        return None;
+    }
+    let len = first.len();
+    let mut joined: BpfProgram = first
+        .iter()
+        .enumerate()
+        .map(|(i, insn)| {
+            if insn.code == BPF_RET_K && insn.k == RET_ALLOW {
+                seccompiler::sock_filter {
+                    code: BPF_JMP_JA,
+                    jt: 0,
+                    jf: 0,
+                    k: (len - 1 - i) as u32,
+                }
+            } else {
+                insn.clone()
+            }
+        })
+        .collect();
+    joined.extend_from_slice(rest);
+    Some(joined)
 }
 
 /// The rules of one filter of a seccompiler JSON policy.
@@ -531,16 +617,87 @@ mod tests {
             assert_eq!((f.zygote.len(), f.full.len()), (2, 2));
             f.narrow.len()
         };
-        // A kill-list call (trapped again) and one the allowlist lacks (refused again).
+        // A kill-list call (trapped again) and one the allowlist lacks (refused again): the
+        // trap is more severe than the refusal, so the two filters are chained into one.
         assert_eq!(
             count(r#"{"syscall": "clone"}, {"syscall": "socketpair"}"#),
-            2
+            1
         );
         assert_eq!(count(r#"{"syscall": "socketpair"}"#), 1);
         assert_eq!(count(r#"{"syscall": "clone"}"#), 1);
         // Already allowed in workers: nothing to take back.
         assert_eq!(count(r#"{"syscall": "read"}"#), 0);
-        assert_eq!(compile_policy(SECCOMP_POLICY).unwrap().narrow.len(), 2);
+        assert_eq!(compile_policy(SECCOMP_POLICY).unwrap().narrow.len(), 1);
+    }
+
+    /// Runs a classic BPF program on a `seccomp_data` (the instructions seccompiler emits).
+    fn run_bpf(program: &BpfProgram, nr: u32, arch: u32) -> u32 {
+        let word = |off: u32| match off {
+            0 => nr,
+            4 => arch,
+            _ => 0, // the instruction pointer and the arguments: all zero here
+        };
+        let (mut pc, mut a) = (0usize, 0u32);
+        loop {
+            let i = &program[pc];
+            pc += 1;
+            let jump = |cond: bool| if cond { i.jt } else { i.jf } as usize;
+            match i.code {
+                0x20 => a = word(i.k),            // ld [k]
+                0x54 => a &= i.k,                 // and #k
+                0x05 => pc += i.k as usize,       // ja
+                0x15 => pc += jump(a == i.k),     // jeq #k
+                0x25 => pc += jump(a > i.k),      // jgt #k
+                0x35 => pc += jump(a >= i.k),     // jge #k
+                0x45 => pc += jump(a & i.k != 0), // jset #k
+                0x06 => return i.k,               // ret #k
+                code => panic!("instruction {code:#x} not handled by this test"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_chained_filter_decides_what_the_two_filters_decide() {
+        let compile = |json: &str| {
+            let mut map = seccompiler::compile_from_json(json.as_bytes(), ARCH).unwrap();
+            map.remove("f").unwrap()
+        };
+        let filter = |action: &str, calls: &[&str]| {
+            let rules: Vec<String> = calls
+                .iter()
+                .map(|c| format!(r#"{{"syscall": "{c}"}}"#))
+                .collect();
+            compile(&format!(
+                r#"{{"f": {{"default_action": "allow", "filter_action": {action},
+                     "filter": [{}]}}}}"#,
+                rules.join(",")
+            ))
+        };
+        let trap = filter(r#""trap""#, &["clone", "execve"]);
+        let refuse = filter(r#"{"errno": 1}"#, &["socketpair", "prctl", "clone"]);
+        let joined = chain(&trap, &refuse).expect("a trap is more severe than an errno");
+        let arch = if cfg!(target_arch = "x86_64") {
+            0xc000_003e // AUDIT_ARCH_X86_64
+        } else {
+            0xc000_00b7 // AUDIT_ARCH_AARCH64
+        };
+        let severity = |k: u32| (k & 0xffff_0000) as i32;
+        for a in [arch, 0x4000_0003] {
+            for nr in 0..512 {
+                let (t, r) = (run_bpf(&trap, nr, a), run_bpf(&refuse, nr, a));
+                // The kernel keeps the most severe; on a tie, the last installed filter's.
+                let both = if severity(t) < severity(r) { t } else { r };
+                assert_eq!(
+                    run_bpf(&joined, nr, a),
+                    both,
+                    "system call {nr}, arch {a:#x}"
+                );
+            }
+        }
+        // The other way round an allowed call of the first would hide the second's trap.
+        assert!(chain(&refuse, &trap).is_none());
+        assert_eq!(merge(vec![refuse.clone(), trap.clone()]).len(), 2);
+        assert_eq!(merge(vec![trap, refuse]).len(), 1);
     }
 
     #[test]
