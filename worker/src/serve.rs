@@ -78,6 +78,9 @@ fn serve(
         if prepared.is_none() {
             *prepared = take_spare(spares, likely).or_else(|| js::Prepared::new(likely).ok());
         }
+        if sock.borrow().buffer().is_empty() {
+            wait_briefly(sock.borrow().get_ref());
+        }
         let read = read_frame::<_, SupervisorMessage>(&mut *sock.borrow_mut(), MAX_FRAME_BYTES);
         let msg = match read {
             Ok(SupervisorMessage::FetchResult(_)) => return EXIT_PROTOCOL,
@@ -173,6 +176,32 @@ fn serve(
         }
         // The used context is freed only now, after the answer has left.
         drop(retired);
+    }
+}
+
+/// How long an idle worker polls its socket before it blocks on it.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// Polls `sock` for a frame for up to [`SPIN`], yielding the CPU between polls, so that a job
+/// sent soon after the last answer finds the worker running instead of asleep.
+fn wait_briefly(sock: &UnixStream) {
+    use std::os::fd::AsRawFd;
+    let started = std::time::Instant::now();
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: a one-byte peek into a valid buffer on an open socket.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                (&raw mut byte).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 || started.elapsed() >= SPIN {
+            return;
+        }
+        std::thread::yield_now();
     }
 }
 

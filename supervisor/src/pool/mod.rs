@@ -560,11 +560,14 @@ impl Pool {
         Ok(permit)
     }
 
+    /// Takes the idle worker that answered last (the idle queue is a stack): its runtime was
+    /// prepared most recently, so its memory is the warmest, and it may still be polling its
+    /// socket (see `serve` in the worker), so a job finds it awake.
     async fn checkout(&self) -> Result<Worker, PoolError> {
         loop {
             let (next, left) = {
                 let mut idle = lock(&self.idle);
-                (idle.pop_front(), idle.len())
+                (idle.pop_back(), idle.len())
             };
             match next {
                 Some(w) if w.alive() => {
