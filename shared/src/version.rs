@@ -26,8 +26,11 @@ pub const V5_TYPESCRIPT: u32 = 5;
 /// WebAssembly: compile jobs, run jobs with artifacts cached in workers.
 pub const V6_WASM: u32 = 6;
 
+/// The zygote's configuration says how long a worker polls its socket after an answer.
+pub const V7_IDLE_POLL: u32 = 7;
+
 /// The version this build speaks.
-pub const CURRENT: u32 = V6_WASM;
+pub const CURRENT: u32 = V7_IDLE_POLL;
 
 /// The handshake a process sends when it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,6 +37,9 @@ pub struct SandboxConfig {
     pub namespaces: bool,
     /// Resource limits for every worker; `None` leaves them as inherited.
     pub rlimits: Option<Rlimits>,
+    /// Not a layer, but set once per zygote like them: how long, in microseconds, a worker
+    /// polls its socket after each answer before it blocks on it (0: it blocks at once).
+    pub idle_poll_micros: u32,
 }
 
 /// Resource limits applied to each worker.

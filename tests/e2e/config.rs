@@ -129,6 +129,16 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
             "workers.max_concurrent",
         ),
         ("[workers]\nprewarn = 2\n", None, "prewarn"),
+        (
+            "[workers]\nidle_poll_micros = 10001\n",
+            None,
+            "workers.idle_poll_micros",
+        ),
+        (
+            "[workers]\nidle_poll_micros = -1\n",
+            None,
+            "idle_poll_micros",
+        ),
         ("[limits]\nmemory_bytes = \"lots\"\n", None, "memory_bytes"),
         ("", Some(("ISOLATE_PORT", "eighty")), "ISOLATE_PORT"),
         (

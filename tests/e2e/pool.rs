@@ -104,6 +104,26 @@ fn queued_requests_wait_for_a_slot() {
 }
 
 #[test]
+fn workers_answer_with_polling_off_and_at_its_longest() {
+    for poll in [0, 10_000] {
+        let s = Service::with_config(&format!(
+            "[workers]\nprewarm = 2\nmax_concurrent = 2\nidle_poll_micros = {poll}\n"
+        ));
+        // Back to back (the next job may find the worker polling) and spaced out (it finds
+        // the worker asleep): every answer is right either way.
+        for i in 0..8 {
+            let answer = s.execute(json!({"code": format!("{i} * 2")}), 200);
+            assert_eq!(answer["result"], i * 2, "idle_poll_micros = {poll}");
+            if i % 2 == 1 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let agent = s.execute(json!({"code": "7", "preset": "agent"}), 200);
+        assert_eq!(agent["result"], 7, "idle_poll_micros = {poll}");
+    }
+}
+
+#[test]
 fn workers_are_recycled_after_recycle_after_executions() {
     let s = Service::with_config("[workers]\nprewarm = 1\nmax_concurrent = 1\nrecycle_after = 1\n");
     for _ in 0..6 {

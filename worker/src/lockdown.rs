@@ -347,6 +347,11 @@ pub struct Lockdown {
 }
 
 impl Lockdown {
+    /// How long a worker polls its socket after an answer before it blocks on it.
+    pub fn idle_poll(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(u64::from(self.config.idle_poll_micros))
+    }
+
     /// Prepares the layers in the zygote: enters the namespaces (when asked), compiles the
     /// seccomp policy and installs the zygote's pair of filters (see [`Filters`]), which every
     /// later fork inherits. Fails only when the policy itself is broken; when the pair cannot
@@ -395,6 +400,7 @@ impl Lockdown {
                 landlock: false,
                 namespaces: false,
                 rlimits: None,
+                idle_poll_micros: 0,
             },
             filters: None,
             zygote_filtered: false,

@@ -15,6 +15,7 @@ use std::mem::ManuallyDrop;
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::time::Duration;
 
 use isolate_shared::frame::{read_frame, write_frame, FrameError, MAX_FRAME_BYTES};
 use isolate_shared::message::{
@@ -45,16 +46,29 @@ const READ_BUFFER: usize = 16 * 1024;
 /// preset has one runs in it (each serves one job), so neither a new worker's first job nor an
 /// `agent` job in its fresh process waits for a context. After each job the worker prepares the
 /// next one while it waits, so a job only pays for its own code. `lockdown` is what the worker
-/// applied to itself; it travels in the greeting.
+/// applied to itself; it travels in the greeting. After each answer (and once the next context
+/// is prepared) the worker polls the socket for up to `idle_poll` before it blocks on it.
 ///
 /// Nothing is freed on the way out: the process ends right after, and freeing a runtime (or
 /// the inherited templates, whose pages are shared with the zygote until written) would only
 /// spend time touching memory the kernel is about to drop.
-pub fn run(sock: UnixStream, templates: Vec<js::Prepared>, lockdown: LockdownReport) -> i32 {
+pub fn run(
+    sock: UnixStream,
+    templates: Vec<js::Prepared>,
+    lockdown: LockdownReport,
+    idle_poll: Duration,
+) -> i32 {
     let mut spares = ManuallyDrop::new(templates);
     let mut prepared = ManuallyDrop::new(None);
     let mut modules = ManuallyDrop::new(wasm::Cache::default());
-    serve(sock, &mut spares, &mut prepared, &mut modules, lockdown)
+    serve(
+        sock,
+        &mut spares,
+        &mut prepared,
+        &mut modules,
+        lockdown,
+        idle_poll,
+    )
 }
 
 /// The loop of [`run`], over state that [`run`] never frees.
@@ -64,6 +78,7 @@ fn serve(
     prepared: &mut Option<js::Prepared>,
     modules: &mut wasm::Cache,
     lockdown: LockdownReport,
+    idle_poll: Duration,
 ) -> i32 {
     let hello = WorkerMessage::Hello(Hello::current(), lockdown);
     // Reads are buffered, so that a job's header and payload come in one system call; writes
@@ -78,8 +93,8 @@ fn serve(
         if prepared.is_none() {
             *prepared = take_spare(spares, likely).or_else(|| js::Prepared::new(likely).ok());
         }
-        if sock.borrow().buffer().is_empty() {
-            wait_briefly(sock.borrow().get_ref());
+        if sock.borrow().buffer().is_empty() && !idle_poll.is_zero() {
+            wait_briefly(sock.borrow().get_ref(), idle_poll);
         }
         let read = read_frame::<_, SupervisorMessage>(&mut *sock.borrow_mut(), MAX_FRAME_BYTES);
         let msg = match read {
@@ -179,12 +194,10 @@ fn serve(
     }
 }
 
-/// How long an idle worker polls its socket before it blocks on it.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(200);
-
-/// Polls `sock` for a frame for up to [`SPIN`], yielding the CPU between polls, so that a job
-/// sent soon after the last answer finds the worker running instead of asleep.
-fn wait_briefly(sock: &UnixStream) {
+/// Polls `sock` for a frame for up to `limit` (`workers.idle_poll_micros`), yielding the CPU
+/// between polls, so that a job sent soon after the last answer finds the worker running
+/// instead of asleep.
+fn wait_briefly(sock: &UnixStream, limit: Duration) {
     use std::os::fd::AsRawFd;
     let started = std::time::Instant::now();
     let mut byte = 0u8;
@@ -198,7 +211,7 @@ fn wait_briefly(sock: &UnixStream) {
                 libc::MSG_PEEK | libc::MSG_DONTWAIT,
             )
         };
-        if n >= 0 || started.elapsed() >= SPIN {
+        if n >= 0 || started.elapsed() >= limit {
             return;
         }
         std::thread::yield_now();

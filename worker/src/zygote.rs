@@ -220,7 +220,7 @@ fn worker_main(
     };
     match setup() {
         // Lock down last, once nothing but the job socket is left; then greet.
-        Ok(sock) => serve::run(sock, first, lockdown.apply()),
+        Ok(sock) => serve::run(sock, first, lockdown.apply(), lockdown.idle_poll()),
         Err(_) => EXIT_SETUP,
     }
 }

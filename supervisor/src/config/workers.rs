@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{invalid, ConfigError};
 
+/// The longest `workers.idle_poll_micros`: past a few hundred microseconds polling only
+/// burns CPU, since a wake-up costs less than that.
+const MAX_IDLE_POLL_MICROS: u32 = 10_000;
+
 /// `[workers]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -28,6 +32,10 @@ pub struct WorkersConfig {
     /// `max_concurrent` to fit, `warn` keeps it with a warning, `off` only reports it in
     /// `/status`. See [`crate::sizing`].
     pub memory_fit: String,
+    /// How long, in µs, a worker polls its socket after each answer before it sleeps, so
+    /// that a job sent soon after finds it awake. Default 200; 0 turns polling off; at most
+    /// 10000.
+    pub idle_poll_micros: u32,
 }
 
 impl Default for WorkersConfig {
@@ -40,6 +48,7 @@ impl Default for WorkersConfig {
             recycle_after: 1000,
             spawn_timeout_ms: 10_000,
             memory_fit: "lower".into(),
+            idle_poll_micros: 200,
         }
     }
 }
@@ -61,6 +70,12 @@ impl WorkersConfig {
         }
         if self.spawn_timeout_ms == 0 {
             return Err(invalid("workers.spawn_timeout_ms", "must be at least 1"));
+        }
+        if self.idle_poll_micros > MAX_IDLE_POLL_MICROS {
+            return Err(invalid(
+                "workers.idle_poll_micros",
+                "must be at most 10000 (10 ms)",
+            ));
         }
         if !matches!(self.memory_fit.as_str(), "lower" | "warn" | "off") {
             return Err(invalid(
@@ -85,6 +100,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("workers.max_concurrent"));
+        let mut c = Config::default();
+        c.workers.idle_poll_micros = 10_001;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("workers.idle_poll_micros"));
+        let mut c = Config::default();
+        c.workers.idle_poll_micros = 10_000;
+        assert!(c.validate().is_ok(), "10 ms is the longest poll allowed");
         let mut c = Config::default();
         c.workers.memory_fit = "shrink".into();
         assert!(c

@@ -398,8 +398,12 @@ impl Pool {
             counters: PoolCounters::default(),
         });
         let spawn_timeout = Duration::from_millis(pool.config.spawn_timeout_ms);
-        let mut manager =
-            zygote::ZygoteManager::new(spawn_timeout, sandbox.clone(), Arc::clone(&pool.registry));
+        let mut manager = zygote::ZygoteManager::new(
+            spawn_timeout,
+            sandbox.clone(),
+            pool.config.idle_poll_micros,
+            Arc::clone(&pool.registry),
+        );
         manager.ensure_started()?;
         let first = manager.spawn()?;
         warn_about_missing_layers(&sandbox, manager.report.as_ref(), &lock(&pool.registry));

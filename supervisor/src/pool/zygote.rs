@@ -54,6 +54,8 @@ pub struct ZygoteManager {
     zygote: Option<Zygote>,
     spawn_timeout: Duration,
     sandbox: SandboxSettings,
+    /// `workers.idle_poll_micros`, sent with the sandbox layers.
+    idle_poll_micros: u32,
     registry: Registry,
     /// How many times a zygote had to be (re)started, including the first.
     pub starts: u64,
@@ -63,11 +65,17 @@ pub struct ZygoteManager {
 
 impl ZygoteManager {
     /// A manager that starts its zygote on first use.
-    pub fn new(spawn_timeout: Duration, sandbox: SandboxSettings, registry: Registry) -> Self {
+    pub fn new(
+        spawn_timeout: Duration,
+        sandbox: SandboxSettings,
+        idle_poll_micros: u32,
+        registry: Registry,
+    ) -> Self {
         ZygoteManager {
             zygote: None,
             spawn_timeout,
             sandbox,
+            idle_poll_micros,
             registry,
             starts: 0,
             report: None,
@@ -101,7 +109,11 @@ impl ZygoteManager {
         self.reap();
         if self.zygote.is_none() {
             let zygote = self.start()?;
-            let report = configure(&zygote, self.sandbox.to_wire(), self.spawn_timeout)?;
+            let report = configure(
+                &zygote,
+                self.sandbox.to_wire(self.idle_poll_micros),
+                self.spawn_timeout,
+            )?;
             if let Some(problem) = zygote_violation(&self.sandbox, &report) {
                 return Err(PoolError::Sandbox(problem));
             }
