@@ -35,12 +35,12 @@ stop_services() {
   pids=()
 }
 
-# start_ours NAME CONFIG-TEXT: starts target/release/isolate-service on a free port with this
-# configuration (empty: the defaults) and no token; sets $url.
+# start_ours NAME CONFIG-TEXT [BINARY]: starts BINARY (default target/release/isolate-service)
+# on a free port with this configuration (empty: the defaults) and no token; sets $url.
 start_ours() {
   printf '%s\n' "$2" >"$work/$1.toml"
   env -u ISOLATE_AUTH_TOKEN ISOLATE_PORT=0 ISOLATE_LOG_LEVEL=warn \
-    target/release/isolate-service --config "$work/$1.toml" >"$work/$1.log" 2>&1 &
+    "${3:-target/release/isolate-service}" --config "$work/$1.toml" >"$work/$1.log" 2>&1 &
   pids+=($!)
   url=""
   local _
@@ -103,6 +103,16 @@ sys.exit(0 if r["requests"] > 0 and r["non2xx"] == 0 and r["errors"] == 0 else 1
     echo "error: $label (${service:-ours}, $conns connections, $target) failed: $line" >&2
     exit 1
   fi
+}
+
+# bench_bodies: sets the request bodies of the comparison scenarios: $readme (the README
+# example, `compute`), $data (`TextEncoder` and `btoa` of env), $agent (`console.log`, no
+# fetch) and $wasm (`add(2, 3)` of the module compiled under the id bench-add).
+bench_bodies() {
+  readme='{"code":"return env.prices.reduce((a,b) => a+b, 0) / env.prices.length","preset":"compute","env":{"prices":[83.50,84.20,82.10]},"timeout":5000}'
+  data='{"code":"const text = JSON.stringify(env); const bytes = new TextEncoder().encode(text); return btoa(text) + \" \" + bytes.length","preset":"data","env":{"prices":[83.50,84.20,82.10],"name":"bench"}}'
+  agent='{"code":"console.log(\"prices\", env.prices.length); return env.prices[0]","preset":"agent","env":{"prices":[83.50,84.20,82.10]}}'
+  wasm='{"moduleId":"bench-add","entry":"add","args":[2,3]}'
 }
 
 # wasm_module_b64 add|wasi: prints, base64-encoded, a module exporting add(i32, i32) -> i32,

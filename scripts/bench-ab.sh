@@ -32,36 +32,16 @@ out="results/bench-ab-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 work=$(mktemp -d)
 trap 'stop_services; rm -rf "$work"' EXIT
 
-# start NAME BINARY: starts BINARY on a free port with the default configuration; sets $url.
-start() {
-  : >"$work/$1.toml"
-  env -u ISOLATE_AUTH_TOKEN ISOLATE_PORT=0 ISOLATE_LOG_LEVEL=warn \
-    "$2" --config "$work/$1.toml" >"$work/$1.log" 2>&1 &
-  pids+=($!)
-  url=""
-  local _
-  for _ in $(seq 100); do
-    url=$(sed -n 's/^isolate-service listening on //p' "$work/$1.log" | head -n 1)
-    [[ -n $url ]] && return 0
-    sleep 0.1
-  done
-  echo "$2 did not start:" >&2
-  cat "$work/$1.log" >&2
-  exit 1
-}
-start a "$a"
+start_ours a "" "$a"
 url_a=$url
-start b "$b"
+start_ours b "" "$b"
 url_b=$url
 
-readme='{"code":"return env.prices.reduce((a,b) => a+b, 0) / env.prices.length","preset":"compute","env":{"prices":[83.50,84.20,82.10]},"timeout":5000}'
-data='{"code":"const text = JSON.stringify(env); const bytes = new TextEncoder().encode(text); return btoa(text) + \" \" + bytes.length","preset":"data","env":{"prices":[83.50,84.20,82.10],"name":"bench"}}'
-agent='{"code":"console.log(\"prices\", env.prices.length); return env.prices[0]","preset":"agent","env":{"prices":[83.50,84.20,82.10]}}'
+bench_bodies
 add_b64=$(wasm_module_b64 add)
 for base in "$url_a" "$url_b"; do
   compile_module "$base" "$add_b64" bench-add >/dev/null
 done
-wasm='{"moduleId":"bench-add","entry":"add","args":[2,3]}'
 
 # Busy time of all CPUs, in clock ticks: user, nice, system, irq, softirq.
 busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }

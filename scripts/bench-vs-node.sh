@@ -40,14 +40,11 @@ wait_http "$old/health"
 start_ours ours ""
 ours=$url
 
-readme='{"code":"return env.prices.reduce((a,b) => a+b, 0) / env.prices.length","preset":"compute","env":{"prices":[83.50,84.20,82.10]},"timeout":5000}'
-data='{"code":"const text = JSON.stringify(env); const bytes = new TextEncoder().encode(text); return btoa(text) + \" \" + bytes.length","preset":"data","env":{"prices":[83.50,84.20,82.10],"name":"bench"}}'
-agent='{"code":"console.log(\"prices\", env.prices.length); return env.prices[0]","preset":"agent","env":{"prices":[83.50,84.20,82.10]}}'
+bench_bodies
 add_b64=$(wasm_module_b64 add)
 for base in "$old" "$ours"; do
   compile_module "$base" "$add_b64" bench-add >/dev/null
 done
-wasm='{"moduleId":"bench-add","entry":"add","args":[2,3]}'
 
 both() { # label connections path body
   service=old run_wrk "$1" "$2" "$old$3" "$4"
