@@ -75,11 +75,17 @@ post() {
   curl -sS --fail-with-body -H 'Content-Type: application/json' -d "$2" "$1"
 }
 
+# busy_ticks: the busy time of all CPUs so far, in clock ticks (user, nice, system, irq,
+# softirq from /proc/stat).
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+
 # run_wrk LABEL CONNECTIONS URL [BODY]: an unmeasured warm-up, then one measured wrk run;
-# appends its JSON line (with "service" when set) to $out. Fails, printing the first bad
-# answer, when an answer was not 2xx, a socket error happened or nothing was answered.
+# appends its JSON line (with "service" when set, and "cpu_us_per_request": the whole
+# machine's busy CPU time during the measured run over the requests answered) to $out. Fails,
+# printing the first bad answer, when an answer was not 2xx, a socket error happened or
+# nothing was answered.
 run_wrk() {
-  local label=$1 conns=$2 target=$3 body=${4-} line
+  local label=$1 conns=$2 target=$3 body=${4-} line before after
   local body_file=""
   if [[ -n $body ]]; then
     body_file="$work/body.json"
@@ -89,12 +95,19 @@ run_wrk() {
     WRK_BODY_FILE=$body_file wrk -t1 -c"$conns" -d"${warmup}s" --timeout 10s \
       -s "$bench_lua" "$target" >/dev/null
   fi
+  before=$(busy_ticks)
   line=$(WRK_BODY_FILE=$body_file WRK_LABEL=$label WRK_CONNECTIONS=$conns \
     wrk -t1 -c"$conns" -d"${duration}s" --timeout 10s -s "$bench_lua" "$target" |
     grep '^{' | tail -n 1)
+  after=$(busy_ticks)
   if [[ -n ${service-} ]]; then
     line="{\"service\":\"$service\",${line#\{}"
   fi
+  line=$(python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+r["cpu_us_per_request"] = int(sys.argv[2]) * 1e6 / int(sys.argv[3]) / max(r["requests"], 1)
+print(json.dumps(r))' "$line" $((after - before)) "$(getconf CLK_TCK)")
   printf '%s\n' "$line" >>"$out"
   if ! python3 -c '
 import json, sys
@@ -113,6 +126,16 @@ bench_bodies() {
   data='{"code":"const text = JSON.stringify(env); const bytes = new TextEncoder().encode(text); return btoa(text) + \" \" + bytes.length","preset":"data","env":{"prices":[83.50,84.20,82.10],"name":"bench"}}'
   agent='{"code":"console.log(\"prices\", env.prices.length); return env.prices[0]","preset":"agent","env":{"prices":[83.50,84.20,82.10]}}'
   wasm='{"moduleId":"bench-add","entry":"add","args":[2,3]}'
+}
+
+# compile_bench_add URL...: compiles the `add` module on each service under the id bench-add
+# (the id $wasm of bench_bodies names).
+compile_bench_add() {
+  local add_b64 base
+  add_b64=$(wasm_module_b64 add)
+  for base in "$@"; do
+    compile_module "$base" "$add_b64" bench-add >/dev/null
+  done
 }
 
 # wasm_module_b64 add|wasi: prints, base64-encoded, a module exporting add(i32, i32) -> i32,

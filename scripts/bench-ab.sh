@@ -18,8 +18,7 @@ a=$(realpath "${1:?usage: scripts/bench-ab.sh BINARY-A BINARY-B [rounds] [second
 b=$(realpath "${2:?usage: scripts/bench-ab.sh BINARY-A BINARY-B [rounds] [seconds]}")
 rounds=${3:-4}
 duration=${4:-3}
-warmup=0   # run_wrk's own warm-up is off: `measure` warms up outside the CPU reading
-warmup_s=1
+warmup=1
 cd "$(dirname "$0")/.."
 for tool in wrk curl python3; do
   command -v "$tool" >/dev/null || { echo "error: $tool not found" >&2; exit 1; }
@@ -38,34 +37,7 @@ start_ours b "" "$b"
 url_b=$url
 
 bench_bodies
-add_b64=$(wasm_module_b64 add)
-for base in "$url_a" "$url_b"; do
-  compile_module "$base" "$add_b64" bench-add >/dev/null
-done
-
-# Busy time of all CPUs, in clock ticks: user, nice, system, irq, softirq.
-busy() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-
-# measure BUILD LABEL CONNECTIONS URL BODY: a warm-up, then one run_wrk (without its own
-# warm-up), its line tagged with the build and the CPU per request it took.
-measure() {
-  local before after
-  printf '%s' "$5" >"$work/warmup.json"
-  WRK_BODY_FILE="$work/warmup.json" wrk -t1 -c"$3" -d"${warmup_s}s" --timeout 10s \
-    -s "$bench_lua" "$4" >/dev/null
-  before=$(busy)
-  service=$1 run_wrk "$2" "$3" "$4" "$5"
-  after=$(busy)
-  python3 - "$out" $((after - before)) "$(getconf CLK_TCK)" <<'PY'
-import json, sys
-path, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-lines = open(path).read().splitlines()
-last = json.loads(lines[-1])
-last["cpu_us_per_request"] = ticks * 1e6 / hz / last["requests"]
-lines[-1] = json.dumps(last)
-open(path, "w").write("\n".join(lines) + "\n")
-PY
-}
+compile_bench_add "$url_a" "$url_b"
 
 echo "A: $a; B: $b; wrk -t1, ${duration} s per run, $rounds rounds; $(nproc) CPUs;" \
   "$(date -u +%Y-%m-%dT%H:%MZ)"
@@ -77,7 +49,7 @@ for round in $(seq "$rounds"); do
     for build in "${order[@]}"; do
       base=$url_a
       [[ $build == B ]] && base=$url_b
-      measure "$build" "$label" "$conns" "$base$path" "${!body}"
+      service=$build run_wrk "$label" "$conns" "$base$path" "${!body}"
     done
   done <<'EOF'
 agent 8 /execute agent

@@ -41,10 +41,7 @@ start_ours ours ""
 ours=$url
 
 bench_bodies
-add_b64=$(wasm_module_b64 add)
-for base in "$old" "$ours"; do
-  compile_module "$base" "$add_b64" bench-add >/dev/null
-done
+compile_bench_add "$old" "$ours"
 
 both() { # label connections path body
   service=old run_wrk "$1" "$2" "$old$3" "$4"

@@ -105,8 +105,8 @@ fn violation_template() -> Vec<u8> {
 /// it: `zygote_kill` (the kill list less the calls the zygote itself makes) and `zygote`
 /// (the worker allowlist plus those calls). Each worker then only adds `narrow`, one small
 /// filter (two if they cannot be [`chain`]ed): the zygote's calls that are on the kill list
-/// trap, and the rest of them fail with the allowlist's errno. The kernel applies the most severe action of all installed
-/// filters, so what a worker may do is exactly the `worker` and `worker_kill` policy, while a
+/// trap, and the rest of them fail with the allowlist's errno. The kernel applies the most
+/// severe action of all installed filters, so what a worker may do is exactly the `worker` and `worker_kill` policy, while a
 /// fork no longer compiles and installs the two large filters (about 7% of the CPU of a
 /// fresh-process execution) and the kernel's action cache is computed once, in the zygote.
 #[derive(Clone)]
@@ -197,18 +197,28 @@ pub fn compile_policy(policy: &str) -> Result<Filters, String> {
     })
 }
 
+/// `BPF_LD | BPF_W | BPF_ABS`: load a word of `struct seccomp_data`.
+const BPF_LD_W_ABS: u16 = 0x20;
+/// `BPF_RET | BPF_K`: return a constant.
+const BPF_RET_K: u16 = 0x06;
+
+/// The kernel's order of seccomp actions: the action bits compared as a signed number, lower
+/// is more severe.
+fn severity(action: u32) -> i32 {
+    (action & 0xffff_0000) as i32
+}
+
 /// `programs` as few filters as they can exactly be: each pair that [`chain`] can join, joined.
 fn merge(programs: Vec<BpfProgram>) -> Vec<BpfProgram> {
     let mut merged: Vec<BpfProgram> = Vec::with_capacity(programs.len());
     for program in programs {
-        let joined = match merged.last() {
-            Some(last) => chain(last, &program),
-            None => None,
-        };
-        match joined {
-            Some(one) => *merged.last_mut().expect("checked above") = one,
-            None => merged.push(program),
+        if let Some(last) = merged.last_mut() {
+            if let Some(one) = chain(last, &program) {
+                *last = one;
+                continue;
+            }
         }
+        merged.push(program);
     }
     merged
 }
@@ -223,32 +233,26 @@ fn merge(programs: Vec<BpfProgram>) -> Vec<BpfProgram> {
 /// not hold, when the two do not begin with the same architecture check, or when either
 /// program returns anything but a constant.
 fn chain(first: &BpfProgram, second: &BpfProgram) -> Option<BpfProgram> {
-    const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
     const BPF_JMP_JA: u16 = 0x05; // BPF_JMP | BPF_JA
-    const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const BPF_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const BPF_CLASS_MASK: u16 = 0x07;
+    const BPF_RET: u16 = 0x06;
     const ARCH_OFFSET: u32 = 4; // offsetof(struct seccomp_data, arch)
     const RET_ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
-    const BPF_CLASS_RET: u16 = 0x06;
-    // seccompiler's programs begin: load the architecture; equal: skip one; return the
-    // mismatch action.
-    let same = |a: &seccompiler::sock_filter, b: &seccompiler::sock_filter| {
-        (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k)
-    };
+                                        // seccompiler's programs begin: load the architecture; equal: skip one; return the
+                                        // mismatch action.
     let check = first.get(..3)?;
     let arch_check = check[0].code == BPF_LD_W_ABS
         && check[0].k == ARCH_OFFSET
         && (check[1].code, check[1].jt, check[1].jf) == (BPF_JEQ_K, 1, 0)
         && check[2].code == BPF_RET_K;
-    if !arch_check || !check.iter().zip(second.get(..3)?).all(|(a, b)| same(a, b)) {
+    if !arch_check || check != second.get(..3)? {
         return None;
     }
     let rest = &second[3..];
-    // The kernel's order: the action bits compared as a signed number, lower is more severe.
-    let severity = |k: u32| (k & 0xffff_0000) as i32;
     let returns = |p: &[seccompiler::sock_filter]| -> Option<Vec<u32>> {
         p.iter()
-            .filter(|i| i.code & 0x07 == BPF_CLASS_RET)
+            .filter(|i| i.code & BPF_CLASS_MASK == BPF_RET)
             .map(|i| (i.code == BPF_RET_K).then_some(i.k))
             .collect()
     };
@@ -318,7 +322,6 @@ fn with_rules(filter: &Value, rules: Vec<Value>) -> Value {
 /// cache lookup). The zygote's pair is installed with the cache, once; the narrowing filters
 /// are emulated only for the few calls the zygote's pair allows.
 fn uncached(mut program: BpfProgram) -> BpfProgram {
-    const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const ARGS_OFFSET: u32 = 16; // offsetof(struct seccomp_data, args)
     program.insert(
         0,
@@ -687,7 +690,6 @@ mod tests {
         } else {
             0xc000_00b7 // AUDIT_ARCH_AARCH64
         };
-        let severity = |k: u32| (k & 0xffff_0000) as i32;
         for a in [arch, 0x4000_0003] {
             for nr in 0..512 {
                 let (t, r) = (run_bpf(&trap, nr, a), run_bpf(&refuse, nr, a));

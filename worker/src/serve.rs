@@ -211,7 +211,11 @@ fn wait_briefly(sock: &UnixStream, limit: Duration) {
                 libc::MSG_PEEK | libc::MSG_DONTWAIT,
             )
         };
-        if n >= 0 || started.elapsed() >= limit {
+        // Data or the end of the stream (n >= 0), or an error other than "nothing yet": the
+        // read that follows takes it from here.
+        let waiting =
+            n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock;
+        if !waiting || started.elapsed() >= limit {
             return;
         }
         std::thread::yield_now();
