@@ -29,8 +29,12 @@ pub const V6_WASM: u32 = 6;
 /// The zygote's configuration says how long a worker polls its socket after an answer.
 pub const V7_IDLE_POLL: u32 = 7;
 
+/// The zygote's configuration says whether to move its code into huge pages, and its report
+/// says how much it moved.
+pub const V8_HUGE_TEXT: u32 = 8;
+
 /// The version this build speaks.
-pub const CURRENT: u32 = V7_IDLE_POLL;
+pub const CURRENT: u32 = V8_HUGE_TEXT;
 
 /// The handshake a process sends when it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

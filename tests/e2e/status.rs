@@ -178,3 +178,67 @@ fn a_pool_too_big_for_the_machine_is_lowered_and_says_so() {
         50
     );
 }
+
+/// Bytes of anonymous huge pages in the executable mappings of `pid`.
+fn huge_code_bytes(pid: u32) -> Option<u64> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let mut code = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        match (fields.next(), fields.next()) {
+            (Some(range), Some(perms)) if range.contains('-') && perms.len() == 4 => {
+                code = perms == "r-xp";
+            }
+            (Some("AnonHugePages:"), Some(kb)) if code => total += kb.parse::<u64>().ok()? * 1024,
+            _ => {}
+        }
+    }
+    Some(total)
+}
+
+#[test]
+fn workers_inherit_the_zygotes_code_in_huge_pages_and_the_setting_turns_it_off() {
+    let s = Service::start();
+    let status = s.get("/status").json();
+    let moved = status["zygote"]["hugeTextBytes"].as_u64().unwrap();
+    if moved == 0 {
+        // A kernel without transparent huge pages: the reason is reported instead.
+        let why = status["zygote"]["hugeTextError"].as_str().unwrap_or("");
+        assert!(!why.is_empty(), "neither moved nor a reason: {status}");
+        eprintln!("the code was not moved into huge pages here: {why}");
+    } else {
+        assert_eq!(moved % (2 << 20), 0, "whole 2 MiB blocks: {status}");
+        assert!(status["zygote"]["hugeTextError"].is_null(), "{status}");
+        assert_eq!(huge_code_bytes(zygote_pid(&s)), Some(moved));
+        // Every worker, including a fresh `agent` one, runs on the zygote's huge pages.
+        let agent = s.execute(
+            json!({"code": "console.log('x'); 6*7", "preset": "agent"}),
+            200,
+        );
+        assert_eq!(agent["result"], 42);
+        let mut seen = 0;
+        for pid in descendants(zygote_pid(&s)) {
+            if let Some(bytes) = huge_code_bytes(pid) {
+                assert_eq!(bytes, moved, "worker {pid}");
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "no worker to look at");
+    }
+    for preset in ["minimal", "compute", "data", "agent"] {
+        let answer = s.execute(
+            json!({"code": "[1, 2].map((x) => x * 2)", "preset": preset}),
+            200,
+        );
+        assert_eq!(answer["result"], json!([2, 4]), "{preset}");
+    }
+    drop(s);
+
+    let off = Service::with_config("[workers]\nhuge_text_pages = false\n");
+    let status = off.get("/status").json();
+    assert_eq!(status["zygote"]["hugeTextBytes"], 0, "{status}");
+    assert!(status["zygote"]["hugeTextError"].is_null(), "{status}");
+    assert_eq!(huge_code_bytes(zygote_pid(&off)), Some(0));
+    assert_eq!(off.execute(json!({"code": "1+1"}), 200)["result"], 2);
+}

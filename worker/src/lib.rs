@@ -6,6 +6,7 @@
 //! * [`js`]: the QuickJS host that runs one job in a fresh runtime.
 //! * [`wasm`]: the wasmtime host: compile modules, run exports in a fresh `Store`, WASI.
 //! * [`lockdown`]: namespaces, rlimits, landlock and seccomp.
+//! * [`hugetext`]: the zygote's code moved into transparent huge pages for its workers.
 //! * `sys` (from `isolate-shared`): descriptor passing, pidfds and the other calls both sides
 //!   share; everything else calls `nix` directly.
 //!
@@ -13,6 +14,7 @@
 //! threads: the process stays single-threaded so that the zygote can fork safely and every
 //! lockdown applies to the whole process.
 
+pub mod hugetext;
 pub mod js;
 pub mod lockdown;
 #[cfg(feature = "sandbox-selftest")]

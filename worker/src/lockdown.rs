@@ -361,6 +361,15 @@ impl Lockdown {
     /// be installed, the report says why and each worker installs the whole policy itself.
     pub fn prepare(config: SandboxConfig) -> Result<(Lockdown, ZygoteReport), String> {
         VIOLATION_FRAME.get_or_init(violation_template);
+        // First, while every system call is still allowed: the code into huge pages.
+        let (huge_text_bytes, huge_text_error) = if config.huge_text_pages {
+            match crate::hugetext::remap() {
+                crate::hugetext::Outcome::Moved(bytes) => (bytes, None),
+                crate::hugetext::Outcome::Skipped(why) => (0, Some(why)),
+            }
+        } else {
+            (0, None)
+        };
         let filters = if config.seccomp {
             Some(compile_policy(SECCOMP_POLICY)?)
         } else {
@@ -384,6 +393,8 @@ impl Lockdown {
             seccomp_policy_sha256: config.seccomp.then(|| policy_hash(SECCOMP_POLICY)),
             zygote_seccomp_error,
             landlock_kernel_abi,
+            huge_text_bytes,
+            huge_text_error,
         };
         Ok((
             Lockdown {
@@ -404,6 +415,7 @@ impl Lockdown {
                 namespaces: false,
                 rlimits: None,
                 idle_poll_micros: 0,
+                huge_text_pages: false,
             },
             filters: None,
             zygote_filtered: false,

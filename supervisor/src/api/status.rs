@@ -121,6 +121,8 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             "pid": pool.zygote_pid,
             "starts": pool.zygote_starts,
             "alive": pool.zygote_pid > 0 && procfs::status(pool.zygote_pid).is_some(),
+            "hugeTextBytes": zygote.as_ref().map_or(0, |z| z.huge_text_bytes),
+            "hugeTextError": zygote.as_ref().and_then(|z| z.huge_text_error.clone()),
         },
         "queue": {
             "queued": pool.queued,

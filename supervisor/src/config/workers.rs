@@ -36,6 +36,19 @@ pub struct WorkersConfig {
     /// that a job sent soon after finds it awake. Default 200; 0 turns polling off; at most
     /// 10000.
     pub idle_poll_micros: u32,
+    /// Whether the zygote moves its machine code into transparent huge pages before it forks,
+    /// so that a new worker process inherits it without page faults. Default true; the zygote
+    /// skips it (and `/status` says why) when the kernel gives no huge pages.
+    pub huge_text_pages: bool,
+}
+
+/// The `[workers]` settings the zygote applies, sent to it with the sandbox configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZygoteTuning {
+    /// `workers.idle_poll_micros`.
+    pub idle_poll_micros: u32,
+    /// `workers.huge_text_pages`.
+    pub huge_text_pages: bool,
 }
 
 impl Default for WorkersConfig {
@@ -49,11 +62,20 @@ impl Default for WorkersConfig {
             spawn_timeout_ms: 10_000,
             memory_fit: "lower".into(),
             idle_poll_micros: 200,
+            huge_text_pages: true,
         }
     }
 }
 
 impl WorkersConfig {
+    /// What the zygote is told of this section.
+    pub fn zygote_tuning(&self) -> ZygoteTuning {
+        ZygoteTuning {
+            idle_poll_micros: self.idle_poll_micros,
+            huge_text_pages: self.huge_text_pages,
+        }
+    }
+
     /// Rejects values that cannot work, naming the key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_concurrent == 0 {

@@ -401,7 +401,7 @@ impl Pool {
         let mut manager = zygote::ZygoteManager::new(
             spawn_timeout,
             sandbox.clone(),
-            pool.config.idle_poll_micros,
+            pool.config.zygote_tuning(),
             Arc::clone(&pool.registry),
         );
         manager.ensure_started()?;

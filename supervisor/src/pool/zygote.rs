@@ -31,7 +31,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::{getpid, getppid};
 
 use super::{PoolError, Registry, Worker};
-use crate::config::SandboxSettings;
+use crate::config::{SandboxSettings, ZygoteTuning};
 
 /// The hidden subcommand that turns the binary into a zygote.
 pub const ZYGOTE_ARG: &str = "__zygote";
@@ -54,8 +54,8 @@ pub struct ZygoteManager {
     zygote: Option<Zygote>,
     spawn_timeout: Duration,
     sandbox: SandboxSettings,
-    /// `workers.idle_poll_micros`, sent with the sandbox layers.
-    idle_poll_micros: u32,
+    /// The `[workers]` settings sent with the sandbox layers.
+    tuning: ZygoteTuning,
     registry: Registry,
     /// How many times a zygote had to be (re)started, including the first.
     pub starts: u64,
@@ -68,14 +68,14 @@ impl ZygoteManager {
     pub fn new(
         spawn_timeout: Duration,
         sandbox: SandboxSettings,
-        idle_poll_micros: u32,
+        tuning: ZygoteTuning,
         registry: Registry,
     ) -> Self {
         ZygoteManager {
             zygote: None,
             spawn_timeout,
             sandbox,
-            idle_poll_micros,
+            tuning,
             registry,
             starts: 0,
             report: None,
@@ -111,11 +111,18 @@ impl ZygoteManager {
             let zygote = self.start()?;
             let report = configure(
                 &zygote,
-                self.sandbox.to_wire(self.idle_poll_micros),
+                self.sandbox.to_wire(self.tuning),
                 self.spawn_timeout,
             )?;
             if let Some(problem) = zygote_violation(&self.sandbox, &report) {
                 return Err(PoolError::Sandbox(problem));
+            }
+            if let Some(why) = &report.huge_text_error {
+                tracing::warn!(
+                    reason = %why,
+                    "the zygote's code stays in small pages (workers.huge_text_pages): \
+                     each new worker process costs more page faults"
+                );
             }
             self.report = Some(report);
             self.zygote = Some(zygote);

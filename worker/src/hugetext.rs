@@ -1,0 +1,280 @@
+//! The zygote's machine code moved into transparent huge pages, which every worker inherits.
+//!
+//! A fresh worker process runs code the zygote has never run in that process: every page of
+//! the binary's code it touches is a page fault, and each fault maps up to 16 pages (the
+//! kernel's fault-around) that are unmapped again when the worker exits. For an `agent`
+//! execution, a process of its own, that is about a fifth of its page faults. Here the zygote
+//! copies the part of its code segment that covers whole 2 MiB blocks into anonymous memory
+//! backed by transparent huge pages, and moves the copy over the original addresses with one
+//! `mremap(2)`. A forked worker then inherits a handful of huge-page table entries for its
+//! code: nothing to fault in, and little to tear down at exit.
+//!
+//! The bytes are the same at the same addresses, so nothing else changes: return addresses,
+//! function pointers and symbolisation from the file all stay valid. What changes: the code
+//! no longer shows as a mapping of the binary (a profiler that reads `/proc/<pid>/maps` sees
+//! anonymous memory there), and the zygote holds its code privately (about 22 MiB in
+//! today's build) instead of sharing the page cache; its workers share the zygote's copy.
+//!
+//! It is done only when the kernel gives the copy huge pages: a copy in small pages would
+//! make every fork copy thousands of page table entries, so then the copy is dropped and the
+//! code stays mapped from the file. `workers.huge_text_pages = false` turns it off.
+
+use std::io;
+
+/// The size of a huge page (a PMD entry) on the architectures this runs on.
+const HUGE: usize = 2 << 20;
+
+/// `MADV_COLLAPSE` (Linux 6.1): collapse the range into huge pages now.
+const MADV_COLLAPSE: libc::c_int = 25;
+
+/// What [`remap`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// This many bytes of code now live in huge pages.
+    Moved(u64),
+    /// Nothing was moved, for this reason; the code is mapped from the file as before.
+    Skipped(String),
+}
+
+/// Moves the whole 2 MiB blocks of the executable mapping that holds this function into
+/// transparent huge pages. The zygote calls it once, while single-threaded, before forking
+/// any worker.
+pub fn remap() -> Outcome {
+    let here = remap as *const () as usize;
+    let maps = match std::fs::read_to_string("/proc/self/maps") {
+        Ok(m) => m,
+        Err(e) => return Outcome::Skipped(format!("cannot read /proc/self/maps: {e}")),
+    };
+    let Some((start, end)) = code_mapping(&maps, here) else {
+        return Outcome::Skipped("the code mapping was not found".into());
+    };
+    let Some((start, len)) = whole_blocks(start, end) else {
+        return Outcome::Skipped("the code segment spans no whole 2 MiB block".into());
+    };
+    // SAFETY: `start..start + len` lies inside a readable, executable private mapping of this
+    // process (checked above from /proc/self/maps), and the process is single-threaded, so
+    // nothing unmaps it meanwhile. `move_over` replaces it with an identical copy atomically.
+    match unsafe { move_over(start, len) } {
+        Ok(()) => Outcome::Moved(len as u64),
+        Err(e) => Outcome::Skipped(e),
+    }
+}
+
+/// The `[start, end)` of the private, executable mapping in `maps` (the text of
+/// `/proc/self/maps`) that contains `addr`.
+fn code_mapping(maps: &str, addr: usize) -> Option<(usize, usize)> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (range, perms) = (fields.next()?, fields.next()?);
+        if perms != "r-xp" {
+            return None;
+        }
+        let (a, b) = range.split_once('-')?;
+        let (a, b) = (
+            usize::from_str_radix(a, 16).ok()?,
+            usize::from_str_radix(b, 16).ok()?,
+        );
+        (a <= addr && addr < b).then_some((a, b))
+    })
+}
+
+/// The 2 MiB-aligned start and the length of the whole 2 MiB blocks inside `[start, end)`.
+fn whole_blocks(start: usize, end: usize) -> Option<(usize, usize)> {
+    let first = start.checked_add(HUGE - 1)? & !(HUGE - 1);
+    let last = end & !(HUGE - 1);
+    (last > first).then(|| (first, last - first))
+}
+
+/// The `AnonHugePages` of this process's mapping starting at `addr`, in bytes.
+fn huge_bytes_at(addr: usize) -> io::Result<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    anon_huge_bytes(&smaps, addr)
+}
+
+/// The `AnonHugePages` of the mapping starting at `addr` in `smaps` (the text of
+/// `/proc/<pid>/smaps`), in bytes; 0 when there is no such mapping.
+fn anon_huge_bytes(smaps: &str, addr: usize) -> io::Result<u64> {
+    let head = format!("{addr:x}-");
+    let mut inside = false;
+    for line in smaps.lines() {
+        if line.starts_with(|c: char| c.is_ascii_hexdigit()) && line.contains('-') {
+            // A mapping's header line: `start-end perms offset dev inode path`.
+            inside = line.starts_with(&head);
+        } else if inside {
+            if let Some(kb) = line.strip_prefix("AnonHugePages:") {
+                let kb = kb.trim().trim_end_matches("kB").trim();
+                return kb
+                    .parse::<u64>()
+                    .map(|k| k * 1024)
+                    .map_err(io::Error::other);
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// An anonymous mapping of this process that is unmapped on drop unless it was
+/// [`Scratch::keep`]: the copy of the code while it is being made.
+struct Scratch {
+    addr: usize,
+    len: usize,
+}
+
+impl Scratch {
+    fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: `addr..addr + len` is a mapping this module made and nothing else uses.
+            unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
+        }
+    }
+}
+
+/// Copies `len` bytes of code at `start` (both 2 MiB-aligned) into huge pages and moves the
+/// copy over them.
+///
+/// # Safety
+/// `start..start + len` must be mapped readable and executable, and no other thread may
+/// change this process's mappings meanwhile.
+unsafe fn move_over(start: usize, len: usize) -> Result<(), String> {
+    let fail = |what: &str| format!("{what}: {}", io::Error::last_os_error());
+    // SAFETY: a new anonymous mapping, placed by the kernel, one block longer than needed so
+    // that a 2 MiB-aligned range of `len` bytes lies inside it.
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len + HUGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return Err(fail("mmap"));
+    }
+    let raw = raw as usize;
+    let copy = (raw + HUGE - 1) & !(HUGE - 1);
+    // The slack on both sides of the aligned range goes at once; only the copy is left.
+    drop(Scratch {
+        addr: raw,
+        len: copy - raw,
+    });
+    drop(Scratch {
+        addr: copy + len,
+        len: raw + HUGE - copy,
+    });
+    let scratch = Scratch { addr: copy, len };
+    let ptr = copy as *mut libc::c_void;
+    // SAFETY: `ptr..ptr + len` is the scratch mapping, ours alone.
+    if unsafe { libc::madvise(ptr, len, libc::MADV_HUGEPAGE) } != 0 {
+        return Err(fail("madvise(MADV_HUGEPAGE)"));
+    }
+    // SAFETY: the source is readable code (the caller's promise), the destination the
+    // writable scratch mapping; the two do not overlap.
+    unsafe { std::ptr::copy_nonoverlapping(start as *const u8, copy as *mut u8, len) };
+    let mut huge = huge_bytes_at(copy).unwrap_or(0);
+    if huge < len as u64 {
+        // The first touch got small pages (memory too fragmented at that moment, say): ask
+        // the kernel to collapse them now. A kernel before 6.1 refuses, and the copy goes.
+        // SAFETY: as for MADV_HUGEPAGE above; collapsing keeps the contents.
+        unsafe { libc::madvise(ptr, len, MADV_COLLAPSE) };
+        huge = huge_bytes_at(copy).unwrap_or(0);
+    }
+    if huge < len as u64 {
+        return Err(format!(
+            "the kernel gave {} of {} KiB in huge pages (transparent huge pages off?)",
+            huge / 1024,
+            len / 1024
+        ));
+    }
+    // SAFETY: the scratch mapping, ours alone, becomes read-only and executable.
+    if unsafe { libc::mprotect(ptr, len, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
+        return Err(fail("mprotect"));
+    }
+    // One system call replaces the file mapping with the copy: the code at these addresses is
+    // the same bytes before and after, including the code making this call.
+    // SAFETY: moves the scratch mapping over `start..start + len`, which holds the same bytes
+    // (the caller's promise that nothing else changes the mappings meanwhile).
+    let moved = unsafe {
+        libc::mremap(
+            ptr,
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            start as *mut libc::c_void,
+        )
+    };
+    if moved == libc::MAP_FAILED {
+        return Err(fail("mremap"));
+    }
+    // The pages now live at `start`; nothing is left at `copy` to unmap.
+    scratch.keep();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAPS: &str = "\
+55d0c0000000-55d0c080e000 r--p 00000000 fe:00 42 /usr/bin/isolate-service
+55d0c080f000-55d0c1faa000 r-xp 0080f000 fe:00 42 /usr/bin/isolate-service
+7f0000000000-7f0000100000 r-xp 00026000 fe:00 7 /usr/lib/libc.so.6
+";
+
+    #[test]
+    fn the_code_mapping_is_the_executable_one_holding_the_address() {
+        assert_eq!(
+            code_mapping(MAPS, 0x55d0_c100_0000),
+            Some((0x55d0_c080_f000, 0x55d0_c1fa_a000))
+        );
+        assert_eq!(
+            code_mapping(MAPS, 0x7f00_0000_0010),
+            Some((0x7f00_0000_0000, 0x7f00_0010_0000))
+        );
+        // In the read-only segment, or outside every mapping: none.
+        assert_eq!(code_mapping(MAPS, 0x55d0_c000_1000), None);
+        assert_eq!(code_mapping(MAPS, 0x1000), None);
+        assert_eq!(code_mapping("garbage\n\nx-y r-xp", 0x1000), None);
+    }
+
+    #[test]
+    fn the_huge_pages_of_a_mapping_are_read_from_smaps() {
+        let smaps = "\
+7f0000000000-7f0000400000 rw-p 00000000 00:00 0 
+Size:               4096 kB
+AnonHugePages:      2048 kB
+7f0000400000-7f0000800000 r-xp 00000000 00:00 0 
+Size:               4096 kB
+AnonHugePages:      4096 kB
+";
+        assert_eq!(anon_huge_bytes(smaps, 0x7f00_0000_0000).unwrap(), 2 << 20);
+        assert_eq!(anon_huge_bytes(smaps, 0x7f00_0040_0000).unwrap(), 4 << 20);
+        assert_eq!(anon_huge_bytes(smaps, 0x7f00_0080_0000).unwrap(), 0);
+        assert!(anon_huge_bytes(
+            "7f0000000000-7f0000400000 r\nAnonHugePages: x kB\n",
+            0x7f00_0000_0000
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn only_whole_aligned_blocks_are_moved() {
+        // 0x..80f000 rounds up to 0x..a00000; 0x..1faa000 rounds down to 0x..1e00000.
+        assert_eq!(
+            whole_blocks(0x55d0_c080_f000, 0x55d0_c1fa_a000),
+            Some((0x55d0_c0a0_0000, 0x55d0_c1e0_0000 - 0x55d0_c0a0_0000))
+        );
+        assert_eq!(whole_blocks(0x20_0000, 0x40_0000), Some((0x20_0000, HUGE)));
+        // Less than one whole block inside the range.
+        assert_eq!(whole_blocks(0x20_1000, 0x40_0000), None);
+        assert_eq!(whole_blocks(0x1000, 0x20_0000), None);
+        assert_eq!(whole_blocks(usize::MAX - 10, usize::MAX), None);
+    }
+}
