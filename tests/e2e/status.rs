@@ -179,7 +179,7 @@ fn a_pool_too_big_for_the_machine_is_lowered_and_says_so() {
     );
 }
 
-/// Bytes of anonymous huge pages in the executable mappings of `pid`.
+/// Bytes of anonymous huge pages in the read-only mappings (code and constants) of `pid`.
 fn huge_code_bytes(pid: u32) -> Option<u64> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
     let mut code = false;
@@ -188,7 +188,7 @@ fn huge_code_bytes(pid: u32) -> Option<u64> {
         let mut fields = line.split_whitespace();
         match (fields.next(), fields.next()) {
             (Some(range), Some(perms)) if range.contains('-') && perms.len() == 4 => {
-                code = perms == "r-xp";
+                code = perms == "r-xp" || perms == "r--p";
             }
             (Some("AnonHugePages:"), Some(kb)) if code => total += kb.parse::<u64>().ok()? * 1024,
             _ => {}

@@ -1,23 +1,24 @@
-//! The zygote's machine code moved into transparent huge pages, which every worker inherits.
+//! The zygote's machine code and read-only data moved into transparent huge pages, which every
+//! worker inherits.
 //!
 //! A fresh worker process runs code the zygote has never run in that process: every page of
-//! the binary's code it touches is a page fault, and each fault maps up to 16 pages (the
-//! kernel's fault-around) that are unmapped again when the worker exits. For an `agent`
-//! execution, a process of its own, that is about a fifth of its page faults. Here the zygote
-//! copies the part of its code segment that covers whole 2 MiB blocks into anonymous memory
-//! backed by transparent huge pages, and moves the copy over the original addresses with one
-//! `mremap(2)`. A forked worker then inherits a handful of huge-page table entries for its
-//! code: nothing to fault in, and little to tear down at exit.
+//! the binary's code or constants it touches is a page fault, and each fault maps up to 16
+//! pages (the kernel's fault-around) that are unmapped again when the worker exits. For an
+//! `agent` execution, a process of its own, that was about a quarter of its page faults. Here
+//! the zygote copies the part of its code segment, and of its read-only data segment, that
+//! covers whole 2 MiB blocks into anonymous memory backed by transparent huge pages, and moves
+//! each copy over the original addresses with one `mremap(2)`. A forked worker then inherits
+//! a handful of huge-page table entries: nothing to fault in, and little to tear down at exit.
 //!
 //! The bytes are the same at the same addresses, so nothing else changes: return addresses,
 //! function pointers and symbolisation from the file all stay valid. What changes: the code
 //! no longer shows as a mapping of the binary (a profiler that reads `/proc/<pid>/maps` sees
-//! anonymous memory there), and the zygote holds its code privately (about 22 MiB in
-//! today's build) instead of sharing the page cache; its workers share the zygote's copy.
+//! anonymous memory there), and the zygote holds one private copy (about 28 MiB in today's
+//! build) instead of sharing the page cache; its workers share the zygote's copy.
 //!
 //! It is done only when the kernel gives the copy huge pages: a copy in small pages would
 //! make every fork copy thousands of page table entries, so then the copy is dropped and the
-//! code stays mapped from the file. `workers.huge_text_pages = false` turns it off.
+//! segment stays mapped from the file. `workers.huge_text_pages = false` turns it off.
 
 use std::io;
 
@@ -36,37 +37,49 @@ pub enum Outcome {
     Skipped(String),
 }
 
-/// Moves the whole 2 MiB blocks of the executable mapping that holds this function into
-/// transparent huge pages. The zygote calls it once, while single-threaded, before forking
-/// any worker.
+/// A string in the binary's read-only data, whose address finds that segment.
+static READ_ONLY_MARK: &str = "isolate-service read-only data";
+
+/// Moves the whole 2 MiB blocks of the binary's code segment, then of its read-only data
+/// segment, into transparent huge pages. The zygote calls it once, while single-threaded,
+/// before forking any worker. The outcome counts both; a failure on the code stops there.
 pub fn remap() -> Outcome {
-    let here = remap as *const () as usize;
     let maps = match std::fs::read_to_string("/proc/self/maps") {
         Ok(m) => m,
         Err(e) => return Outcome::Skipped(format!("cannot read /proc/self/maps: {e}")),
     };
-    let Some((start, end)) = code_mapping(&maps, here) else {
-        return Outcome::Skipped("the code mapping was not found".into());
+    let code = remap as *const () as usize;
+    let moved = match move_segment(&maps, code, "r-xp", libc::PROT_READ | libc::PROT_EXEC) {
+        Ok(bytes) => bytes,
+        Err(why) => return Outcome::Skipped(format!("code: {why}")),
     };
-    let Some((start, len)) = whole_blocks(start, end) else {
-        return Outcome::Skipped("the code segment spans no whole 2 MiB block".into());
-    };
-    // SAFETY: `start..start + len` lies inside a readable, executable private mapping of this
-    // process (checked above from /proc/self/maps), and the process is single-threaded, so
-    // nothing unmaps it meanwhile. `move_over` replaces it with an identical copy atomically.
-    match unsafe { move_over(start, len) } {
-        Ok(()) => Outcome::Moved(len as u64),
-        Err(e) => Outcome::Skipped(e),
-    }
+    // The read-only data is read by every job too (string constants, unwind tables); when it
+    // cannot move, the code alone still did.
+    let data = READ_ONLY_MARK.as_ptr() as usize;
+    let more = move_segment(&maps, data, "r--p", libc::PROT_READ).unwrap_or(0);
+    Outcome::Moved(moved + more)
 }
 
-/// The `[start, end)` of the private, executable mapping in `maps` (the text of
+/// Moves the whole 2 MiB blocks of the private mapping with permissions `perms` that holds
+/// `addr` into huge pages, which get the protection `prot`. Returns the bytes moved.
+fn move_segment(maps: &str, addr: usize, perms: &str, prot: libc::c_int) -> Result<u64, String> {
+    let (start, end) = mapping(maps, addr, perms).ok_or("the mapping was not found")?;
+    let (start, len) = whole_blocks(start, end).ok_or("it spans no whole 2 MiB block")?;
+    // SAFETY: `start..start + len` lies inside a readable private mapping of this process
+    // (found above in /proc/self/maps) with protection `prot`, and the process is
+    // single-threaded, so nothing unmaps it meanwhile. `move_over` replaces it with an
+    // identical copy atomically.
+    unsafe { move_over(start, len, prot) }?;
+    Ok(len as u64)
+}
+
+/// The `[start, end)` of the private mapping with permissions `perms` in `maps` (the text of
 /// `/proc/self/maps`) that contains `addr`.
-fn code_mapping(maps: &str, addr: usize) -> Option<(usize, usize)> {
+fn mapping(maps: &str, addr: usize, perms: &str) -> Option<(usize, usize)> {
     maps.lines().find_map(|line| {
         let mut fields = line.split_whitespace();
-        let (range, perms) = (fields.next()?, fields.next()?);
-        if perms != "r-xp" {
+        let (range, p) = (fields.next()?, fields.next()?);
+        if p != perms {
             return None;
         }
         let (a, b) = range.split_once('-')?;
@@ -135,13 +148,13 @@ impl Drop for Scratch {
     }
 }
 
-/// Copies `len` bytes of code at `start` (both 2 MiB-aligned) into huge pages and moves the
-/// copy over them.
+/// Copies the `len` bytes at `start` (both 2 MiB-aligned) into huge pages with the protection
+/// `prot` and moves the copy over them.
 ///
 /// # Safety
-/// `start..start + len` must be mapped readable and executable, and no other thread may
-/// change this process's mappings meanwhile.
-unsafe fn move_over(start: usize, len: usize) -> Result<(), String> {
+/// `start..start + len` must be mapped readable with the protection `prot`, and no other
+/// thread may change this process's mappings meanwhile.
+unsafe fn move_over(start: usize, len: usize, prot: libc::c_int) -> Result<(), String> {
     let fail = |what: &str| format!("{what}: {}", io::Error::last_os_error());
     // SAFETY: a new anonymous mapping, placed by the kernel, one block longer than needed so
     // that a 2 MiB-aligned range of `len` bytes lies inside it.
@@ -175,7 +188,7 @@ unsafe fn move_over(start: usize, len: usize) -> Result<(), String> {
     if unsafe { libc::madvise(ptr, len, libc::MADV_HUGEPAGE) } != 0 {
         return Err(fail("madvise(MADV_HUGEPAGE)"));
     }
-    // SAFETY: the source is readable code (the caller's promise), the destination the
+    // SAFETY: the source is readable (the caller's promise), the destination the
     // writable scratch mapping; the two do not overlap.
     unsafe { std::ptr::copy_nonoverlapping(start as *const u8, copy as *mut u8, len) };
     let mut huge = huge_bytes_at(copy).unwrap_or(0);
@@ -193,12 +206,12 @@ unsafe fn move_over(start: usize, len: usize) -> Result<(), String> {
             len / 1024
         ));
     }
-    // SAFETY: the scratch mapping, ours alone, becomes read-only and executable.
-    if unsafe { libc::mprotect(ptr, len, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
+    // SAFETY: the scratch mapping, ours alone, gets the protection of the original.
+    if unsafe { libc::mprotect(ptr, len, prot) } != 0 {
         return Err(fail("mprotect"));
     }
-    // One system call replaces the file mapping with the copy: the code at these addresses is
-    // the same bytes before and after, including the code making this call.
+    // One system call replaces the file mapping with the copy: these addresses hold the same
+    // bytes before and after, including the code making this call.
     // SAFETY: moves the scratch mapping over `start..start + len`, which holds the same bytes
     // (the caller's promise that nothing else changes the mappings meanwhile).
     let moved = unsafe {
@@ -229,19 +242,24 @@ mod tests {
 ";
 
     #[test]
-    fn the_code_mapping_is_the_executable_one_holding_the_address() {
+    fn the_mapping_is_the_one_with_those_permissions_holding_the_address() {
         assert_eq!(
-            code_mapping(MAPS, 0x55d0_c100_0000),
+            mapping(MAPS, 0x55d0_c100_0000, "r-xp"),
             Some((0x55d0_c080_f000, 0x55d0_c1fa_a000))
         );
         assert_eq!(
-            code_mapping(MAPS, 0x7f00_0000_0010),
+            mapping(MAPS, 0x7f00_0000_0010, "r-xp"),
             Some((0x7f00_0000_0000, 0x7f00_0010_0000))
         );
-        // In the read-only segment, or outside every mapping: none.
-        assert_eq!(code_mapping(MAPS, 0x55d0_c000_1000), None);
-        assert_eq!(code_mapping(MAPS, 0x1000), None);
-        assert_eq!(code_mapping("garbage\n\nx-y r-xp", 0x1000), None);
+        assert_eq!(
+            mapping(MAPS, 0x55d0_c000_1000, "r--p"),
+            Some((0x55d0_c000_0000, 0x55d0_c080_e000))
+        );
+        // Other permissions than asked, or outside every mapping: none.
+        assert_eq!(mapping(MAPS, 0x55d0_c000_1000, "r-xp"), None);
+        assert_eq!(mapping(MAPS, 0x55d0_c100_0000, "r--p"), None);
+        assert_eq!(mapping(MAPS, 0x1000, "r-xp"), None);
+        assert_eq!(mapping("garbage\n\nx-y r-xp", 0x1000, "r-xp"), None);
     }
 
     #[test]
