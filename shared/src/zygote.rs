@@ -40,8 +40,9 @@ pub struct SandboxConfig {
     /// Not a layer, but set once per zygote like them: how long, in microseconds, a worker
     /// polls its socket after each answer before it blocks on it (0: it blocks at once).
     pub idle_poll_micros: u32,
-    /// Not a layer either: move the zygote's code into transparent huge pages before it
-    /// forks, so that workers inherit it without page faults (`workers.huge_text_pages`).
+    /// Not a layer either: move the zygote's code and read-only data into transparent huge
+    /// pages before it forks, so that workers inherit them without page faults
+    /// (`workers.huge_text_pages`).
     pub huge_text_pages: bool,
 }
 
@@ -72,7 +73,8 @@ pub struct ZygoteReport {
     pub zygote_seccomp_error: Option<String>,
     /// The landlock ABI the kernel offers (0: none).
     pub landlock_kernel_abi: i32,
-    /// Bytes of the zygote's code moved into transparent huge pages (0: none).
+    /// Bytes of the zygote's code and read-only data moved into transparent huge pages (0:
+    /// none).
     pub huge_text_bytes: u64,
     /// Why the code was not moved, when that was asked for and could not be done.
     pub huge_text_error: Option<String>,

@@ -36,9 +36,10 @@ pub struct WorkersConfig {
     /// that a job sent soon after finds it awake. Default 200; 0 turns polling off; at most
     /// 10000.
     pub idle_poll_micros: u32,
-    /// Whether the zygote moves its machine code into transparent huge pages before it forks,
-    /// so that a new worker process inherits it without page faults. Default true; the zygote
-    /// skips it (and `/status` says why) when the kernel gives no huge pages.
+    /// Whether the zygote moves its machine code and read-only data into transparent huge
+    /// pages before it forks, so that a new worker process inherits them without page faults.
+    /// Default true; the zygote skips it (and `/status` says why) when the kernel gives no
+    /// huge pages.
     pub huge_text_pages: bool,
 }
 
