@@ -29,47 +29,33 @@ const HUGE: usize = 2 << 20;
 /// `MADV_COLLAPSE` (Linux 6.1): collapse the range into huge pages now.
 const MADV_COLLAPSE: libc::c_int = 25;
 
-/// What [`remap`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// This many bytes of code now live in huge pages.
-    Moved(u64),
-    /// Nothing was moved, for this reason; the code is mapped from the file as before.
-    Skipped(String),
-}
-
 /// A string in the binary's read-only data, whose address finds that segment.
 static READ_ONLY_MARK: &str = "isolate-service read-only data";
 
 /// Moves the whole 2 MiB blocks of the binary's code segment, then of its read-only data
 /// segment, into transparent huge pages. The zygote calls it once, while single-threaded,
-/// before forking any worker. The outcome counts both; a failure on the code stops there.
-pub fn remap() -> Outcome {
+/// before forking any worker. Returns the bytes moved (both segments), or why nothing was:
+/// a failure on the code stops there, and the code stays mapped from the file.
+pub fn remap() -> Result<u64, String> {
     // Kernels with other page sizes (64 KiB pages on arm64) have other huge pages.
-    match std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size") {
-        Ok(size) if size.trim() == HUGE.to_string() => {}
-        Ok(size) => {
-            return Outcome::Skipped(format!(
-                "huge pages here are {} bytes, not 2 MiB",
-                size.trim()
-            ))
-        }
-        Err(e) => return Outcome::Skipped(format!("no transparent huge pages: {e}")),
+    let size = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+        .map_err(|e| format!("no transparent huge pages: {e}"))?;
+    if size.trim() != HUGE.to_string() {
+        return Err(format!(
+            "huge pages here are {} bytes, not 2 MiB",
+            size.trim()
+        ));
     }
-    let maps = match std::fs::read_to_string("/proc/self/maps") {
-        Ok(m) => m,
-        Err(e) => return Outcome::Skipped(format!("cannot read /proc/self/maps: {e}")),
-    };
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map_err(|e| format!("cannot read /proc/self/maps: {e}"))?;
     let code = remap as *const () as usize;
-    let moved = match move_segment(&maps, code, "r-xp", libc::PROT_READ | libc::PROT_EXEC) {
-        Ok(bytes) => bytes,
-        Err(why) => return Outcome::Skipped(format!("code: {why}")),
-    };
+    let moved = move_segment(&maps, code, "r-xp", libc::PROT_READ | libc::PROT_EXEC)
+        .map_err(|why| format!("code: {why}"))?;
     // The read-only data is read by every job too (string constants, unwind tables); when it
     // cannot move, the code alone still did.
     let data = READ_ONLY_MARK.as_ptr() as usize;
     let more = move_segment(&maps, data, "r--p", libc::PROT_READ).unwrap_or(0);
-    Outcome::Moved(moved + more)
+    Ok(moved + more)
 }
 
 /// Moves the whole 2 MiB blocks of the private mapping with permissions `perms` that holds
@@ -103,9 +89,14 @@ fn mapping(maps: &str, addr: usize, perms: &str) -> Option<(usize, usize)> {
     })
 }
 
+/// `addr` rounded up to a 2 MiB boundary (`None` past the end of the address space).
+fn align_up(addr: usize) -> Option<usize> {
+    Some(addr.checked_add(HUGE - 1)? & !(HUGE - 1))
+}
+
 /// The 2 MiB-aligned start and the length of the whole 2 MiB blocks inside `[start, end)`.
 fn whole_blocks(start: usize, end: usize) -> Option<(usize, usize)> {
-    let first = start.checked_add(HUGE - 1)? & !(HUGE - 1);
+    let first = align_up(start)?;
     let last = end & !(HUGE - 1);
     (last > first).then(|| (first, last - first))
 }
@@ -184,7 +175,8 @@ unsafe fn move_over(start: usize, len: usize, prot: libc::c_int) -> Result<(), S
         return Err(fail("mmap"));
     }
     let raw = raw as usize;
-    let copy = (raw + HUGE - 1) & !(HUGE - 1);
+    // The kernel placed `len + HUGE` bytes at `raw`, so rounding up cannot overflow.
+    let copy = align_up(raw).unwrap_or(raw);
     // The slack on both sides of the aligned range goes at once; only the copy is left.
     drop(Scratch {
         addr: raw,

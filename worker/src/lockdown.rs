@@ -363,10 +363,7 @@ impl Lockdown {
         VIOLATION_FRAME.get_or_init(violation_template);
         // First, while every system call is still allowed: the code into huge pages.
         let (huge_text_bytes, huge_text_error) = if config.huge_text_pages {
-            match crate::hugetext::remap() {
-                crate::hugetext::Outcome::Moved(bytes) => (bytes, None),
-                crate::hugetext::Outcome::Skipped(why) => (0, Some(why)),
-            }
+            crate::hugetext::remap().map_or_else(|why| (0, Some(why)), |bytes| (bytes, None))
         } else {
             (0, None)
         };

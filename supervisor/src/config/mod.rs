@@ -34,7 +34,7 @@ pub use mcp::McpConfig;
 pub use sandbox::{SandboxSettings, SANDBOX_LAYERS};
 pub use server::ServerConfig;
 pub use wasm::WasmConfig;
-pub use workers::{WorkersConfig, ZygoteTuning};
+pub use workers::WorkersConfig;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

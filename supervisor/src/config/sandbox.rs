@@ -50,8 +50,9 @@ impl Default for SandboxSettings {
 }
 
 impl SandboxSettings {
-    /// The configuration sent to the zygote, with the `[workers]` settings it applies.
-    pub fn to_wire(&self, tuning: super::ZygoteTuning) -> isolate_shared::zygote::SandboxConfig {
+    /// The configuration sent to the zygote, with the `[workers]` settings it applies
+    /// (`idle_poll_micros`, `huge_text_pages`).
+    pub fn to_wire(&self, workers: &super::WorkersConfig) -> isolate_shared::zygote::SandboxConfig {
         isolate_shared::zygote::SandboxConfig {
             seccomp: self.seccomp,
             landlock: self.landlock,
@@ -62,8 +63,8 @@ impl SandboxSettings {
                 processes: 0,
                 file_size_bytes: self.rlimit_file_size_bytes,
             }),
-            idle_poll_micros: tuning.idle_poll_micros,
-            huge_text_pages: tuning.huge_text_pages,
+            idle_poll_micros: workers.idle_poll_micros,
+            huge_text_pages: workers.huge_text_pages,
         }
     }
 

@@ -43,15 +43,6 @@ pub struct WorkersConfig {
     pub huge_text_pages: bool,
 }
 
-/// The `[workers]` settings the zygote applies, sent to it with the sandbox configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ZygoteTuning {
-    /// `workers.idle_poll_micros`.
-    pub idle_poll_micros: u32,
-    /// `workers.huge_text_pages`.
-    pub huge_text_pages: bool,
-}
-
 impl Default for WorkersConfig {
     fn default() -> Self {
         WorkersConfig {
@@ -69,14 +60,6 @@ impl Default for WorkersConfig {
 }
 
 impl WorkersConfig {
-    /// What the zygote is told of this section.
-    pub fn zygote_tuning(&self) -> ZygoteTuning {
-        ZygoteTuning {
-            idle_poll_micros: self.idle_poll_micros,
-            huge_text_pages: self.huge_text_pages,
-        }
-    }
-
     /// Rejects values that cannot work, naming the key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_concurrent == 0 {

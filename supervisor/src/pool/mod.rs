@@ -401,7 +401,7 @@ impl Pool {
         let mut manager = zygote::ZygoteManager::new(
             spawn_timeout,
             sandbox.clone(),
-            pool.config.zygote_tuning(),
+            pool.config.clone(),
             Arc::clone(&pool.registry),
         );
         manager.ensure_started()?;

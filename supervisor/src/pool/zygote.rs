@@ -31,7 +31,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::{getpid, getppid};
 
 use super::{PoolError, Registry, Worker};
-use crate::config::{SandboxSettings, ZygoteTuning};
+use crate::config::{SandboxSettings, WorkersConfig};
 
 /// The hidden subcommand that turns the binary into a zygote.
 pub const ZYGOTE_ARG: &str = "__zygote";
@@ -55,7 +55,7 @@ pub struct ZygoteManager {
     spawn_timeout: Duration,
     sandbox: SandboxSettings,
     /// The `[workers]` settings sent with the sandbox layers.
-    tuning: ZygoteTuning,
+    workers: WorkersConfig,
     registry: Registry,
     /// How many times a zygote had to be (re)started, including the first.
     pub starts: u64,
@@ -68,14 +68,14 @@ impl ZygoteManager {
     pub fn new(
         spawn_timeout: Duration,
         sandbox: SandboxSettings,
-        tuning: ZygoteTuning,
+        workers: WorkersConfig,
         registry: Registry,
     ) -> Self {
         ZygoteManager {
             zygote: None,
             spawn_timeout,
             sandbox,
-            tuning,
+            workers,
             registry,
             starts: 0,
             report: None,
@@ -111,7 +111,7 @@ impl ZygoteManager {
             let zygote = self.start()?;
             let report = configure(
                 &zygote,
-                self.sandbox.to_wire(self.tuning),
+                self.sandbox.to_wire(&self.workers),
                 self.spawn_timeout,
             )?;
             if let Some(problem) = zygote_violation(&self.sandbox, &report) {
