@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
             Err(_) => return,
         }
     };
-    let context = AnswerContext {
+    let context_with = |bound| AnswerContext {
         execution_id: "00000000-0000-4000-8000-000000000000",
         elapsed: Duration::from_micros(1234),
         timeout_ms: 5000,
@@ -54,7 +54,19 @@ fuzz_target!(|data: &[u8]| {
         },
         bound,
     };
+    let context = context_with(bound);
     let (answer, kind) = assemble(&outcome, &context);
+    // The answer with no bound: the backstop replaces it exactly when that is longer than the
+    // bound (also when the outcome already was an OUTPUT_LIMIT failure), and otherwise leaves
+    // it as it is.
+    let (unbounded, unbounded_kind) = assemble(&outcome, &context_with(usize::MAX));
+    let replaced = unbounded.body.len() > bound;
+    if replaced {
+        assert_eq!(kind, Some(ErrorKind::OutputLimit));
+    } else {
+        assert_eq!(answer.body, unbounded.body);
+        assert_eq!(kind, unbounded_kind);
+    }
     // Every answer is JSON. A number beyond f64 (`1E999`, which JSON allows and
     // `JSON.stringify` never writes) passes through as written, so the syntax is checked on
     // its own before the document is read as values.
@@ -63,8 +75,6 @@ fuzz_target!(|data: &[u8]| {
         assert!(answer.body.len() <= bound.max(FAILURE_MAX));
         return;
     };
-    let replaced = matches!(kind, Some(ErrorKind::OutputLimit))
-        && !matches!(&outcome.result, Err(e) if e.kind == ErrorKind::OutputLimit);
     if answer.body.len() > bound {
         assert!(
             replaced,
