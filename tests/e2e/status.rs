@@ -180,21 +180,26 @@ fn a_pool_too_big_for_the_machine_is_lowered_and_says_so() {
 }
 
 /// Bytes of anonymous huge pages in the read-only mappings (code and constants) of `pid`.
+///
+/// `None` when the process is gone or has no memory left to look at: a worker that has
+/// just exited stays a zombie until the zygote reaps it, and its `smaps` is empty.
 fn huge_code_bytes(pid: u32) -> Option<u64> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
     let mut code = false;
+    let mut code_mappings = 0;
     let mut total = 0;
     for line in smaps.lines() {
         let mut fields = line.split_whitespace();
         match (fields.next(), fields.next()) {
             (Some(range), Some(perms)) if range.contains('-') && perms.len() == 4 => {
                 code = perms == "r-xp" || perms == "r--p";
+                code_mappings += usize::from(code);
             }
             (Some("AnonHugePages:"), Some(kb)) if code => total += kb.parse::<u64>().ok()? * 1024,
             _ => {}
         }
     }
-    Some(total)
+    (code_mappings > 0).then_some(total)
 }
 
 #[test]
