@@ -12,6 +12,11 @@ use isolate_service::client::{self, RunOptions};
 use isolate_service::config::Config;
 use isolate_service::pool::zygote::ZYGOTE_ARG;
 
+/// The process's allocator: the C library's, except inside a worker's region slot (see
+/// `isolate_worker::region`), where a prepared JavaScript runtime keeps everything it holds.
+#[global_allocator]
+static ALLOCATOR: isolate_worker::region::Routing = isolate_worker::region::Routing;
+
 /// Run untrusted JavaScript, TypeScript and WebAssembly in sandboxed worker processes over HTTP.
 #[derive(Parser)]
 #[command(

@@ -244,6 +244,12 @@ impl Drop for Service {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if std::thread::panicking() {
+            // A failing test shows what the service logged (warnings and up) beside its panic.
+            for line in self.stderr.try_iter() {
+                eprintln!("service: {line}");
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -2,8 +2,10 @@
 //! `cargo run --release -p isolate-worker --example job_cost`.
 //!
 //! Prints microseconds per job for the README example in a runtime made on the spot, in a
-//! runtime prepared ahead (what a warm worker does: the request waits only for this one), for
-//! the preparation alone and for freeing the used runtime (both done while the worker is idle),
+//! runtime prepared ahead (what a worker without region slots does: the request waits only for
+//! this one), for the preparation alone and for freeing the used runtime (both done while the
+//! worker is idle), in a runtime restored from a slot's snapshot (what a worker does: the job,
+//! its outcome copied out of the slot) and for the restore alone (done while it is idle),
 //! once per preset: `compute`, and `data` (the same code, then a job that uses the Web APIs),
 //! and `agent` (the Web API job in a context that also has `fetch`), then the same function
 //! body as JavaScript and as TypeScript, and the stripping alone.
@@ -13,16 +15,34 @@ use std::time::{Duration, Instant};
 use isolate_shared::message::{CodeForm, ExecuteJob, JsLimits, Language, Preset};
 use isolate_worker::js;
 
+/// As in the service's binary: runtimes in region slots keep their Rust allocations there.
+#[global_allocator]
+static ALLOCATOR: isolate_worker::region::Routing = isolate_worker::region::Routing;
+
 fn measure(label: &str, job: &ExecuteJob) {
     let n = 2000u32;
     for _ in 0..200 {
-        js::execute(job);
+        js::execute_prepared(None, job, None);
     }
     let t = Instant::now();
     for _ in 0..n {
-        js::execute(job);
+        js::execute_prepared(None, job, None);
     }
     let cold = t.elapsed() / n;
+    let mut pristine = js::Pristine::new(job.preset)
+        .expect("region slots")
+        .expect("a runtime");
+    let (mut slot, mut restore) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..n {
+        let t = Instant::now();
+        pristine.execute(job, None);
+        slot += t.elapsed();
+        let t = Instant::now();
+        pristine.reset();
+        restore += t.elapsed();
+    }
+    let (slot, restore) = (slot / n, restore / n);
+    let snapshot = pristine.snapshot_bytes() / 1024;
     let (mut prepare, mut warm, mut free) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for _ in 0..n {
         let t = Instant::now();
@@ -38,7 +58,8 @@ fn measure(label: &str, job: &ExecuteJob) {
     let (prepare, warm, free) = (prepare / n, warm / n, free / n);
     println!(
         "{label}: per job: fresh runtime {cold:?}, prepared runtime {warm:?}, \
-         preparation alone {prepare:?}, freeing {free:?}"
+         preparation alone {prepare:?}, freeing {free:?}; restored runtime {slot:?}, \
+         restore alone {restore:?} ({snapshot} KiB)"
     );
 }
 

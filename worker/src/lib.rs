@@ -17,6 +17,7 @@
 pub mod hugetext;
 pub mod js;
 pub mod lockdown;
+pub mod region;
 #[cfg(feature = "sandbox-selftest")]
 pub mod selftest;
 pub mod serve;
@@ -27,3 +28,8 @@ pub mod wasm;
 #[path = "wasm_disabled.rs"]
 pub mod wasm;
 pub mod zygote;
+
+/// The unit tests run their runtimes in region slots, as workers do.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: region::Routing = region::Routing;

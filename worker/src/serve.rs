@@ -33,49 +33,36 @@ pub const EXIT_PROTOCOL: i32 = 2;
 /// The socket failed.
 pub const EXIT_SOCKET: i32 = 3;
 
-/// The preset a new worker prepares for (the API's default). After a job, a worker prepares for
-/// the preset that job used, so a client that keeps to one preset never waits for a context.
-const FIRST_PRESET: Preset = Preset::Compute;
-
 /// The socket's read buffer: a job frame up to this size arrives in one `read`.
 const READ_BUFFER: usize = 16 * 1024;
 
 /// Serves jobs on `sock` until the supervisor closes it. Returns the exit code.
 ///
-/// `templates` are contexts made ready before the fork, at most one per preset: a job whose
-/// preset has one runs in it (each serves one job), so neither a new worker's first job nor an
-/// `agent` job in its fresh process waits for a context. After each job the worker prepares the
-/// next one while it waits, so a job only pays for its own code. `lockdown` is what the worker
-/// applied to itself; it travels in the greeting. After each answer (and once the next context
-/// is prepared) the worker polls the socket for up to `idle_poll` before it blocks on it.
+/// `contexts` are the runtimes made ready before the fork (see [`js::Contexts`]), so neither a
+/// new worker's first job nor an `agent` job in its fresh process waits for one. Between jobs
+/// the worker puts the last job's runtime back to its snapshot (or builds the next one), after
+/// the answer has left, so a job only pays for its own code. `lockdown` is what the worker
+/// applied to itself; it travels in the greeting. After each answer (and once the runtime is
+/// ready) the worker polls the socket for up to `idle_poll` before it blocks on it.
 ///
 /// Nothing is freed on the way out: the process ends right after, and freeing a runtime (or
-/// the inherited templates, whose pages are shared with the zygote until written) would only
+/// the inherited ones, whose pages are shared with the zygote until written) would only
 /// spend time touching memory the kernel is about to drop.
 pub fn run(
     sock: UnixStream,
-    templates: Vec<js::Prepared>,
+    contexts: js::Contexts,
     lockdown: LockdownReport,
     idle_poll: Duration,
 ) -> i32 {
-    let mut spares = ManuallyDrop::new(templates);
-    let mut prepared = ManuallyDrop::new(None);
+    let mut contexts = ManuallyDrop::new(contexts);
     let mut modules = ManuallyDrop::new(wasm::Cache::default());
-    serve(
-        sock,
-        &mut spares,
-        &mut prepared,
-        &mut modules,
-        lockdown,
-        idle_poll,
-    )
+    serve(sock, &mut contexts, &mut modules, lockdown, idle_poll)
 }
 
 /// The loop of [`run`], over state that [`run`] never frees.
 fn serve(
     sock: UnixStream,
-    spares: &mut Vec<js::Prepared>,
-    prepared: &mut Option<js::Prepared>,
+    contexts: &mut js::Contexts,
     modules: &mut wasm::Cache,
     lockdown: LockdownReport,
     idle_poll: Duration,
@@ -88,11 +75,8 @@ fn serve(
         return EXIT_SOCKET;
     }
     let broken = Rc::new(Cell::new(false));
-    let mut likely = FIRST_PRESET;
     loop {
-        if prepared.is_none() {
-            *prepared = take_spare(spares, likely).or_else(|| js::Prepared::new(likely).ok());
-        }
+        contexts.ready();
         if sock.borrow().buffer().is_empty() && !idle_poll.is_zero() {
             wait_briefly(sock.borrow().get_ref(), idle_poll);
         }
@@ -107,16 +91,6 @@ fn serve(
         let cpu_start = cpu_time_us();
         let mut host = None;
         if let SupervisorMessage::Execute(job) = &msg {
-            likely = job.preset;
-            let ready = prepared.as_ref().map(js::Prepared::preset);
-            if ready != Some(job.preset) {
-                if let Some(template) = take_spare(spares, job.preset) {
-                    // The context made for another preset is kept for a later job.
-                    if let Some(other) = prepared.replace(template) {
-                        spares.push(other);
-                    }
-                }
-            }
             if job.preset == Preset::Agent {
                 host = Some(host_fetch(Rc::clone(&sock), Rc::clone(&broken)));
             }
@@ -170,7 +144,7 @@ fn serve(
                     }
                 }
             }
-            other => answer(other, prepared, host),
+            other => answer(other, contexts, host),
         };
         let cpu_us = cpu_time_us().saturating_sub(cpu_start);
         match &mut answer {
@@ -233,12 +207,6 @@ fn cpu_time_us() -> u64 {
     })
 }
 
-/// Takes the unused context for `preset` out of `spares`, if there is one.
-fn take_spare(spares: &mut Vec<js::Prepared>, preset: Preset) -> Option<js::Prepared> {
-    let i = spares.iter().position(|p| p.preset() == preset)?;
-    Some(spares.swap_remove(i))
-}
-
 /// The host call behind `fetch`: one `Fetch` frame out, one `FetchResult` frame back, on the
 /// job's socket. Anything else sets `broken` (the worker then exits instead of answering).
 fn host_fetch(
@@ -268,7 +236,7 @@ fn host_fetch(
 /// The used context comes back with the answer, to be freed once the answer is sent.
 fn answer(
     msg: SupervisorMessage,
-    prepared: &mut Option<js::Prepared>,
+    contexts: &mut js::Contexts,
     host: Option<js::fetch::HostFetch>,
 ) -> (WorkerMessage, bool, Option<js::Retired>) {
     match msg {
@@ -282,9 +250,8 @@ fn answer(
             None,
         ),
         SupervisorMessage::Execute(job) => {
-            let ready = prepared.take();
             let (outcome, retired) =
-                match catch_unwind(AssertUnwindSafe(|| js::execute_retiring(ready, &job, host))) {
+                match catch_unwind(AssertUnwindSafe(|| contexts.execute(&job, host))) {
                     Ok((outcome, retired)) => (outcome, Some(retired)),
                     Err(_) => (
                         ExecuteOutcome::failed(JobError::new(

@@ -91,19 +91,15 @@ fn run(control: &OwnedFd, supervisor: Pid) -> io::Result<()> {
     if let Err(e) = crate::wasm::init() {
         eprintln!("isolate-service zygote: {e}");
     }
-    // A context per preset that every worker inherits ready-made (copy-on-write); the zygote
-    // never uses them. Each serves one job in a worker, with `Math.random` reseeded after the
-    // fork (see `js::reseed`).
-    let templates: Vec<js::Prepared> = [
+    // A runtime per preset that every worker inherits ready-made (copy-on-write); the zygote
+    // never uses them. In region slots each serves every job of its preset in a worker,
+    // restored after each; `Math.random` is reseeded after the fork (see `js::reseed`).
+    let mut contexts = std::mem::ManuallyDrop::new(js::Contexts::new(&[
         Preset::Compute,
         Preset::Agent,
         Preset::Data,
         Preset::Minimal,
-    ]
-    .into_iter()
-    .filter_map(|preset| js::Prepared::new(preset).ok())
-    .collect();
-    let mut templates = std::mem::ManuallyDrop::new(templates);
+    ]));
     let mut lockdown: Option<Lockdown> = None;
     send(control, &ZygoteReply::Hello(Hello::current()), &[])?;
     let mut buf = vec![0u8; 4096];
@@ -125,7 +121,7 @@ fn run(control: &OwnedFd, supervisor: Pid) -> io::Result<()> {
                 }
                 Err(message) => send(control, &ZygoteReply::ConfigureFailed { message }, &[])?,
             },
-            ZygoteRequest::Spawn => match spawn(&mut templates, lockdown.as_ref()) {
+            ZygoteRequest::Spawn => match spawn(&mut contexts, lockdown.as_ref()) {
                 Ok((pid, sock, pidfd)) => send(
                     control,
                     &ZygoteReply::Spawned { pid },
@@ -148,25 +144,54 @@ fn send(control: &OwnedFd, reply: &ZygoteReply, fds: &[RawFd]) -> io::Result<()>
     sys::send_with_fds(control, &frame, fds)
 }
 
-/// Runs one small job so that everything a first execution touches is loaded before forking.
+/// Runs a small job per preset, outside any region slot, so that everything a first
+/// execution touches is loaded before forking, and anything a library builds once per process
+/// (tables, cached values) is built in ordinary memory, never in a slot whose restore would
+/// take it away.
 fn warm_up() {
-    let _ = js::execute(&ExecuteJob {
-        code: "const d = new Date(0); [d.getTimezoneOffset(), JSON.stringify({a: [1]}), /x/.test('x')]".into(),
-        preset: Preset::Compute,
-        env_json: None,
-        timeout_ms: 1000,
-        limits: JsLimits::default(),
-        language: Language::JavaScript,
-        form: CodeForm::Auto,
-        data_json: None,
-    });
+    let jobs = [
+        (
+            Preset::Compute,
+            "const d = new Date(0); setTimeout(() => {}, 0); \
+             [d.getTimezoneOffset(), JSON.stringify({a: [1]}), /x/.test('x'), new Map([[1, 2]]).size]",
+        ),
+        (
+            Preset::Data,
+            "const key = await crypto.subtle.importKey('raw', new TextEncoder().encode('k'), \
+             {name: 'HMAC', hash: 'SHA-256'}, false, ['sign']); \
+             const mac = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode('x')); \
+             console.log(btoa('x'), new URL('https://a.example/b?c=d').searchParams.get('c')); \
+             [Buffer.from(mac).toString('hex'), crypto.randomUUID().length, \
+              new TextDecoder().decode(new Uint8Array([104, 105]))]",
+        ),
+        (
+            Preset::Agent,
+            "console.log('x'); await fetch('https://a.example/').catch((e) => String(e))",
+        ),
+    ];
+    for (preset, code) in jobs {
+        let _ = js::execute_prepared(
+            None,
+            &ExecuteJob {
+                code: code.into(),
+                preset,
+                env_json: Some(r#"{"a": 1}"#.into()),
+                timeout_ms: 1000,
+                limits: JsLimits::default(),
+                language: Language::JavaScript,
+                form: CodeForm::Auto,
+                data_json: None,
+            },
+            None,
+        );
+    }
     // The TypeScript stripper builds tables on first use; every worker inherits them.
     js::typescript::warm();
 }
 
 /// Forks one worker. Returns its pid, the supervisor's end of its socket and its pidfd.
 fn spawn(
-    templates: &mut Vec<js::Prepared>,
+    contexts: &mut js::Contexts,
     lockdown: Option<&Lockdown>,
 ) -> io::Result<(u32, OwnedFd, OwnedFd)> {
     let (ours, theirs) = UnixStream::pair()?;
@@ -176,8 +201,8 @@ fn spawn(
     // child never returns into the zygote's code (it ends in `_exit`).
     match unsafe { fork() }? {
         ForkResult::Child => {
-            // The child's copies of the templates become its first contexts.
-            let first = std::mem::take(templates);
+            // The child's copies of the runtimes become its own.
+            let first = std::mem::take(contexts);
             let none = Lockdown::none();
             let lockdown = lockdown.unwrap_or(&none);
             let code = catch_unwind(AssertUnwindSafe(|| {
@@ -201,7 +226,7 @@ fn spawn(
 fn worker_main(
     sock: UnixStream,
     zygote_pid: Pid,
-    first: Vec<js::Prepared>,
+    first: js::Contexts,
     lockdown: &Lockdown,
 ) -> i32 {
     // Before anything can draw from it: the generator's state is the zygote's until now.

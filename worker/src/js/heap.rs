@@ -1,5 +1,6 @@
-//! The allocator behind every JavaScript runtime: the C library's `malloc`, counted, so that
-//! a job's peak heap can be reported (`usage.heapPeakBytes`).
+//! The allocator behind every JavaScript runtime, counted, so that a job's peak heap can be
+//! reported (`usage.heapPeakBytes`): a slot's allocator (see `crate::region`) or, where slots
+//! are not available, the C library's `malloc`.
 //!
 //! QuickJS takes memory from it in arenas (for small objects) and single blocks (for large
 //! ones), so the count is the memory the runtime holds from the system, arenas' free space
@@ -47,48 +48,42 @@ impl HeapMeter {
     }
 }
 
-/// `malloc` and friends, counted into a [`HeapMeter`].
-pub struct CountingAllocator(pub HeapMeter);
+/// An allocator whose blocks are counted into a [`HeapMeter`]: the C library's `malloc`
+/// ([`Malloc`]) or a slot's (`region::SlotAllocator`).
+pub struct Counting<A>(pub HeapMeter, pub A);
 
-/// The usable size of a block `malloc` returned (0 for null).
-fn usable(ptr: *mut u8) -> usize {
-    if ptr.is_null() {
-        return 0;
-    }
-    // SAFETY: `ptr` is non-null and came from this allocator's malloc, calloc or realloc.
-    unsafe { libc::malloc_usable_size(ptr.cast()) }
-}
-
-// SAFETY: every block comes from the C library's allocator, whose blocks are aligned for any
-// type (at least `usize`), and `usable_size` is that allocator's own answer for them.
-unsafe impl Allocator for CountingAllocator {
+// SAFETY: every call is forwarded to `A` unchanged; only the counts are added.
+unsafe impl<A: Allocator> Allocator for Counting<A> {
     fn alloc(&mut self, size: usize) -> *mut u8 {
-        // SAFETY: malloc accepts any size and answers null or a fresh block.
-        let ptr = unsafe { libc::malloc(size) }.cast::<u8>();
-        self.0.add(usable(ptr));
+        let ptr = self.1.alloc(size);
+        // SAFETY: null or a block `A` just handed out.
+        self.0.add(unsafe { Self::usable_size(ptr) });
         ptr
     }
 
     fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
-        // SAFETY: calloc checks `count * size` for overflow itself.
-        let ptr = unsafe { libc::calloc(count, size) }.cast::<u8>();
-        self.0.add(usable(ptr));
+        let ptr = self.1.calloc(count, size);
+        // SAFETY: null or a block `A` just handed out.
+        self.0.add(unsafe { Self::usable_size(ptr) });
         ptr
     }
 
     unsafe fn dealloc(&mut self, ptr: *mut u8) {
-        self.0.sub(usable(ptr));
-        // SAFETY: the caller passes a block of this allocator (or null, which free ignores).
-        unsafe { libc::free(ptr.cast()) }
+        // SAFETY: the caller passes a block of this allocator (or null).
+        self.0.sub(unsafe { Self::usable_size(ptr) });
+        // SAFETY: as above.
+        unsafe { self.1.dealloc(ptr) }
     }
 
     unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
-        let old = usable(ptr);
         // SAFETY: the caller passes a block of this allocator or null.
-        let grown = unsafe { libc::realloc(ptr.cast(), new_size) }.cast::<u8>();
+        let old = unsafe { Self::usable_size(ptr) };
+        // SAFETY: as above.
+        let grown = unsafe { self.1.realloc(ptr, new_size) };
         if !grown.is_null() {
             self.0.sub(old);
-            self.0.add(usable(grown));
+            // SAFETY: a block `A` just handed out.
+            self.0.add(unsafe { Self::usable_size(grown) });
         } else if new_size == 0 {
             // realloc(ptr, 0) freed the block.
             self.0.sub(old);
@@ -97,7 +92,46 @@ unsafe impl Allocator for CountingAllocator {
     }
 
     unsafe fn usable_size(ptr: *mut u8) -> usize {
-        usable(ptr)
+        if ptr.is_null() {
+            return 0;
+        }
+        // SAFETY: a block of `A` (the caller's contract).
+        unsafe { A::usable_size(ptr) }
+    }
+}
+
+/// The C library's `malloc` and friends.
+pub struct Malloc;
+
+// SAFETY: every block comes from the C library's allocator, whose blocks are aligned for any
+// type (at least `usize`), and `usable_size` is that allocator's own answer for them.
+unsafe impl Allocator for Malloc {
+    fn alloc(&mut self, size: usize) -> *mut u8 {
+        // SAFETY: malloc accepts any size and answers null or a fresh block.
+        unsafe { libc::malloc(size) }.cast::<u8>()
+    }
+
+    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
+        // SAFETY: calloc checks `count * size` for overflow itself.
+        unsafe { libc::calloc(count, size) }.cast::<u8>()
+    }
+
+    unsafe fn dealloc(&mut self, ptr: *mut u8) {
+        // SAFETY: the caller passes a block of this allocator (or null, which free ignores).
+        unsafe { libc::free(ptr.cast()) }
+    }
+
+    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller passes a block of this allocator or null.
+        unsafe { libc::realloc(ptr.cast(), new_size) }.cast::<u8>()
+    }
+
+    unsafe fn usable_size(ptr: *mut u8) -> usize {
+        if ptr.is_null() {
+            return 0;
+        }
+        // SAFETY: `ptr` is non-null and came from this allocator's malloc, calloc or realloc.
+        unsafe { libc::malloc_usable_size(ptr.cast()) }
     }
 }
 
@@ -108,7 +142,7 @@ mod tests {
     #[test]
     fn the_peak_follows_allocations_and_restarts_from_the_current_size() {
         let meter = HeapMeter::default();
-        let mut a = CountingAllocator(meter.clone());
+        let mut a = Counting(meter.clone(), Malloc);
         let p = a.alloc(1000);
         let q = a.alloc(5000);
         let peak = meter.peak();

@@ -29,6 +29,7 @@ pub mod typescript;
 pub mod web;
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -79,10 +80,18 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Builds a runtime and context for `preset`.
+    /// Builds a runtime and context for `preset` on the C library's allocator.
     pub fn new(preset: Preset) -> Result<Prepared, JobError> {
+        Prepared::build(preset, heap::Malloc)
+    }
+
+    /// Builds a runtime and context for `preset` whose memory comes from `allocator`.
+    fn build<A: rquickjs::allocator::Allocator + 'static>(
+        preset: Preset,
+        allocator: A,
+    ) -> Result<Prepared, JobError> {
         let heap = heap::HeapMeter::default();
-        let rt = Runtime::new_with_alloc(heap::CountingAllocator(heap.clone()))
+        let rt = Runtime::new_with_alloc(heap::Counting(heap.clone(), allocator))
             .map_err(|e| internal(format!("cannot create a runtime: {e}")))?;
         let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
         let timed_out = Arc::new(AtomicBool::new(false));
@@ -129,7 +138,11 @@ impl Prepared {
 /// Runs one job to completion in a fresh runtime and reports its outcome. `fetch` (in the
 /// `agent` preset) rejects: there is no supervisor to ask.
 pub fn execute(job: &ExecuteJob) -> ExecuteOutcome {
-    execute_prepared(None, job, None)
+    match Pristine::new(job.preset) {
+        Some(Ok(mut p)) => p.execute(job, None),
+        Some(Err(e)) => outcome_of(Err(e), Instant::now()),
+        None => execute_prepared(None, job, None),
+    }
 }
 
 /// Runs one job, in `prepared` when it was built for the job's preset, otherwise in a runtime
@@ -161,33 +174,209 @@ pub fn execute_retiring(
         Some(p) => Ok(p),
         None => Prepared::new(job.preset),
     };
-    let (result, logs, logs_truncated, heap_peak_bytes, used) = match prepared {
-        Ok(p) => {
-            p.heap.restart();
-            let deadline = start + Duration::from_millis(job.timeout_ms);
-            *p.sink.borrow_mut() =
-                LogSink::new(job.limits.max_log_entries, job.limits.max_log_bytes);
-            *p.host.borrow_mut() = host.map(|host| within_deadline(host, &p));
-            let result = run(&p, job, deadline);
-            p.host.borrow_mut().take();
-            let sink = std::mem::take(&mut *p.sink.borrow_mut());
-            let peak = p.heap.peak() as u64;
-            (result, sink.entries, sink.truncated, peak, Some(p))
-        }
-        Err(e) => (Err(e), Vec::new(), false, 0, None),
-    };
+    match prepared {
+        Ok(p) => (run_job(&p, job, host, start), Retired(Some(p))),
+        Err(e) => (outcome_of(Err(e), start), Retired(None)),
+    }
+}
+
+/// Runs one job in `p` (made for the job's preset), which is left used.
+fn run_job(
+    p: &Prepared,
+    job: &ExecuteJob,
+    host: Option<fetch::HostFetch>,
+    start: Instant,
+) -> ExecuteOutcome {
+    p.heap.restart();
+    let deadline = start + Duration::from_millis(job.timeout_ms);
+    *p.sink.borrow_mut() = LogSink::new(job.limits.max_log_entries, job.limits.max_log_bytes);
+    *p.host.borrow_mut() = host.map(|host| within_deadline(host, p));
+    let result = run(p, job, deadline);
+    p.host.borrow_mut().take();
+    let sink = std::mem::take(&mut *p.sink.borrow_mut());
+    let mut outcome = outcome_of(result, start);
+    outcome.logs = sink.entries;
+    outcome.logs_truncated = sink.truncated;
+    outcome.heap_peak_bytes = p.heap.peak() as u64;
+    outcome
+}
+
+/// The outcome of a job that ended with `result`, without logs; a failure that leaves the
+/// runtime in doubt asks for the worker to be recycled.
+fn outcome_of(result: Result<String, JobError>, start: Instant) -> ExecuteOutcome {
     let recycle = matches!(&result, Err(e) if matches!(e.kind,
         ErrorKind::MemoryLimit | ErrorKind::StackOverflow | ErrorKind::Internal | ErrorKind::Timeout));
-    let outcome = ExecuteOutcome {
+    ExecuteOutcome {
         result,
-        logs,
-        logs_truncated,
+        logs: Vec::new(),
+        logs_truncated: false,
         elapsed_us: start.elapsed().as_micros() as u64,
         cpu_us: 0,
-        heap_peak_bytes,
+        heap_peak_bytes: 0,
         recycle,
-    };
-    (outcome, Retired(used))
+    }
+}
+
+/// A runtime and context prepared once inside a region slot (see [`crate::region`]), with a
+/// snapshot of the slot taken right after: each job runs in it and the slot is then put back
+/// to the snapshot, which gives the next job a runtime exactly as fresh as a newly built one
+/// (same objects, same state, nothing the last job made or changed) for the cost of one copy
+/// instead of a build and a free.
+///
+/// Only the engine's work runs inside the slot; the job's outcome is copied out of it before
+/// the slot is restored. Made in the zygote, a `Pristine` is inherited by every worker.
+pub struct Pristine {
+    /// The runtime, as built: its fields point into the slot, and are only ever used by
+    /// reference, so the restored slot matches them again. Never dropped: its memory goes
+    /// with the slot.
+    prepared: ManuallyDrop<Prepared>,
+    snapshot: crate::region::Snapshot,
+    /// A job has run since the last restore.
+    used: bool,
+    /// Dropped last, releasing every byte of the runtime at once.
+    slot: crate::region::Slot,
+}
+
+impl Pristine {
+    /// Builds the runtime for `preset` in a new slot and takes its snapshot. `None` when this
+    /// process has no slots (see [`crate::region::Slot::new`]).
+    pub fn new(preset: Preset) -> Option<Result<Pristine, JobError>> {
+        let slot = crate::region::Slot::new()?;
+        let built = {
+            let _inside = slot.enter();
+            Prepared::build(preset, slot.allocator())
+        };
+        Some(match built {
+            Ok(prepared) => Ok(Pristine {
+                prepared: ManuallyDrop::new(prepared),
+                snapshot: slot.snapshot(),
+                used: false,
+                slot,
+            }),
+            // The error's texts are in the slot, which goes now: a copy from outside it.
+            Err(e) => Err(e.clone()),
+        })
+    }
+
+    /// The preset this runtime was built for.
+    pub fn preset(&self) -> Preset {
+        self.prepared.preset
+    }
+
+    /// Bytes of the snapshot (the prepared runtime, allocator state included).
+    pub fn snapshot_bytes(&self) -> usize {
+        self.snapshot.len()
+    }
+
+    /// Runs one job (of this preset) in the runtime. The outcome lives outside the slot.
+    pub fn execute(&mut self, job: &ExecuteJob, host: Option<fetch::HostFetch>) -> ExecuteOutcome {
+        self.reset();
+        self.used = true;
+        let start = Instant::now();
+        let inside = self.slot.enter();
+        let outcome = run_job(&self.prepared, job, host, start);
+        drop(inside);
+        outcome.clone()
+    }
+
+    /// Puts the runtime back to its snapshot if a job has used it (a worker calls this after
+    /// the answer has left, and [`Pristine::execute`] before a job in case it did not).
+    pub fn reset(&mut self) {
+        if std::mem::take(&mut self.used) {
+            self.slot.restore(&self.snapshot);
+        }
+    }
+}
+
+/// The runtimes a worker runs its jobs in: a [`Pristine`] per preset where this process has
+/// region slots; otherwise a [`Prepared`] per job, built while the worker waits for it (for
+/// the preset of the last job) and freed after its answer.
+#[derive(Default)]
+pub struct Contexts {
+    pristine: Vec<Pristine>,
+    /// Without slots: runtimes built ahead (the zygote's, one per preset), each for one job.
+    spares: Vec<Prepared>,
+    /// Without slots: the runtime built for the next job.
+    prepared: Option<Prepared>,
+    /// The preset of the last job (the next one is likely to use it too).
+    likely: Option<Preset>,
+    /// This process has no region slots.
+    no_slots: bool,
+}
+
+impl Contexts {
+    /// A runtime for each of `presets`, made now (the zygote's, which every worker inherits).
+    pub fn new(presets: &[Preset]) -> Contexts {
+        let mut contexts = Contexts::default();
+        for &preset in presets {
+            match Pristine::new(preset) {
+                Some(Ok(p)) => contexts.pristine.push(p),
+                Some(Err(_)) => {}
+                None => {
+                    contexts.no_slots = true;
+                    contexts.spares.extend(Prepared::new(preset).ok());
+                }
+            }
+        }
+        contexts
+    }
+
+    /// Whether jobs run in region slots (restored after each job) rather than in runtimes
+    /// built per job.
+    pub fn in_slots(&self) -> bool {
+        !self.no_slots
+    }
+
+    /// What a worker does between jobs: puts the runtime of the last job back to its
+    /// snapshot, or (without slots) builds the runtime the next job is likely to need.
+    pub fn ready(&mut self) {
+        for p in &mut self.pristine {
+            p.reset();
+        }
+        if self.no_slots && self.prepared.is_none() {
+            let likely = self.likely.unwrap_or(Preset::Compute);
+            self.prepared = take_spare(&mut self.spares, likely).or_else(|| Prepared::new(likely).ok());
+        }
+    }
+
+    /// Runs one job. Without slots, the used runtime comes back to be freed after the answer.
+    pub fn execute(
+        &mut self,
+        job: &ExecuteJob,
+        host: Option<fetch::HostFetch>,
+    ) -> (ExecuteOutcome, Retired) {
+        self.likely = Some(job.preset);
+        if let Some(p) = self.pristine.iter_mut().find(|p| p.preset() == job.preset) {
+            return (p.execute(job, host), Retired(None));
+        }
+        if !self.no_slots {
+            match Pristine::new(job.preset) {
+                Some(Ok(mut p)) => {
+                    let outcome = p.execute(job, host);
+                    self.pristine.push(p);
+                    return (outcome, Retired(None));
+                }
+                Some(Err(e)) => return (outcome_of(Err(e), Instant::now()), Retired(None)),
+                None => self.no_slots = true,
+            }
+        }
+        let mut ready = self.prepared.take();
+        if ready.as_ref().map(Prepared::preset) != Some(job.preset) {
+            if let Some(spare) = take_spare(&mut self.spares, job.preset) {
+                // The runtime made for another preset is kept for a later job.
+                if let Some(other) = ready.replace(spare) {
+                    self.spares.push(other);
+                }
+            }
+        }
+        execute_retiring(ready, job, host)
+    }
+}
+
+/// Takes the unused runtime for `preset` out of `spares`, if there is one.
+fn take_spare(spares: &mut Vec<Prepared>, preset: Preset) -> Option<Prepared> {
+    let i = spares.iter().position(|p| p.preset() == preset)?;
+    Some(spares.swap_remove(i))
 }
 
 /// Wraps the job's host call so that one returning after the engine's deadline (the
@@ -212,7 +401,12 @@ fn run(p: &Prepared, job: &ExecuteJob, deadline: Instant) -> Result<String, JobE
     p.deadline.set(Some(deadline));
     let timed_out = &p.timed_out;
     let timeout_ms = job.timeout_ms;
-    let code = source::to_javascript(&job.code, job.language).map_err(source::strip_error)?;
+    // The TypeScript stripper keeps tables of its own from one call to the next: they are
+    // never made inside a slot, which the next restore would take them from.
+    let code = {
+        let _outside = crate::region::outside();
+        source::to_javascript(&job.code, job.language).map_err(source::strip_error)?
+    };
     let outcome = p.ctx.with(|ctx| -> Result<String, JobError> {
         set_env(&ctx, job.env_json.as_deref(), job.data_json.as_deref())
             .map_err(|e| internal(format!("cannot set env: {e}")))?;

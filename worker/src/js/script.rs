@@ -34,7 +34,13 @@ impl Script {
     }
 
     fn bytecode(&self) -> Option<&[u8]> {
-        self.bytecode.get_or_init(|| self.compile()).as_deref()
+        self.bytecode
+            .get_or_init(|| {
+                // The bytes outlive any runtime, so they are never made inside a region slot.
+                let _outside = crate::region::outside();
+                self.compile()
+            })
+            .as_deref()
     }
 
     fn compile(&self) -> Option<Vec<u8>> {
