@@ -23,6 +23,8 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -322,8 +324,7 @@ impl Slot {
         SlotAllocator(self.header)
     }
 
-    /// Copies the slot's used bytes (its allocator's state included). Called outside the
-    /// slot, so that the copy itself lives elsewhere.
+    /// Copies the slot's used bytes (its allocator's state included) into memory of its own.
     pub fn snapshot(&self) -> Snapshot {
         let _outside = outside();
         let len = self.used();
@@ -334,7 +335,74 @@ impl Slot {
             ptr::copy_nonoverlapping(self.header.cast::<u8>(), bytes.as_mut_ptr(), len);
             bytes.set_len(len);
         }
-        Snapshot { bytes }
+        Snapshot {
+            bytes: Bytes::Heap(bytes),
+        }
+    }
+
+    /// [`Slot::snapshot`] for a process that forks (the zygote): the bytes go into a memory
+    /// file, mapped read-only, and the slot's own pages become private pages of that file too
+    /// (same contents). A fork copies page tables for none of them (they are file pages, not
+    /// anonymous ones), and a child reads them from the page cache on first touch and copies
+    /// a page only when it writes to it. A child that writes cannot reach another's pages:
+    /// the mappings are private, the file is never mapped shared, and its descriptor is closed
+    /// here. Falls back to [`Slot::snapshot`] when the file cannot be made. Needs
+    /// `memfd_create(2)`, which workers are not allowed: only for the zygote.
+    pub fn snapshot_to_file(&self) -> Snapshot {
+        let _outside = outside();
+        let len = self.used();
+        // SAFETY: `len` bytes from the slot's start are initialised memory of this slot.
+        let bytes = unsafe { std::slice::from_raw_parts(self.header.cast::<u8>(), len) };
+        let mapped = (|| -> Option<*mut libc::c_void> {
+            // SAFETY: a plain system call with a NUL-terminated name.
+            let fd = unsafe { libc::memfd_create(c"isolate-runtime".as_ptr(), libc::MFD_CLOEXEC) };
+            if fd < 0 {
+                return None;
+            }
+            // SAFETY: a descriptor memfd_create just returned, owned here alone.
+            let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+            file.write_all(bytes).ok()?;
+            let fd = file.as_raw_fd();
+            // SAFETY: a new read-only private mapping of the whole file, where the kernel
+            // picks.
+            let copy = unsafe {
+                libc::mmap(
+                    ptr::null_mut(),
+                    len,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE,
+                    fd,
+                    0,
+                )
+            };
+            if copy == libc::MAP_FAILED {
+                return None;
+            }
+            // SAFETY: the slot's first `len` bytes, replaced by a private mapping of a file
+            // that holds exactly those bytes; nothing runs in between (single thread).
+            let slot = unsafe {
+                libc::mmap(
+                    self.header.cast(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_FIXED,
+                    fd,
+                    0,
+                )
+            };
+            if slot == libc::MAP_FAILED {
+                // SAFETY: the mapping made above, used by nothing.
+                unsafe { libc::munmap(copy, len) };
+                return None;
+            }
+            Some(copy)
+        })();
+        match mapped {
+            Some(copy) => Snapshot {
+                bytes: Bytes::Mapped(copy.cast(), len),
+            },
+            None => self.snapshot(),
+        }
     }
 
     /// Puts the slot back to `snapshot` (which must be of this slot). Everything allocated
@@ -342,11 +410,12 @@ impl Slot {
     /// beyond [`KEEP_WARM`] is given back to the kernel (it stays reserved and writable).
     pub fn restore(&self, snapshot: &Snapshot) {
         let grown_to = self.used();
-        let len = snapshot.bytes.len();
+        let bytes = snapshot.bytes();
+        let len = bytes.len();
         // SAFETY: the snapshot is at most as long as the slot's writable memory was when it
         // was taken (the slot only grows), and no reference into the slot is held across
         // this call (the caller's contract).
-        unsafe { ptr::copy_nonoverlapping(snapshot.bytes.as_ptr(), self.header.cast(), len) };
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.header.cast(), len) };
         let start = self.header as usize;
         let keep = start + len + KEEP_WARM;
         if grown_to > keep - start {
@@ -374,35 +443,64 @@ impl Drop for Slot {
         let start = self.header as usize;
         let committed = COMMITTED[self.index].swap(0, Ordering::Relaxed);
         if committed > start {
-            // SAFETY: this slot's pages; nothing refers to them any more (the owner of the
-            // slot drops it last, see `js::Pristine`).
+            // The slot's pages (anonymous or a snapshot file's) are replaced by reserved
+            // address space again, which frees them.
+            // SAFETY: this slot's range; nothing refers to it any more (the owner of the slot
+            // drops it last, see `js::Pristine`).
             unsafe {
-                libc::madvise(
+                libc::mmap(
                     start as *mut libc::c_void,
                     committed - start,
-                    libc::MADV_DONTNEED,
-                );
-                libc::mprotect(start as *mut libc::c_void, committed - start, libc::PROT_NONE);
-            }
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
         }
         FREE.fetch_or(1 << self.index, Ordering::AcqRel);
     }
 }
 
-/// A copy of a slot's used bytes, from [`Slot::snapshot`].
+/// A copy of a slot's used bytes, from [`Slot::snapshot`] or [`Slot::snapshot_to_file`].
 pub struct Snapshot {
-    bytes: Vec<u8>,
+    bytes: Bytes,
+}
+
+/// Where a snapshot's bytes are.
+enum Bytes {
+    /// In the process's heap.
+    Heap(Vec<u8>),
+    /// In a read-only private mapping of a memory file: address and length.
+    Mapped(*const u8, usize),
 }
 
 impl Snapshot {
+    fn bytes(&self) -> &[u8] {
+        match &self.bytes {
+            Bytes::Heap(v) => v,
+            // SAFETY: a live read-only mapping of `len` bytes, unmapped only on drop.
+            Bytes::Mapped(ptr, len) => unsafe { std::slice::from_raw_parts(*ptr, *len) },
+        }
+    }
+
     /// Its size in bytes.
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.bytes().len()
     }
 
     /// Whether it is empty (it never is: the allocator's state is in it).
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.len() == 0
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let Bytes::Mapped(ptr, len) = self.bytes {
+            // SAFETY: the snapshot's own mapping, which nothing else refers to.
+            unsafe { libc::munmap(ptr.cast_mut().cast(), len) };
+        }
     }
 }
 
@@ -428,7 +526,7 @@ pub fn outside() -> Entered {
 pub struct SlotAllocator(*mut Header);
 
 impl SlotAllocator {
-    fn heap(&self) -> &mut dlmalloc::Dlmalloc<Pages> {
+    fn heap(&mut self) -> &mut dlmalloc::Dlmalloc<Pages> {
         // SAFETY: the slot outlives every runtime built in it (see `js::Pristine`), and only
         // its thread calls in, one call at a time.
         unsafe { &mut (*self.0).heap }

@@ -29,7 +29,7 @@ use isolate_shared::message::{CodeForm, ExecuteJob, Hello, JsLimits, Language, P
 use isolate_shared::zygote::{ZygoteReply, ZygoteRequest};
 
 use crate::lockdown::Lockdown;
-use crate::{js, serve, sys};
+use crate::{js, region, serve, sys};
 
 pub use isolate_shared::zygote::CONTROL_FD;
 
@@ -94,7 +94,7 @@ fn run(control: &OwnedFd, supervisor: Pid) -> io::Result<()> {
     // A runtime per preset that every worker inherits ready-made (copy-on-write); the zygote
     // never uses them. In region slots each serves every job of its preset in a worker,
     // restored after each; `Math.random` is reseeded after the fork (see `js::reseed`).
-    let mut contexts = std::mem::ManuallyDrop::new(js::Contexts::new(&[
+    let mut contexts = std::mem::ManuallyDrop::new(js::Contexts::for_zygote(&[
         Preset::Compute,
         Preset::Agent,
         Preset::Data,
@@ -117,6 +117,21 @@ fn run(control: &OwnedFd, supervisor: Pid) -> io::Result<()> {
             ZygoteRequest::Configure(config) => match Lockdown::prepare(config) {
                 Ok((prepared, report)) => {
                     lockdown = Some(prepared);
+                    // The warm-up and the lockdown's preparation freed many small blocks into
+                    // the C library's free lists. Left there, the first larger allocation in
+                    // every worker would merge them (`malloc_consolidate`), writing to pages
+                    // shared with the zygote, a copy-on-write fault each: they are merged once,
+                    // here, before the first fork.
+                    // Merging leaves them in the unsorted list, which the next allocation that
+                    // finds no exact fit sorts into bins, writing to every block: a block
+                    // larger than any free one (and below the mmap threshold) makes that
+                    // happen here too.
+                    // SAFETY: malloc_trim only reorganises the allocator's free memory, the
+                    // block is freed at once, and the zygote is single-threaded.
+                    unsafe {
+                        libc::malloc_trim(0);
+                        libc::free(libc::malloc(96 << 10));
+                    }
                     send(control, &ZygoteReply::Configured(report), &[])?;
                 }
                 Err(message) => send(control, &ZygoteReply::ConfigureFailed { message }, &[])?,
@@ -223,14 +238,15 @@ fn spawn(
 }
 
 /// The first code a worker runs after the fork.
-fn worker_main(
-    sock: UnixStream,
-    zygote_pid: Pid,
-    first: js::Contexts,
-    lockdown: &Lockdown,
-) -> i32 {
+fn worker_main(sock: UnixStream, zygote_pid: Pid, first: js::Contexts, lockdown: &Lockdown) -> i32 {
     // Before anything can draw from it: the generator's state is the zygote's until now.
     js::reseed();
+    // The worker's own allocations come from a fresh slot, never freed or restored: taken from
+    // the C library's heap, each would write into free lists that sit in pages shared with the
+    // zygote, a copy-on-write fault apiece (a fresh `agent` process pays them all). Never
+    // released: the process ends without freeing anything.
+    let heap = std::mem::ManuallyDrop::new(region::Slot::new());
+    let _own_heap = heap.as_ref().map(region::Slot::enter);
     let setup = || -> io::Result<UnixStream> {
         sys::set_signal(Signal::SIGCHLD, false)?;
         set_pdeathsig(Signal::SIGKILL)?;

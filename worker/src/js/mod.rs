@@ -241,6 +241,17 @@ impl Pristine {
     /// Builds the runtime for `preset` in a new slot and takes its snapshot. `None` when this
     /// process has no slots (see [`crate::region::Slot::new`]).
     pub fn new(preset: Preset) -> Option<Result<Pristine, JobError>> {
+        Pristine::build(preset, false)
+    }
+
+    /// [`Pristine::new`] for the zygote, which forks: the snapshot and the runtime are pages
+    /// of a memory file (see [`crate::region::Slot::snapshot_to_file`]), which makes a fork
+    /// cheaper and costs a worker only the pages it touches.
+    pub fn for_zygote(preset: Preset) -> Option<Result<Pristine, JobError>> {
+        Pristine::build(preset, true)
+    }
+
+    fn build(preset: Preset, in_file: bool) -> Option<Result<Pristine, JobError>> {
         let slot = crate::region::Slot::new()?;
         let built = {
             let _inside = slot.enter();
@@ -249,7 +260,11 @@ impl Pristine {
         Some(match built {
             Ok(prepared) => Ok(Pristine {
                 prepared: ManuallyDrop::new(prepared),
-                snapshot: slot.snapshot(),
+                snapshot: if in_file {
+                    slot.snapshot_to_file()
+                } else {
+                    slot.snapshot()
+                },
                 used: false,
                 slot,
             }),
@@ -306,10 +321,10 @@ pub struct Contexts {
 
 impl Contexts {
     /// A runtime for each of `presets`, made now (the zygote's, which every worker inherits).
-    pub fn new(presets: &[Preset]) -> Contexts {
+    pub fn for_zygote(presets: &[Preset]) -> Contexts {
         let mut contexts = Contexts::default();
         for &preset in presets {
-            match Pristine::new(preset) {
+            match Pristine::for_zygote(preset) {
                 Some(Ok(p)) => contexts.pristine.push(p),
                 Some(Err(_)) => {}
                 None => {
@@ -335,7 +350,8 @@ impl Contexts {
         }
         if self.no_slots && self.prepared.is_none() {
             let likely = self.likely.unwrap_or(Preset::Compute);
-            self.prepared = take_spare(&mut self.spares, likely).or_else(|| Prepared::new(likely).ok());
+            self.prepared =
+                take_spare(&mut self.spares, likely).or_else(|| Prepared::new(likely).ok());
         }
     }
 
