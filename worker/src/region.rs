@@ -40,6 +40,8 @@ const PAGE: usize = 4096;
 /// Memory a job grew the slot by beyond its snapshot that a restore keeps resident for the
 /// next job; anything more is given back to the kernel.
 const KEEP_WARM: usize = 4 << 20;
+/// The least a slot makes writable at a time when it grows.
+const COMMIT_STEP: usize = 1 << 20;
 /// How much a slot's allocator asks for at a time (dlmalloc's default is 64 KiB).
 const GRANULARITY: usize = 16 << 10;
 /// The alignment of every block [`SlotAllocator`] hands to QuickJS.
@@ -160,21 +162,34 @@ unsafe impl dlmalloc::Allocator for Pages {
             return (ptr::null_mut(), 0, 0);
         };
         let committed = &COMMITTED[self.index];
-        if end > committed.load(Ordering::Relaxed) {
-            let from = start.max(committed.load(Ordering::Relaxed));
-            // SAFETY: pages of this slot's reservation, which only this slot uses.
-            let rc = unsafe {
-                libc::mprotect(
-                    from as *mut libc::c_void,
-                    end - from,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                )
+        let have = committed.load(Ordering::Relaxed);
+        if end > have {
+            // Made writable ahead, by an eighth of what the slot holds (at least `COMMIT_STEP`),
+            // so that a job growing its heap to many megabytes costs few system calls; exactly
+            // what is needed when that much is refused (near RLIMIT_DATA).
+            let slot_start = self.end - SLOT_BYTES.load(Ordering::Relaxed);
+            let ahead = align_up(COMMIT_STEP.max((have - slot_start) / 8), PAGE);
+            let wanted = end.max(have.saturating_add(ahead)).min(self.end);
+            let writable = |to: usize| {
+                // SAFETY: pages of this slot's reservation above what is writable, which only
+                // this slot uses.
+                let rc = unsafe {
+                    libc::mprotect(
+                        have as *mut libc::c_void,
+                        to - have,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                    )
+                };
+                rc == 0
             };
-            if rc != 0 {
+            if writable(wanted) {
+                committed.store(wanted, Ordering::Relaxed);
+            } else if writable(end) {
+                committed.store(end, Ordering::Relaxed);
+            } else {
                 // Over RLIMIT_DATA, typically: the allocation fails, the job sees it.
                 return (ptr::null_mut(), 0, 0);
             }
-            committed.store(end, Ordering::Relaxed);
         }
         self.next.set(end);
         (start as *mut u8, len, 0)
@@ -596,5 +611,50 @@ unsafe impl rquickjs::allocator::Allocator for SlotAllocator {
         }
         // SAFETY: `ptr` came from `alloc`, which wrote the size just before it.
         unsafe { ptr.sub(QJS_ALIGN).cast::<usize>().read() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Allocations follow the entered slot, frees and growth follow the address, and a
+    /// restore brings back the bytes (allocator state included) of the snapshot.
+    #[test]
+    fn allocations_follow_the_slot_and_a_restore_undoes_them() {
+        let slot = Slot::new().expect("a slot (the unit tests install Routing)");
+        let inside = |p: *const u8| header_of(p.cast_mut()) == Some(slot.header);
+        let kept = {
+            let _in = slot.enter();
+            let mut v: Vec<u8> = Vec::with_capacity(16);
+            v.extend_from_slice(b"prepared");
+            v
+        };
+        assert!(inside(kept.as_ptr()));
+        let outside_box = Box::new(7u64);
+        assert!(!inside(ptr::from_ref(&*outside_box).cast()));
+        let snapshot = slot.snapshot();
+        let grown = {
+            let _in = slot.enter();
+            // Moved into the slot by a reallocation made inside it.
+            let mut moved = outside_box.to_string().into_bytes();
+            moved.reserve(1 << 20);
+            assert!(inside(moved.as_ptr()));
+            let big = vec![1u8; 8 << 20];
+            assert!(inside(big.as_ptr()));
+            drop(big);
+            moved
+        };
+        // Freed outside the slot, by address.
+        drop(grown);
+        slot.restore(&snapshot);
+        assert_eq!(kept, b"prepared");
+        // The restored allocator hands out memory again, and the kept block is still its own.
+        let _in = slot.enter();
+        let again = vec![2u8; 1 << 20];
+        assert!(inside(again.as_ptr()));
+        assert_eq!(kept, b"prepared");
+        drop(again);
+        std::mem::forget(kept);
     }
 }

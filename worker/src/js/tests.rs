@@ -800,3 +800,121 @@ fn a_fetch_that_returns_past_the_deadline_ends_the_execution_as_timeout() {
     let e = execute_prepared(None, &j, Some(host)).result.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e:?}");
 }
+
+/// A runtime restored from its slot's snapshot is as fresh as a new one: what a job defined,
+/// changed or left scheduled is gone, and the next job runs as if it were the first.
+#[test]
+fn a_restored_runtime_keeps_nothing_of_the_last_job() {
+    for (preset, in_file) in [
+        (Preset::Compute, false),
+        (Preset::Data, true),
+        (Preset::Minimal, false),
+    ] {
+        let build = if in_file {
+            Pristine::for_zygote
+        } else {
+            Pristine::new
+        };
+        let mut p = build(preset).expect("region slots").expect("a runtime");
+        let run = |p: &mut Pristine, code: &str| {
+            let mut j = job(code);
+            j.preset = preset;
+            let outcome = p.execute(&j, None);
+            p.reset();
+            outcome
+                .result
+                .unwrap_or_else(|e| panic!("{code:?} failed: {e:?}"))
+        };
+        let first = "[typeof leaked, Object.getOwnPropertyNames(globalThis).length, \
+                     typeof JSON, typeof late]";
+        let clean = run(&mut p, first);
+        assert_eq!(
+            run(
+                &mut p,
+                "globalThis.leaked = 1; delete globalThis.JSON; \
+                 Promise.resolve().then(() => { globalThis.late = 1 }); 2"
+            ),
+            "2"
+        );
+        assert_eq!(run(&mut p, first), clean, "{preset:?}");
+        assert!(clean.starts_with("[\"undefined\","), "{clean}");
+        assert!(clean.ends_with(",\"object\",\"undefined\"]"), "{clean}");
+    }
+}
+
+/// A job in a slot may grow its heap far past the prepared runtime's, up to the memory
+/// limit, which still holds; the slot is then restored and gives the memory back.
+#[test]
+fn slots_grow_to_the_memory_limit_and_restore_after_it() {
+    let mut p = Pristine::new(Preset::Compute)
+        .expect("region slots")
+        .expect("a runtime");
+    let grow = job("const a = []; for (let i = 0; i < 3e5; i++) a.push('x' + i); a.length");
+    let outcome = p.execute(&grow, None);
+    assert_eq!(outcome.result.as_deref(), Ok("300000"));
+    assert!(
+        outcome.heap_peak_bytes > 10 << 20,
+        "{}",
+        outcome.heap_peak_bytes
+    );
+    p.reset();
+    let mut hog = job("const a = []; while (true) a.push(new Array(1000).fill(1)); 1");
+    hog.limits.memory_bytes = 32 << 20;
+    let outcome = p.execute(&hog, None);
+    assert_eq!(
+        outcome.result.map_err(|e| e.kind),
+        Err(ErrorKind::MemoryLimit)
+    );
+    assert!(
+        outcome.heap_peak_bytes <= 33 << 20,
+        "{}",
+        outcome.heap_peak_bytes
+    );
+    p.reset();
+    let outcome = p.execute(&job("[1, 2].map((x) => x * 2)"), None);
+    assert_eq!(outcome.result.as_deref(), Ok("[2,4]"));
+    assert!(
+        outcome.heap_peak_bytes < 1 << 20,
+        "{}",
+        outcome.heap_peak_bytes
+    );
+}
+
+/// `Math.random` continues one sequence across the jobs of a restored runtime instead of
+/// starting the snapshot's again.
+#[test]
+fn a_restored_runtime_draws_new_random_numbers() {
+    let mut p = Pristine::new(Preset::Compute)
+        .expect("region slots")
+        .expect("a runtime");
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let outcome = p.execute(&job("Math.random()"), None);
+        p.reset();
+        assert!(seen.insert(outcome.result.expect("a number")));
+    }
+}
+
+/// The logs, the result and an error's texts of a job in a slot are copied out of it: they
+/// stay intact after the slot is restored and used again.
+#[test]
+fn outcomes_outlive_the_restore_of_their_slot() {
+    let mut p = Pristine::new(Preset::Data)
+        .expect("region slots")
+        .expect("a runtime");
+    let mut j = job("console.log('a'.repeat(5000)); ({big: 'b'.repeat(10000)})");
+    j.preset = Preset::Data;
+    let kept = p.execute(&j, None);
+    p.reset();
+    let mut other = job("console.log('c'.repeat(5000)); throw new TypeError('d'.repeat(3000))");
+    other.preset = Preset::Data;
+    let failed = p.execute(&other, None);
+    p.reset();
+    let again = p.execute(&j, None);
+    assert_eq!(kept.result, again.result);
+    assert_eq!(kept.logs[0].message, "a".repeat(5000));
+    assert!(kept.result.as_deref().is_ok_and(|r| r.len() > 10_000));
+    let e = failed.result.expect_err("thrown");
+    assert_eq!(e.message, "d".repeat(3000));
+    assert_eq!(failed.logs[0].message, "c".repeat(5000));
+}
