@@ -33,8 +33,12 @@ pub const V7_IDLE_POLL: u32 = 7;
 /// says how much it moved.
 pub const V8_HUGE_TEXT: u32 = 8;
 
+/// The zygote's configuration says whether runtimes are restored from snapshots, and its
+/// report says how large its snapshots are.
+pub const V9_RUNTIME_SNAPSHOTS: u32 = 9;
+
 /// The version this build speaks.
-pub const CURRENT: u32 = V8_HUGE_TEXT;
+pub const CURRENT: u32 = V9_RUNTIME_SNAPSHOTS;
 
 /// The handshake a process sends when it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

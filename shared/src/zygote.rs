@@ -44,6 +44,10 @@ pub struct SandboxConfig {
     /// pages before it forks, so that workers inherit them without page faults
     /// (`workers.huge_text_pages`).
     pub huge_text_pages: bool,
+    /// Nor this: prepare each preset's runtime once, in a memory region of its own, and put
+    /// it back to a snapshot of that region after every job instead of building a new one
+    /// (`workers.runtime_snapshots`).
+    pub runtime_snapshots: bool,
 }
 
 /// Resource limits applied to each worker.
@@ -78,6 +82,9 @@ pub struct ZygoteReport {
     pub huge_text_bytes: u64,
     /// Why the code was not moved, when that was asked for and could not be done.
     pub huge_text_error: Option<String>,
+    /// Bytes of the zygote's runtime snapshots, one per preset (0: runtimes are built per
+    /// job).
+    pub runtime_snapshot_bytes: u64,
 }
 
 /// What one worker applied to itself before greeting, read back from the kernel where possible.

@@ -247,3 +247,64 @@ fn workers_inherit_the_zygotes_code_in_huge_pages_and_the_setting_turns_it_off()
     assert_eq!(huge_code_bytes(zygote_pid(&off)), Some(0));
     assert_eq!(off.execute(json!({"code": "1+1"}), 200)["result"], 2);
 }
+
+/// With `workers.runtime_snapshots` (the default) the zygote prepares each preset's runtime
+/// once and reports its snapshots; a worker restores the runtime after every job, so one
+/// worker serving every job shows that nothing of a job survives into the next, that
+/// `Math.random` does not repeat, and that a job growing its heap far past the prepared
+/// runtime leaves the next one unaffected. Switched off, the same holds with runtimes built
+/// per job, and the report says 0.
+#[test]
+fn runtimes_are_restored_from_snapshots_and_the_setting_turns_it_off() {
+    for on in [true, false] {
+        let s = Service::with_config(&format!(
+            "[workers]\nprewarm = 1\nmax_concurrent = 1\nruntime_snapshots = {on}\n"
+        ));
+        let status = s.get("/status").json();
+        let bytes = status["zygote"]["runtimeSnapshotBytes"].as_u64().unwrap();
+        if on {
+            // Four presets, each a runtime of a few hundred kilobytes.
+            assert!((400_000..16_000_000).contains(&bytes), "{status}");
+        } else {
+            assert_eq!(bytes, 0, "{status}");
+        }
+        let mut draws = std::collections::HashSet::new();
+        for preset in ["minimal", "compute", "data"] {
+            for _ in 0..3 {
+                let first = s.execute(
+                    json!({"code": "[typeof leaked, typeof JSON, Math.random()]", "preset": preset}),
+                    200,
+                );
+                assert_eq!(first["result"][0], "undefined", "{preset} {first}");
+                assert_eq!(first["result"][1], "object", "{preset} {first}");
+                assert!(draws.insert(first["result"][2].to_string()), "{first}");
+                let set = s.execute(
+                    json!({"code": "globalThis.leaked = 1; delete globalThis.JSON; typeof JSON", "preset": preset}),
+                    200,
+                );
+                assert_eq!(set["result"], "undefined", "{preset} {set}");
+            }
+        }
+        let big = s.execute(
+            json!({"code": "const a = []; for (let i = 0; i < 3e5; i++) a.push('x' + i); a.length"}),
+            200,
+        );
+        assert_eq!(big["result"], 300000, "{big}");
+        let after = s.execute(json!({"code": "[typeof a, typeof leaked]"}), 200);
+        assert_eq!(
+            after["result"],
+            json!(["undefined", "undefined"]),
+            "{after}"
+        );
+        // Workers served many of these jobs each (the pool may keep a second one idle).
+        let status = s.get("/status").json();
+        let most = status["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| w["executions"].as_u64())
+            .max();
+        assert!(most >= Some(10), "{status}");
+        assert_eq!(s.get("/stats").json()["workers"]["recycled"], 0);
+    }
+}

@@ -392,6 +392,7 @@ impl Lockdown {
             landlock_kernel_abi,
             huge_text_bytes,
             huge_text_error,
+            runtime_snapshot_bytes: 0,
         };
         Ok((
             Lockdown {
@@ -401,6 +402,11 @@ impl Lockdown {
             },
             report,
         ))
+    }
+
+    /// Whether runtimes live in region slots and are restored from snapshots.
+    pub fn runtime_snapshots(&self) -> bool {
+        self.config.runtime_snapshots
     }
 
     /// No layer at all (used when the supervisor sent no configuration).
@@ -413,6 +419,7 @@ impl Lockdown {
                 rlimits: None,
                 idle_poll_micros: 0,
                 huge_text_pages: false,
+                runtime_snapshots: false,
             },
             filters: None,
             zygote_filtered: false,

@@ -91,15 +91,9 @@ fn run(control: &OwnedFd, supervisor: Pid) -> io::Result<()> {
     if let Err(e) = crate::wasm::init() {
         eprintln!("isolate-service zygote: {e}");
     }
-    // A runtime per preset that every worker inherits ready-made (copy-on-write); the zygote
-    // never uses them. In region slots each serves every job of its preset in a worker,
-    // restored after each; `Math.random` is reseeded after the fork (see `js::reseed`).
-    let mut contexts = std::mem::ManuallyDrop::new(js::Contexts::for_zygote(&[
-        Preset::Compute,
-        Preset::Agent,
-        Preset::Data,
-        Preset::Minimal,
-    ]));
+    // A runtime per preset that every worker inherits ready-made, made on `Configure` (which
+    // says whether they live in region slots); none until then.
+    let mut contexts = std::mem::ManuallyDrop::new(js::Contexts::default());
     let mut lockdown: Option<Lockdown> = None;
     send(control, &ZygoteReply::Hello(Hello::current()), &[])?;
     let mut buf = vec![0u8; 4096];
@@ -114,28 +108,25 @@ fn run(control: &OwnedFd, supervisor: Pid) -> io::Result<()> {
                 let message = "the sandbox is already configured".to_string();
                 send(control, &ZygoteReply::ConfigureFailed { message }, &[])?;
             }
-            ZygoteRequest::Configure(config) => match Lockdown::prepare(config) {
-                Ok((prepared, report)) => {
-                    lockdown = Some(prepared);
-                    // The warm-up and the lockdown's preparation freed many small blocks into
-                    // the C library's free lists. Left there, the first larger allocation in
-                    // every worker would merge them (`malloc_consolidate`), writing to pages
-                    // shared with the zygote, a copy-on-write fault each: they are merged once,
-                    // here, before the first fork.
-                    // Merging leaves them in the unsorted list, which the next allocation that
-                    // finds no exact fit sorts into bins, writing to every block: a block
-                    // larger than any free one (and below the mmap threshold) makes that
-                    // happen here too.
-                    // SAFETY: malloc_trim only reorganises the allocator's free memory, the
-                    // block is freed at once, and the zygote is single-threaded.
-                    unsafe {
-                        libc::malloc_trim(0);
-                        libc::free(libc::malloc(96 << 10));
-                    }
-                    send(control, &ZygoteReply::Configured(report), &[])?;
-                }
-                Err(message) => send(control, &ZygoteReply::ConfigureFailed { message }, &[])?,
-            },
+            ZygoteRequest::Configure(config) => {
+                // Before the lockdown's preparation, while every system call is allowed (the
+                // snapshots are memory files). The zygote never uses them itself. In region
+                // slots each serves every job of its preset in a worker, restored after each;
+                // otherwise each serves one job. `Math.random` is reseeded after the fork
+                // (see `js::reseed`).
+                let presets = [
+                    Preset::Compute,
+                    Preset::Agent,
+                    Preset::Data,
+                    Preset::Minimal,
+                ];
+                *contexts = if config.runtime_snapshots {
+                    js::Contexts::for_zygote(&presets)
+                } else {
+                    js::Contexts::without_slots(&presets)
+                };
+                configure(control, config, &mut lockdown, contexts.snapshot_bytes())?;
+            }
             ZygoteRequest::Spawn => match spawn(&mut contexts, lockdown.as_ref()) {
                 Ok((pid, sock, pidfd)) => send(
                     control,
@@ -151,6 +142,37 @@ fn run(control: &OwnedFd, supervisor: Pid) -> io::Result<()> {
                 )?,
             },
         }
+    }
+}
+
+/// Answers `Configure`: prepares the lockdown (see [`Lockdown::prepare`]) and reports it,
+/// with the size of the runtime snapshots made just before.
+fn configure(
+    control: &OwnedFd,
+    config: isolate_shared::zygote::SandboxConfig,
+    lockdown: &mut Option<Lockdown>,
+    snapshot_bytes: u64,
+) -> io::Result<()> {
+    match Lockdown::prepare(config) {
+        Ok((prepared, mut report)) => {
+            *lockdown = Some(prepared);
+            report.runtime_snapshot_bytes = snapshot_bytes;
+            // The warm-up and the lockdown's preparation freed many small blocks into the C
+            // library's free lists. Left there, the first larger allocation in every worker
+            // would merge them (`malloc_consolidate`), writing to pages shared with the zygote,
+            // a copy-on-write fault each: they are merged once, here, before the first fork.
+            // Merging leaves them in the unsorted list, which the next allocation that finds
+            // no exact fit sorts into bins, writing to every block: a block larger than any
+            // free one (and below the mmap threshold) makes that happen here too.
+            // SAFETY: malloc_trim only reorganises the allocator's free memory, the block is
+            // freed at once, and the zygote is single-threaded.
+            unsafe {
+                libc::malloc_trim(0);
+                libc::free(libc::malloc(96 << 10));
+            }
+            send(control, &ZygoteReply::Configured(report), &[])
+        }
+        Err(message) => send(control, &ZygoteReply::ConfigureFailed { message }, &[]),
     }
 }
 
@@ -245,7 +267,11 @@ fn worker_main(sock: UnixStream, zygote_pid: Pid, first: js::Contexts, lockdown:
     // the C library's heap, each would write into free lists that sit in pages shared with the
     // zygote, a copy-on-write fault apiece (a fresh `agent` process pays them all). Never
     // released: the process ends without freeing anything.
-    let heap = std::mem::ManuallyDrop::new(region::Slot::new());
+    let heap = std::mem::ManuallyDrop::new(if lockdown.runtime_snapshots() {
+        region::Slot::new()
+    } else {
+        None
+    });
     let _own_heap = heap.as_ref().map(region::Slot::enter);
     let setup = || -> io::Result<UnixStream> {
         sys::set_signal(Signal::SIGCHLD, false)?;

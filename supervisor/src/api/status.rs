@@ -123,6 +123,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             "alive": pool.zygote_pid > 0 && procfs::status(pool.zygote_pid).is_some(),
             "hugeTextBytes": zygote.as_ref().map_or(0, |z| z.huge_text_bytes),
             "hugeTextError": zygote.as_ref().and_then(|z| z.huge_text_error.clone()),
+            "runtimeSnapshotBytes": zygote.as_ref().map_or(0, |z| z.runtime_snapshot_bytes),
         },
         "queue": {
             "queued": pool.queued,

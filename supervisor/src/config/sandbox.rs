@@ -51,7 +51,7 @@ impl Default for SandboxSettings {
 
 impl SandboxSettings {
     /// The configuration sent to the zygote, with the `[workers]` settings it applies
-    /// (`idle_poll_micros`, `huge_text_pages`).
+    /// (`idle_poll_micros`, `huge_text_pages`, `runtime_snapshots`).
     pub fn to_wire(&self, workers: &super::WorkersConfig) -> isolate_shared::zygote::SandboxConfig {
         isolate_shared::zygote::SandboxConfig {
             seccomp: self.seccomp,
@@ -65,6 +65,7 @@ impl SandboxSettings {
             }),
             idle_poll_micros: workers.idle_poll_micros,
             huge_text_pages: workers.huge_text_pages,
+            runtime_snapshots: workers.runtime_snapshots,
         }
     }
 

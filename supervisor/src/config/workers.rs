@@ -41,6 +41,10 @@ pub struct WorkersConfig {
     /// Default true; the zygote skips it (and `/status` says why) when the kernel gives no
     /// huge pages.
     pub huge_text_pages: bool,
+    /// Whether each preset's runtime is prepared once per process, in a memory region of its
+    /// own, and put back to a snapshot of that region after every job (one copy) instead of
+    /// being freed and built again. Default true.
+    pub runtime_snapshots: bool,
 }
 
 impl Default for WorkersConfig {
@@ -55,6 +59,7 @@ impl Default for WorkersConfig {
             memory_fit: "lower".into(),
             idle_poll_micros: 200,
             huge_text_pages: true,
+            runtime_snapshots: true,
         }
     }
 }

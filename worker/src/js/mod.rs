@@ -336,10 +336,25 @@ impl Contexts {
         contexts
     }
 
-    /// Whether jobs run in region slots (restored after each job) rather than in runtimes
-    /// built per job.
-    pub fn in_slots(&self) -> bool {
-        !self.no_slots
+    /// A runtime for each of `presets`, each for one job, built on the C library's allocator
+    /// (`workers.runtime_snapshots` off): later runtimes too are built per job.
+    pub fn without_slots(presets: &[Preset]) -> Contexts {
+        Contexts {
+            spares: presets
+                .iter()
+                .filter_map(|&p| Prepared::new(p).ok())
+                .collect(),
+            no_slots: true,
+            ..Contexts::default()
+        }
+    }
+
+    /// Bytes of the snapshots of the runtimes in region slots.
+    pub fn snapshot_bytes(&self) -> u64 {
+        self.pristine
+            .iter()
+            .map(|p| p.snapshot_bytes() as u64)
+            .sum()
     }
 
     /// What a worker does between jobs: puts the runtime of the last job back to its
