@@ -424,12 +424,19 @@ pub fn busy_worker(service: &Service) -> u32 {
     panic!("no busy worker found");
 }
 
-/// The zygote's pid, from `/stats`.
+/// The zygote's pid, from `/stats`. While the pool restarts its zygote `/stats` says 0, so this
+/// waits up to 10 s for a pid.
 pub fn zygote_pid(service: &Service) -> u32 {
-    let stats = service.get("/stats").json();
-    let pid = stats["workers"]["zygotePid"].as_u64().expect("zygotePid") as u32;
-    assert!(pid > 1, "no zygote pid in /stats: {stats}");
-    pid
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = service.get("/stats").json();
+        let pid = stats["workers"]["zygotePid"].as_u64().expect("zygotePid") as u32;
+        if pid > 1 {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no zygote pid in /stats: {stats}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Polls `f` until it is true or `timeout` passes.
