@@ -38,8 +38,10 @@ const SLOTS: usize = 32;
 /// The page size the slots are committed and copied in.
 const PAGE: usize = 4096;
 /// Memory a job grew the slot by beyond its snapshot that a restore keeps resident for the
-/// next job; anything more is given back to the kernel.
-const KEEP_WARM: usize = 4 << 20;
+/// next job; anything more is given back to the kernel, so that an idle worker holds little
+/// more than its runtimes (the C library's allocator gives back the top of its heap past 128
+/// KiB the same way). A typical job's new blocks fit in it.
+const KEEP_WARM: usize = 64 << 10;
 /// The least a slot makes writable at a time when it grows.
 const COMMIT_STEP: usize = 1 << 20;
 /// How much a slot's allocator asks for at a time (dlmalloc's default is 64 KiB).
@@ -409,6 +411,13 @@ impl Slot {
                 // SAFETY: the mapping made above, used by nothing.
                 unsafe { libc::munmap(copy, len) };
                 return None;
+            }
+            // Mapped in the zygote too, the snapshot's pages count as shared in every worker
+            // that reads them, not as its own. (A fork copies no page-table entries of a file
+            // mapping, so this costs forks nothing.)
+            for page in (0..len).step_by(PAGE) {
+                // SAFETY: inside the read-only mapping made above.
+                unsafe { ptr::read_volatile(copy.cast::<u8>().add(page)) };
             }
             Some(copy)
         })();
