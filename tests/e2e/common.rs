@@ -434,7 +434,10 @@ pub fn zygote_pid(service: &Service) -> u32 {
         if pid > 1 {
             return pid;
         }
-        assert!(Instant::now() < deadline, "no zygote pid in /stats: {stats}");
+        assert!(
+            Instant::now() < deadline,
+            "no zygote pid in /stats: {stats}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
