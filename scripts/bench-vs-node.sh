@@ -13,6 +13,8 @@
 # Every answer must be 2xx on both services, or the script fails.
 #
 # Usage: scripts/bench-vs-node.sh PATH-TO-OLD-SERVICE [seconds per run, default 6]
+# ISOLATE_BENCH_BINARY=PATH runs another build of ours (say, a copy of an earlier one) instead
+# of target/release/isolate-service.
 # Output: a Markdown table on stdout (scripts/bench-report.py vs-node), raw JSON lines in
 # results/bench-vs-node-<time>.jsonl.
 # shellcheck disable=SC2016 # the backquotes in the scenario labels are Markdown
@@ -37,7 +39,7 @@ old_port=$(free_port)
 pids+=($!)
 old="http://127.0.0.1:$old_port"
 wait_http "$old/health"
-start_ours ours ""
+start_ours ours "" "${ISOLATE_BENCH_BINARY:-target/release/isolate-service}"
 ours=$url
 
 bench_bodies
@@ -48,7 +50,7 @@ both() { # label connections path body
   service=ours run_wrk "$1" "$2" "$ours$3" "$4"
 }
 
-echo "old: node $(node --version) in $old_dir; ours: target/release/isolate-service;" \
+echo "old: node $(node --version) in $old_dir; ours: ${ISOLATE_BENCH_BINARY:-target/release/isolate-service};" \
   "wrk -t1, ${duration} s per run; $(nproc) CPUs; $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 both '`/execute` README example, `compute`' 8 /execute "$readme"
