@@ -32,11 +32,10 @@ use std::sync::{Mutex, PoisonError};
 /// Address space per slot, the most one runtime (a job's heap included) can grow to: the first
 /// of these sizes whose reservation the kernel grants (some arm64 kernels give a process only
 /// 512 GiB of address space in all).
-const SLOT_SIZES: [usize; 3] = [16 << 30, 4 << 30, 1 << 30];
-/// Slots in the reservation (a bit each in [`FREE`]).
-const SLOTS: usize = 32;
-/// The page size the slots are committed and copied in.
-const PAGE: usize = 4096;
+const SLOT_SIZES: [usize; 4] = [16 << 30, 4 << 30, 1 << 30, 256 << 20];
+/// Slots in the reservation (a bit each in [`FREE`]): a worker uses one per preset and one of
+/// its own.
+const SLOTS: usize = 16;
 /// Memory a job grew the slot by beyond its snapshot that a restore keeps resident for the
 /// next job; anything more is given back to the kernel, so that an idle worker holds little
 /// more than its runtimes (the C library's allocator gives back the top of its heap past 128
@@ -159,7 +158,7 @@ struct Pages {
 unsafe impl dlmalloc::Allocator for Pages {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
         let start = self.next.get();
-        let len = align_up(size, PAGE);
+        let len = align_up(size, page_size());
         let Some(end) = start.checked_add(len).filter(|&e| e <= self.end) else {
             return (ptr::null_mut(), 0, 0);
         };
@@ -170,7 +169,7 @@ unsafe impl dlmalloc::Allocator for Pages {
             // so that a job growing its heap to many megabytes costs few system calls; exactly
             // what is needed when that much is refused (near RLIMIT_DATA).
             let slot_start = self.end - SLOT_BYTES.load(Ordering::Relaxed);
-            let ahead = align_up(COMMIT_STEP.max((have - slot_start) / 8), PAGE);
+            let ahead = align_up(COMMIT_STEP.max((have - slot_start) / 8), page_size());
             let wanted = end.max(have.saturating_add(ahead)).min(self.end);
             let writable = |to: usize| {
                 // SAFETY: pages of this slot's reservation above what is writable, which only
@@ -218,7 +217,25 @@ unsafe impl dlmalloc::Allocator for Pages {
     }
 
     fn page_size(&self) -> usize {
-        PAGE
+        page_size()
+    }
+}
+
+/// The kernel's page size (4 KiB on x86-64; 4, 16 or 64 KiB on arm64), which every
+/// `mprotect` of a slot is aligned to.
+fn page_size() -> usize {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    match PAGE.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: sysconf only reads a system constant.
+            let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+                .ok()
+                .filter(|p| p.is_power_of_two())
+                .unwrap_or(4096);
+            PAGE.store(page, Ordering::Relaxed);
+            page
+        }
+        page => page,
     }
 }
 
@@ -296,7 +313,7 @@ impl Slot {
         };
         let slot_bytes = SLOT_BYTES.load(Ordering::Relaxed);
         let start = base + index * slot_bytes;
-        let first = align_up(std::mem::size_of::<Header>(), PAGE);
+        let first = align_up(std::mem::size_of::<Header>(), page_size());
         // SAFETY: the first pages of this slot, which nobody else uses.
         let rc = unsafe {
             libc::mprotect(
@@ -415,7 +432,7 @@ impl Slot {
             // Mapped in the zygote too, the snapshot's pages count as shared in every worker
             // that reads them, not as its own. (A fork copies no page-table entries of a file
             // mapping, so this costs forks nothing.)
-            for page in (0..len).step_by(PAGE) {
+            for page in (0..len).step_by(page_size()) {
                 // SAFETY: inside the read-only mapping made above.
                 unsafe { ptr::read_volatile(copy.cast::<u8>().add(page)) };
             }

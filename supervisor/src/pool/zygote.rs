@@ -124,6 +124,13 @@ impl ZygoteManager {
                      each new worker process costs more page faults"
                 );
             }
+            if self.workers.runtime_snapshots && report.runtime_snapshot_bytes == 0 {
+                tracing::warn!(
+                    "runtimes are built per job (workers.runtime_snapshots): the zygote could \
+                     not reserve address space for them; an address-space limit (ulimit -v, \
+                     LimitAS=) below 4 GiB leaves none"
+                );
+            }
             self.report = Some(report);
             self.zygote = Some(zygote);
             self.starts += 1;

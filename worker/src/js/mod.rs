@@ -326,8 +326,7 @@ impl Contexts {
         for &preset in presets {
             match Pristine::for_zygote(preset) {
                 Some(Ok(p)) => contexts.pristine.push(p),
-                Some(Err(_)) => {}
-                None => {
+                Some(Err(_)) | None => {
                     contexts.no_slots = true;
                     contexts.spares.extend(Prepared::new(preset).ok());
                 }
@@ -387,8 +386,9 @@ impl Contexts {
                     self.pristine.push(p);
                     return (outcome, Retired(None));
                 }
-                Some(Err(e)) => return (outcome_of(Err(e), Instant::now()), Retired(None)),
-                None => self.no_slots = true,
+                // A slot that cannot hold a runtime (its memory refused, say): this process
+                // builds its runtimes per job from now on, this one included.
+                Some(Err(_)) | None => self.no_slots = true,
             }
         }
         let mut ready = self.prepared.take();
