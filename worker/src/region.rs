@@ -45,8 +45,9 @@ const KEEP_WARM: usize = 64 << 10;
 const COMMIT_STEP: usize = 1 << 20;
 /// How much a slot's allocator asks for at a time (dlmalloc's default is 64 KiB).
 const GRANULARITY: usize = 16 << 10;
-/// The alignment of every block [`SlotAllocator`] hands to QuickJS.
-const QJS_ALIGN: usize = 16;
+/// The alignment of every dlmalloc block (two words), which is also the size of the header
+/// [`SlotAllocator`] puts before each block it hands to QuickJS, keeping that alignment.
+const MALLOC_ALIGN: usize = 2 * std::mem::size_of::<usize>();
 
 /// Start of the reservation; 0 until made, `usize::MAX` once it failed.
 static BASE: AtomicUsize = AtomicUsize::new(0);
@@ -96,7 +97,7 @@ unsafe impl GlobalAlloc for Routing {
         let to = current();
         match (from, to) {
             // SAFETY: a block of this slot's dlmalloc; its natural alignment is enough.
-            (Some(h), Some(t)) if h == t && layout.align() <= QJS_ALIGN => unsafe {
+            (Some(h), Some(t)) if h == t && layout.align() <= MALLOC_ALIGN => unsafe {
                 (*h).heap.c_realloc(ptr, new_size)
             },
             // SAFETY: a `System` block with this layout.
@@ -148,6 +149,8 @@ struct Pages {
     index: usize,
     /// The next page to hand out.
     next: Cell<usize>,
+    /// The slot's first byte.
+    start: usize,
     /// The end of the slot.
     end: usize,
 }
@@ -168,8 +171,7 @@ unsafe impl dlmalloc::Allocator for Pages {
             // Made writable ahead, by an eighth of what the slot holds (at least `COMMIT_STEP`),
             // so that a job growing its heap to many megabytes costs few system calls; exactly
             // what is needed when that much is refused (near RLIMIT_DATA).
-            let slot_start = self.end - SLOT_BYTES.load(Ordering::Relaxed);
-            let ahead = align_up(COMMIT_STEP.max((have - slot_start) / 8), page_size());
+            let ahead = align_up(COMMIT_STEP.max((have - self.start) / 8), page_size());
             let wanted = end.max(have.saturating_add(ahead)).min(self.end);
             let writable = |to: usize| {
                 // SAFETY: pages of this slot's reservation above what is writable, which only
@@ -333,6 +335,7 @@ impl Slot {
         let pages = Pages {
             index,
             next: Cell::new(start + first),
+            start,
             end: start + slot_bytes,
         };
         let mut heap = dlmalloc::Dlmalloc::new_with_allocator(pages);
@@ -562,7 +565,7 @@ pub fn outside() -> Entered {
     Entered(CURRENT.with(|c| c.replace(ptr::null_mut())))
 }
 
-/// QuickJS's allocator in a slot: dlmalloc blocks with a 16-byte header that holds the size
+/// QuickJS's allocator in a slot: dlmalloc blocks with a two-word header that holds the size
 /// asked for (QuickJS asks a block's size back, to count its heap).
 pub struct SlotAllocator(*mut Header);
 
@@ -578,20 +581,20 @@ impl SlotAllocator {
         if block.is_null() {
             return block;
         }
-        // SAFETY: the block is `size + QJS_ALIGN` bytes long and 16-aligned.
+        // SAFETY: the block is `size + MALLOC_ALIGN` bytes long and `MALLOC_ALIGN`-aligned.
         unsafe {
             block.cast::<usize>().write(size);
-            block.add(QJS_ALIGN)
+            block.add(MALLOC_ALIGN)
         }
     }
 }
 
-// SAFETY: blocks are 16-aligned (dlmalloc's natural alignment plus a 16-byte header), at least
-// `size` bytes long, and `usable_size` answers the size recorded in the header, which is at
+// SAFETY: blocks are `MALLOC_ALIGN`-aligned (dlmalloc's alignment plus a header of that
+// size), at least `size` bytes long, and `usable_size` answers the size recorded in the header, which is at
 // most the block's length.
 unsafe impl rquickjs::allocator::Allocator for SlotAllocator {
     fn alloc(&mut self, size: usize) -> *mut u8 {
-        let Some(total) = size.checked_add(QJS_ALIGN) else {
+        let Some(total) = size.checked_add(MALLOC_ALIGN) else {
             return ptr::null_mut();
         };
         // SAFETY: any size may be asked for; null on failure.
@@ -616,18 +619,18 @@ unsafe impl rquickjs::allocator::Allocator for SlotAllocator {
             return;
         }
         // SAFETY: `ptr` came from `alloc`, so its block starts one header earlier.
-        unsafe { self.heap().c_free(ptr.sub(QJS_ALIGN)) }
+        unsafe { self.heap().c_free(ptr.sub(MALLOC_ALIGN)) }
     }
 
     unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
         if ptr.is_null() {
             return self.alloc(new_size);
         }
-        let Some(total) = new_size.checked_add(QJS_ALIGN) else {
+        let Some(total) = new_size.checked_add(MALLOC_ALIGN) else {
             return ptr::null_mut();
         };
         // SAFETY: `ptr` came from `alloc`; on failure the old block stays valid.
-        let block = unsafe { self.heap().c_realloc(ptr.sub(QJS_ALIGN), total) };
+        let block = unsafe { self.heap().c_realloc(ptr.sub(MALLOC_ALIGN), total) };
         Self::finish(block, new_size)
     }
 
@@ -636,7 +639,7 @@ unsafe impl rquickjs::allocator::Allocator for SlotAllocator {
             return 0;
         }
         // SAFETY: `ptr` came from `alloc`, which wrote the size just before it.
-        unsafe { ptr.sub(QJS_ALIGN).cast::<usize>().read() }
+        unsafe { ptr.sub(MALLOC_ALIGN).cast::<usize>().read() }
     }
 }
 

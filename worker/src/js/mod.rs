@@ -291,7 +291,10 @@ impl Pristine {
         let inside = self.slot.enter();
         let outcome = run_job(&self.prepared, job, host, start);
         drop(inside);
-        outcome.clone()
+        let copy = outcome.clone();
+        // Its blocks go with the next restore: freeing them one by one would be wasted work.
+        std::mem::forget(outcome);
+        copy
     }
 
     /// Puts the runtime back to its snapshot if a job has used it (a worker calls this after
@@ -324,7 +327,13 @@ impl Contexts {
     pub fn for_zygote(presets: &[Preset]) -> Contexts {
         let mut contexts = Contexts::default();
         for &preset in presets {
-            match Pristine::for_zygote(preset) {
+            // After one failure the others are not tried: they would fail alike.
+            let pristine = if contexts.no_slots {
+                None
+            } else {
+                Pristine::for_zygote(preset)
+            };
+            match pristine {
                 Some(Ok(p)) => contexts.pristine.push(p),
                 Some(Err(_)) | None => {
                     contexts.no_slots = true;
