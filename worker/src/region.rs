@@ -663,6 +663,13 @@ mod tests {
         let outside_box = Box::new(7u64);
         assert!(!inside(ptr::from_ref(&*outside_box).cast()));
         let snapshot = slot.snapshot();
+        let first_after = {
+            let _in = slot.enter();
+            let block = Box::new([3u8; 48]);
+            let at = ptr::from_ref(&*block) as usize;
+            std::mem::forget(block);
+            at
+        };
         let grown = {
             let _in = slot.enter();
             // Moved into the slot by a reallocation made inside it.
@@ -678,8 +685,12 @@ mod tests {
         drop(grown);
         slot.restore(&snapshot);
         assert_eq!(kept, b"prepared");
-        // The restored allocator hands out memory again, and the kept block is still its own.
+        // The restored allocator is the snapshot's: it hands out the same block again (its
+        // state has forgotten the one made after the snapshot), and the kept block is intact.
         let _in = slot.enter();
+        let same = Box::new([4u8; 48]);
+        assert_eq!(ptr::from_ref(&*same) as usize, first_after);
+        drop(same);
         let again = vec![2u8; 1 << 20];
         assert!(inside(again.as_ptr()));
         assert_eq!(kept, b"prepared");
