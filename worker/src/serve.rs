@@ -43,7 +43,10 @@ const READ_BUFFER: usize = 16 * 1024;
 /// the worker puts the last job's runtime back to its snapshot (or builds the next one), after
 /// the answer has left, so a job only pays for its own code. `lockdown` is what the worker
 /// applied to itself; it travels in the greeting. After each answer (and once the runtime is
-/// ready) the worker polls the socket for up to `idle_poll` before it blocks on it.
+/// ready) the worker polls the socket for up to `idle_poll` before it blocks on it. Not before
+/// its first job: that comes when the pool hands the new worker out, not in reply to anything
+/// the worker sent, and an `agent` worker has no other wait (it serves one job), so polling
+/// there only spent up to `idle_poll` of CPU per fresh process.
 ///
 /// Nothing is freed on the way out: the process ends right after, and freeing a runtime (or
 /// the inherited ones, whose pages are shared with the zygote until written) would only
@@ -75,11 +78,13 @@ fn serve(
         return EXIT_SOCKET;
     }
     let broken = Rc::new(Cell::new(false));
+    let mut first = true;
     loop {
         contexts.ready();
-        if sock.borrow().buffer().is_empty() && !idle_poll.is_zero() {
+        if !first && sock.borrow().buffer().is_empty() && !idle_poll.is_zero() {
             wait_briefly(sock.borrow().get_ref(), idle_poll);
         }
+        first = false;
         let read = read_frame::<_, SupervisorMessage>(&mut *sock.borrow_mut(), MAX_FRAME_BYTES);
         let msg = match read {
             Ok(SupervisorMessage::FetchResult(_)) => return EXIT_PROTOCOL,

@@ -153,6 +153,12 @@ fn configure(
     lockdown: &mut Option<Lockdown>,
     snapshot_bytes: u64,
 ) -> io::Result<()> {
+    // Read while /proc is still there: the lockdown's preparation may leave the mount
+    // namespace without it.
+    let stack = std::fs::read_to_string("/proc/self/maps")
+        .ok()
+        .as_deref()
+        .and_then(stack_bounds);
     match Lockdown::prepare(config) {
         Ok((prepared, mut report)) => {
             *lockdown = Some(prepared);
@@ -170,10 +176,45 @@ fn configure(
                 libc::malloc_trim(0);
                 libc::free(libc::malloc(96 << 10));
             }
+            if let Some((low, _)) = stack {
+                drop_dead_stack(low);
+            }
             send(control, &ZygoteReply::Configured(report), &[])
         }
         Err(message) => send(control, &ZygoteReply::ConfigureFailed { message }, &[]),
     }
+}
+
+/// Gives back the pages of the zygote's stack (which starts at `low`) below the frames in
+/// use, which the start-up's deepest calls (building runtimes, compiling the warm-up) left
+/// resident. Every fork copies a page-table entry per resident page and every worker's exit
+/// clears it again, and a worker whose calls reach one writes to it, a copy-on-write fault;
+/// given back, a worker that reaches that deep gets a zeroed page of its own instead, and
+/// one that does not pays nothing.
+#[inline(never)]
+fn drop_dead_stack(low: usize) {
+    let marker = 0u8;
+    let sp = std::ptr::addr_of!(marker) as usize;
+    let page = 4096;
+    // A page of margin below this frame: the calls made from here (madvise itself) use it.
+    let end = (sp & !(page - 1)).saturating_sub(page);
+    if end > low {
+        // SAFETY: `low..end` lies in this thread's stack below every live frame and the calls
+        // made from this one (the zygote is single-threaded, no signal handler runs on it
+        // meanwhile); nothing there is read before being written again, so zeroed pages are
+        // as good as the old contents.
+        unsafe { libc::madvise(low as *mut libc::c_void, end - low, libc::MADV_DONTNEED) };
+    }
+}
+
+/// The `[start, end)` of the main thread's stack in `maps` (the text of `/proc/self/maps`).
+fn stack_bounds(maps: &str) -> Option<(usize, usize)> {
+    let line = maps.lines().find(|l| l.trim_end().ends_with("[stack]"))?;
+    let (a, b) = line.split_whitespace().next()?.split_once('-')?;
+    Some((
+        usize::from_str_radix(a, 16).ok()?,
+        usize::from_str_radix(b, 16).ok()?,
+    ))
 }
 
 fn send(control: &OwnedFd, reply: &ZygoteReply, fds: &[RawFd]) -> io::Result<()> {
@@ -295,6 +336,23 @@ fn worker_main(sock: UnixStream, zygote_pid: Pid, first: js::Contexts, lockdown:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stack_is_the_mapping_named_so() {
+        let maps = "\
+55c89572a000-55c8957bc000 rw-p 00000000 00:00 0                          [heap]
+7ffd32a8d000-7ffd32ab0000 rw-p 00000000 00:00 0                          [stack]
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
+";
+        assert_eq!(
+            stack_bounds(maps),
+            Some((0x7ffd_32a8_d000, 0x7ffd_32ab_0000))
+        );
+        assert_eq!(stack_bounds("55c8-55c9 rw-p 0 0:0 0 [heap]\n"), None);
+        let (low, high) = stack_bounds(&std::fs::read_to_string("/proc/self/maps").unwrap())
+            .expect("this process has a stack");
+        assert!(low < high);
+    }
 
     #[test]
     fn a_supervisor_that_is_pid_1_is_not_taken_for_gone() {
