@@ -44,8 +44,9 @@ static READ_ONLY_MARK: &str = "isolate-service read-only data";
 
 /// Moves the binary's code segment, then its read-only data and its relocated read-only data,
 /// into transparent huge pages. The zygote calls it once, while single-threaded, before
-/// forking any worker. Returns the bytes moved (all segments), or why nothing was: a failure
-/// on the code stops there, and the code stays mapped from the file.
+/// forking any worker. Returns the bytes of huge pages they now lie in (whole 2 MiB blocks,
+/// all segments), or why nothing was moved: a failure on the code stops there, and the code
+/// stays mapped from the file.
 pub fn remap() -> Result<u64, String> {
     // Kernels with other page sizes (64 KiB pages on arm64) have other huge pages.
     let size = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
@@ -72,7 +73,8 @@ pub fn remap() -> Result<u64, String> {
 
 /// Moves the private mapping with permissions `perms` that holds `addr` into huge pages,
 /// which get the protection `prot`: every 2 MiB block it fills, and every block it fills in
-/// part whose rest is unmapped. Returns the bytes moved, 0 when it was moved before.
+/// part whose rest is unmapped. Returns the bytes of huge pages it now lies in (whole blocks),
+/// 0 when it was moved before.
 fn move_segment(addr: usize, perms: &str, prot: libc::c_int) -> Result<u64, String> {
     // Read afresh for each segment: moving one changes the map.
     let maps = std::fs::read_to_string("/proc/self/maps")
@@ -89,7 +91,7 @@ fn move_segment(addr: usize, perms: &str, prot: libc::c_int) -> Result<u64, Stri
     // (`blocks`), and the process is single-threaded, so nothing maps or unmaps anything
     // meanwhile. `move_over` replaces it with an identical copy atomically.
     unsafe { move_over(first, last - first, source, prot) }?;
-    Ok((end.min(last) - start.max(first)) as u64)
+    Ok((last - first) as u64)
 }
 
 /// The `[start, end)` of the private mapping with permissions `perms` in `maps` (the text of
