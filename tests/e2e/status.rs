@@ -262,6 +262,35 @@ fn workers_inherit_the_zygotes_code_in_huge_pages_and_the_setting_turns_it_off()
 /// `Math.random` does not repeat, and that a job growing its heap far past the prepared
 /// runtime leaves the next one unaffected. Switched off, the same holds with runtimes built
 /// per job, and the report says 0.
+/// The `Size` and `Rss` of the `[stack]` mapping of `pid`, in kB.
+fn stack_kb(pid: u32) -> Option<(u64, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let block = smaps.split_once("[stack]")?.1;
+    let field = |key: &str| -> Option<u64> {
+        let line = block.lines().find(|l| l.starts_with(key))?;
+        line[key.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((field("Size:")?, field("Rss:")?))
+}
+
+#[test]
+fn the_zygote_forks_with_its_dead_stack_given_back() {
+    // The start-up's deepest calls leave most of the zygote's stack resident; it gives those
+    // pages back before its first fork, so that no fork copies their page-table entries.
+    let s = Service::start();
+    s.execute(json!({"code": "1"}), 200);
+    let (size, rss) = stack_kb(zygote_pid(&s)).expect("the zygote's stack in its smaps");
+    assert!(
+        rss <= 64,
+        "{rss} of {size} kB of the zygote's stack resident"
+    );
+}
+
 #[test]
 fn runtimes_are_restored_from_snapshots_and_the_setting_turns_it_off() {
     for on in [true, false] {

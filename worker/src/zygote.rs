@@ -195,7 +195,11 @@ fn configure(
 fn drop_dead_stack(low: usize) {
     let marker = 0u8;
     let sp = std::ptr::addr_of!(marker) as usize;
-    let page = 4096;
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => return,
+    };
     // A page of margin below this frame: the calls made from here (madvise itself) use it.
     let end = (sp & !(page - 1)).saturating_sub(page);
     if end > low {
