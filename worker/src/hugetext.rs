@@ -58,66 +58,86 @@ pub fn remap() -> Result<u64, String> {
         ));
     }
     let code = remap as *const () as usize;
-    let mut moved = move_segment(code, "r-xp", libc::PROT_READ | libc::PROT_EXEC)
-        .map_err(|why| format!("code: {why}"))?;
+    let mut moved = vec![
+        move_segment(code, "r-xp", libc::PROT_READ | libc::PROT_EXEC)
+            .map_err(|why| format!("code: {why}"))?,
+    ];
     // The read-only data is read by every job too (string constants, unwind tables), and the
     // relocated part (vtables, the global offset table) as well; when one cannot move, the
-    // code alone still did.
+    // code alone still did. A mark inside blocks already moved (a build whose two read-only
+    // segments are one) is not moved twice.
     let rodata = READ_ONLY_MARK.as_ptr() as usize;
     let relro = std::ptr::addr_of!(READ_ONLY_MARK) as usize;
     for addr in [rodata, relro] {
-        moved += move_segment(addr, "r--p", libc::PROT_READ).unwrap_or(0);
+        if !moved.iter().any(|blocks| blocks.contains(&addr)) {
+            moved.extend(move_segment(addr, "r--p", libc::PROT_READ).ok());
+        }
     }
-    Ok(moved)
+    Ok(moved.iter().map(|blocks| blocks.len() as u64).sum())
 }
 
 /// Moves the private mapping with permissions `perms` that holds `addr` into huge pages,
 /// which get the protection `prot`: every 2 MiB block it fills, and every block it fills in
-/// part whose rest is unmapped. Returns the bytes of huge pages it now lies in (whole blocks),
-/// 0 when it was moved before.
-fn move_segment(addr: usize, perms: &str, prot: libc::c_int) -> Result<u64, String> {
+/// part whose rest is unmapped. Returns the blocks it now lies in.
+fn move_segment(
+    addr: usize,
+    perms: &str,
+    prot: libc::c_int,
+) -> Result<std::ops::Range<usize>, String> {
     // Read afresh for each segment: moving one changes the map.
     let maps = std::fs::read_to_string("/proc/self/maps")
         .map_err(|e| format!("cannot read /proc/self/maps: {e}"))?;
     let (start, end) = mapping(&maps, addr, perms).ok_or("the mapping was not found")?;
     let (first, last) = blocks(&maps, start, end).ok_or("it fills no 2 MiB block")?;
-    if start == first && end == last && huge_bytes_at(start).unwrap_or(0) >= (end - start) as u64 {
-        // Moved already (two marks in one segment).
-        return Ok(0);
-    }
     let source = start.max(first)..end.min(last);
     // SAFETY: `source` lies inside a readable private mapping of this process (found above in
     // /proc/self/maps) with protection `prot`, the rest of `first..last` is unmapped
     // (`blocks`), and the process is single-threaded, so nothing maps or unmaps anything
     // meanwhile. `move_over` replaces it with an identical copy atomically.
     unsafe { move_over(first, last - first, source, prot) }?;
-    Ok((last - first) as u64)
+    Ok(first..last)
 }
 
 /// The `[start, end)` of the private mapping with permissions `perms` in `maps` (the text of
 /// `/proc/self/maps`) that contains `addr`.
 fn mapping(maps: &str, addr: usize, perms: &str) -> Option<(usize, usize)> {
-    mappings(maps).find_map(|(a, b, p)| (p == perms && a <= addr && addr < b).then_some((a, b)))
+    mappings(maps).find_map(|m| {
+        (m.perms == perms && m.start <= addr && addr < m.end).then_some((m.start, m.end))
+    })
 }
 
-/// The `(start, end, permissions)` of every mapping in `maps`; lines that do not parse are
+/// One line of `/proc/<pid>/maps`.
+pub(crate) struct Mapping<'a> {
+    /// The first address.
+    pub start: usize,
+    /// The address past the last.
+    pub end: usize,
+    /// `r-xp` and the like.
+    pub perms: &'a str,
+    /// The path or pseudo-name (`[stack]`, `[heap]`); empty for anonymous memory.
+    pub name: &'a str,
+}
+
+/// Every mapping in `maps` (the text of `/proc/<pid>/maps`); lines that do not parse are
 /// skipped.
-fn mappings(maps: &str) -> impl Iterator<Item = (usize, usize, &str)> {
+pub(crate) fn mappings(maps: &str) -> impl Iterator<Item = Mapping<'_>> {
     maps.lines().filter_map(|line| {
         let mut fields = line.split_whitespace();
         let (range, perms) = (fields.next()?, fields.next()?);
         let (a, b) = range.split_once('-')?;
-        let (a, b) = (
-            usize::from_str_radix(a, 16).ok()?,
-            usize::from_str_radix(b, 16).ok()?,
-        );
-        Some((a, b, perms))
+        Some(Mapping {
+            start: usize::from_str_radix(a, 16).ok()?,
+            end: usize::from_str_radix(b, 16).ok()?,
+            perms,
+            // After the offset, the device and the inode.
+            name: fields.nth(3).unwrap_or(""),
+        })
     })
 }
 
 /// Whether no mapping in `maps` overlaps `[from, to)`.
 fn unmapped(maps: &str, from: usize, to: usize) -> bool {
-    from >= to || mappings(maps).all(|(a, b, _)| b <= from || to <= a)
+    from >= to || mappings(maps).all(|m| m.end <= from || to <= m.start)
 }
 
 /// `addr` rounded up to a 2 MiB boundary (`None` past the end of the address space).

@@ -213,12 +213,9 @@ fn drop_dead_stack(low: usize) {
 
 /// The `[start, end)` of the main thread's stack in `maps` (the text of `/proc/self/maps`).
 fn stack_bounds(maps: &str) -> Option<(usize, usize)> {
-    let line = maps.lines().find(|l| l.trim_end().ends_with("[stack]"))?;
-    let (a, b) = line.split_whitespace().next()?.split_once('-')?;
-    Some((
-        usize::from_str_radix(a, 16).ok()?,
-        usize::from_str_radix(b, 16).ok()?,
-    ))
+    crate::hugetext::mappings(maps)
+        .find(|m| m.name == "[stack]")
+        .map(|m| (m.start, m.end))
 }
 
 fn send(control: &OwnedFd, reply: &ZygoteReply, fds: &[RawFd]) -> io::Result<()> {
