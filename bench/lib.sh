@@ -14,6 +14,24 @@
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bench_lua="$bench_dir/wrk/json-api.lua"
 pids=()
+# Commands put before each service and before wrk (empty: none); `bench_pin` sets them.
+service_prefix=()
+wrk_prefix=()
+
+# bench_pin CPU: every service started from now on runs on CPU alone (its children, workers
+# included, inherit it), and wrk on all the other CPUs, so that each service is measured on one
+# core of its own. Needs at least two CPUs.
+bench_pin() {
+  local cpu=$1 all others
+  all=$(nproc)
+  if ((all < 2)) || ! [[ $cpu =~ ^[0-9]+$ ]] || ((cpu >= all)); then
+    echo "error: cannot pin to CPU '$cpu' on a machine with $all CPUs (pick one of 0..$((all - 1)); needs 2 or more)" >&2
+    exit 1
+  fi
+  others=$(seq 0 $((all - 1)) | grep -vx "$cpu" | paste -sd, -)
+  service_prefix=(taskset -c "$cpu")
+  wrk_prefix=(taskset -c "$others")
+}
 
 # bench_begin NAME: builds the release binary, sets $out to results/NAME-<time>.jsonl and
 # $work to a new scratch directory, and stops the services and removes $work on exit.
@@ -39,7 +57,7 @@ stop_services() {
 # on a free port with this configuration (empty: the defaults) and no token; sets $url.
 start_ours() {
   printf '%s\n' "$2" >"$work/$1.toml"
-  env -u ISOLATE_AUTH_TOKEN ISOLATE_PORT=0 ISOLATE_LOG_LEVEL=warn \
+  env -u ISOLATE_AUTH_TOKEN ISOLATE_PORT=0 ISOLATE_LOG_LEVEL=warn "${service_prefix[@]}" \
     "${3:-target/release/isolate-service}" --config "$work/$1.toml" >"$work/$1.log" 2>&1 &
   pids+=($!)
   url=""
@@ -92,12 +110,12 @@ run_wrk() {
     printf '%s' "$body" >"$body_file"
   fi
   if [[ $warmup != 0 ]]; then
-    WRK_BODY_FILE=$body_file wrk -t1 -c"$conns" -d"${warmup}s" --timeout 10s \
+    WRK_BODY_FILE=$body_file "${wrk_prefix[@]}" wrk -t1 -c"$conns" -d"${warmup}s" --timeout 10s \
       -s "$bench_lua" "$target" >/dev/null
   fi
   before=$(busy_ticks)
   line=$(WRK_BODY_FILE=$body_file WRK_LABEL=$label WRK_CONNECTIONS=$conns \
-    wrk -t1 -c"$conns" -d"${duration}s" --timeout 10s -s "$bench_lua" "$target" |
+    "${wrk_prefix[@]}" wrk -t1 -c"$conns" -d"${duration}s" --timeout 10s -s "$bench_lua" "$target" |
     grep '^{' | tail -n 1)
   after=$(busy_ticks)
   if [[ -n ${service-} ]]; then

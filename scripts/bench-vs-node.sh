@@ -14,7 +14,9 @@
 #
 # Usage: scripts/bench-vs-node.sh PATH-TO-OLD-SERVICE [seconds per run, default 6]
 # ISOLATE_BENCH_BINARY=PATH runs another build of ours (say, a copy of an earlier one) instead
-# of target/release/isolate-service.
+# of target/release/isolate-service. ISOLATE_BENCH_PIN=CPU runs each service on that one CPU
+# (its child processes too) and wrk on the others: the two compared core for core, where the
+# default lets ours use every core while the old service, single-threaded, uses one.
 # Output: a Markdown table on stdout (scripts/bench-report.py vs-node), raw JSON lines in
 # results/bench-vs-node-<time>.jsonl.
 # shellcheck disable=SC2016 # the backquotes in the scenario labels are Markdown
@@ -32,10 +34,13 @@ done
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 bench_begin bench-vs-node
+if [[ -n ${ISOLATE_BENCH_PIN-} ]]; then
+  bench_pin "$ISOLATE_BENCH_PIN"
+fi
 
 old_port=$(free_port)
 (cd "$old_dir" && exec env -u ISOLATE_AUTH_TOKEN ISOLATE_PORT="$old_port" ISOLATE_HOST=127.0.0.1 \
-  ISOLATE_LOG_LEVEL=warn node src/server.js >"$work/old.log" 2>&1) &
+  ISOLATE_LOG_LEVEL=warn "${service_prefix[@]}" node src/server.js >"$work/old.log" 2>&1) &
 pids+=($!)
 old="http://127.0.0.1:$old_port"
 wait_http "$old/health"
@@ -51,7 +56,7 @@ both() { # label connections path body
 }
 
 echo "old: node $(node --version) in $old_dir; ours: ${ISOLATE_BENCH_BINARY:-target/release/isolate-service};" \
-  "wrk -t1, ${duration} s per run; $(nproc) CPUs; $(date -u +%Y-%m-%dT%H:%MZ)"
+  "wrk -t1, ${duration} s per run; $(nproc) CPUs${ISOLATE_BENCH_PIN:+, each service on CPU $ISOLATE_BENCH_PIN alone}; $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 both '`/execute` README example, `compute`' 8 /execute "$readme"
 both '`/execute` `data` (`TextEncoder`, `btoa`)' 8 /execute "$data"

@@ -434,7 +434,11 @@ fn run_entry(
     let host = Host {
         limiter: Limiter { limits: job.limits },
         deadline: Instant::now() + timeout,
-        wasi: wasi::WasiCtx::new(&job.wasi, job.limits.max_output_bytes as usize),
+        wasi: if entry.wasi {
+            wasi::WasiCtx::new(&job.wasi, job.limits.max_output_bytes as usize)
+        } else {
+            wasi::WasiCtx::unused(job.limits.max_output_bytes as usize)
+        },
     };
     let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limiter);
