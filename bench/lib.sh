@@ -19,17 +19,19 @@ service_prefix=()
 wrk_prefix=()
 
 # bench_pin CPU: every service started from now on runs on CPU alone (its children, workers
-# included, inherit it), and wrk on all the other CPUs, so that each service is measured on one
-# core of its own. Needs at least two CPUs.
+# included, inherit it), and wrk on all the other CPUs this shell may use, so that each service
+# is measured on one core of its own. CPU must be one of those, and there must be another.
 bench_pin() {
-  local cpu=$1 all others
-  all=$(nproc)
-  if ((all < 2)) || ! [[ $cpu =~ ^[0-9]+$ ]] || ((cpu >= all)); then
-    echo "error: cannot pin to CPU '$cpu' on a machine with $all CPUs (pick one of 0..$((all - 1)); needs 2 or more)" >&2
-    exit 1
-  fi
-  others=$(seq 0 $((all - 1)) | grep -vx "$cpu" | paste -sd, -)
-  service_prefix=(taskset -c "$cpu")
+  local others
+  others=$(python3 -c '
+import os, sys
+cpus = sorted(os.sched_getaffinity(0))
+pin = sys.argv[1]
+if not pin.isdigit() or int(pin) not in cpus or len(cpus) < 2:
+    sys.exit("error: cannot pin to CPU %r: pick one of %s (and leave another for wrk)"
+             % (pin, ",".join(map(str, cpus))))
+print(",".join(str(c) for c in cpus if c != int(pin)))' "$1") || exit 1
+  service_prefix=(taskset -c "$1")
   wrk_prefix=(taskset -c "$others")
 }
 
