@@ -31,11 +31,13 @@ fn every_worker_is_filtered_and_in_its_own_network_namespace() {
         .collect();
     assert!(!workers.is_empty());
     let supervisor_net = std::fs::read_link(format!("/proc/{}/ns/net", s.pid())).unwrap();
+    let mut checked = 0;
     for pid in workers {
         // A worker that exits between the listing and the read is skipped.
         let Some(seccomp) = proc_field(pid, "Seccomp") else {
             continue;
         };
+        checked += 1;
         assert_eq!(seccomp, "2", "worker {pid}");
         assert_eq!(
             proc_field(pid, "NoNewPrivs").as_deref(),
@@ -54,6 +56,11 @@ fn every_worker_is_filtered_and_in_its_own_network_namespace() {
             "worker {pid} shares the supervisor's network"
         );
     }
+    // Idle workers stay: at least one must have been looked at.
+    assert!(
+        checked > 0,
+        "every listed worker was gone before it was read"
+    );
     // The zygote runs under the filters its workers inherit.
     assert_eq!(proc_field(zygote, "Seccomp").as_deref(), Some("2"));
     assert_eq!(proc_field(zygote, "Seccomp_filters").as_deref(), Some("2"));

@@ -88,22 +88,17 @@ impl WasiCtx {
     pub fn new(input: &WasiInput, cap: usize) -> Self {
         WasiCtx {
             stdin: input.stdin.clone(),
-            stdin_pos: 0,
             args: input.args.iter().map(|a| nul_terminated(a)).collect(),
             env: input
                 .env
                 .iter()
                 .map(|(k, v)| nul_terminated(&format!("{k}={v}")))
                 .collect(),
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            truncated: false,
-            cap,
-            started: Instant::now(),
             cpu_started: (
                 clock_ns(ClockId::CLOCK_PROCESS_CPUTIME_ID),
                 clock_ns(ClockId::CLOCK_THREAD_CPUTIME_ID),
             ),
+            ..Self::unused(cap)
         }
     }
 
